@@ -1,0 +1,304 @@
+"""Operation descriptors: the inert values a workflow yields.
+
+Building a descriptor does nothing; yielding it is the only way a workflow touches
+the outside world. Descriptors are frozen ``attrs`` values that validate their
+arguments on construction, with messages that show the offending value.
+
+Names. ``name`` is optional everywhere. When it is omitted, a Step records the
+step function's ``__name__`` and a ChildContext the generator function's
+``__name__`` (``<lambda>`` and other non-identifier names are not recorded), so
+histories read well. A recorded name -- given or defaulted -- takes part in the
+non-determinism check: renaming the function of a step that has already been
+recorded by a running execution is a change of the workflow. Pass ``name=`` to
+keep a stable name across refactors. A Wait with no name records none.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from ._errors import ValidationError, WorkflowDefinitionError
+from ._retry import RetryPolicy
+from ._serdes import Serdes
+
+__all__ = [
+    "ChildContext",
+    "Step",
+    "StepSemantics",
+    "Wait",
+    "check_generator_function",
+]
+
+#: Longest wait or delay the service accepts (366 days), in seconds.
+MAX_WAIT_SECONDS = 31_622_400
+
+
+class StepSemantics(enum.Enum):
+    """How a step attempt relates to its checkpoint.
+
+    ``AT_LEAST_ONCE_PER_RETRY`` (default): the attempt runs at once; if the process
+    dies before its outcome is recorded the attempt runs again on resume.
+    ``AT_MOST_ONCE_PER_RETRY``: START is made durable before the attempt runs; an
+    attempt found started but unfinished on resume is not run again, it is handed
+    to the retry policy as a :class:`~durable_gen.StepInterruptedError`.
+    """
+
+    AT_LEAST_ONCE_PER_RETRY = "AT_LEAST_ONCE_PER_RETRY"
+    AT_MOST_ONCE_PER_RETRY = "AT_MOST_ONCE_PER_RETRY"
+
+
+AT_LEAST_ONCE_PER_RETRY = StepSemantics.AT_LEAST_ONCE_PER_RETRY
+AT_MOST_ONCE_PER_RETRY = StepSemantics.AT_MOST_ONCE_PER_RETRY
+
+
+def _tname(v: object) -> str:
+    return type(v).__name__
+
+
+def check_generator_function(fn: object, what: str) -> None:
+    """Raise WorkflowDefinitionError unless ``fn`` is a generator function."""
+    if inspect.isgeneratorfunction(fn):
+        return
+    if inspect.isgenerator(fn):
+        code_name = fn.gi_code.co_name
+        raise WorkflowDefinitionError(
+            f"{what} must be a generator function, got a generator object; "
+            f"pass {code_name}, not {code_name}()"
+        )
+    if inspect.isasyncgenfunction(fn) or inspect.isasyncgen(fn):
+        raise WorkflowDefinitionError(
+            f"{what} must be a generator function (def ... yield), got the async "
+            f"generator {_fn_name(fn)!r}; durable_gen drives plain generators: "
+            "drop 'async' and yield descriptors instead of awaiting"
+        )
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutine(fn):
+        raise WorkflowDefinitionError(
+            f"{what} must be a generator function (def ... yield), got the coroutine "
+            f"function {_fn_name(fn)!r}; durable_gen drives plain generators, not async def"
+        )
+    if callable(fn):
+        raise WorkflowDefinitionError(
+            f"{what} must be a generator function (a def whose body yields operations), "
+            f"got {_fn_name(fn)!r}, which does not yield; add a yield, or run it as a Step"
+        )
+    raise WorkflowDefinitionError(
+        f"{what} must be a generator function, got {fn!r:.60} ({_tname(fn)})"
+    )
+
+
+def _fn_name(fn: object) -> str:
+    return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or fn)
+
+
+def default_name(fn: object) -> str | None:
+    """The name recorded for an operation whose name was not given."""
+    name = getattr(fn, "__name__", None)
+    if type(name) is str and name.isidentifier() and name.isascii() and len(name) <= 256:
+        return name
+    return None
+
+
+def _check_name(name: object) -> None:
+    if name is None:
+        return
+    if not isinstance(name, str):
+        raise ValidationError(f"name must be a str or None, got {name!r:.60} ({_tname(name)})")
+    if not 1 <= len(name) <= 256 or not name.isprintable() or not name.isascii():
+        raise ValidationError(
+            f"name must be 1 to 256 printable ASCII characters (the service's rule), "
+            f"got {name!r:.80}"
+        )
+
+
+def _validate_step_fn(_: Any, __: Any, fn: Any) -> None:
+    if inspect.isgeneratorfunction(fn):
+        raise WorkflowDefinitionError(
+            f"Step runs a plain function, got the generator function {_fn_name(fn)!r}; "
+            "to run a generator function as a sub-workflow, yield ChildContext(fn, ...)"
+        )
+    if inspect.isgenerator(fn) or not callable(fn):
+        raise WorkflowDefinitionError(
+            f"Step needs a callable as its first argument, got {fn!r:.60} ({_tname(fn)})"
+        )
+    if inspect.iscoroutinefunction(fn):
+        raise WorkflowDefinitionError(
+            f"Step runs a plain function, got the coroutine function {_fn_name(fn)!r}; "
+            "wrap it: Step(lambda: asyncio.run(fn()))"
+        )
+
+
+def _validate_name(_: Any, __: Any, name: Any) -> None:
+    _check_name(name)
+
+
+def _validate_retry(_: Any, __: Any, retry: Any) -> None:
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise ValidationError(
+            f"retry must be a RetryPolicy or None, got {retry!r:.60} ({_tname(retry)})"
+        )
+
+
+def _validate_semantics(_: Any, __: Any, s: Any) -> None:
+    if not isinstance(s, StepSemantics):
+        raise ValidationError(
+            "semantics must be AT_LEAST_ONCE_PER_RETRY or AT_MOST_ONCE_PER_RETRY, "
+            f"got {s!r:.60} ({_tname(s)})"
+        )
+
+
+def _validate_serdes(_: Any, __: Any, s: Any) -> None:
+    if s is not None and not (hasattr(s, "serialize") and hasattr(s, "deserialize")):
+        raise ValidationError(
+            "serdes must have serialize(value) -> str and deserialize(str) methods, "
+            f"got {s!r:.60} ({_tname(s)})"
+        )
+
+
+# A plain function's code flags say at once that it is neither a generator nor a
+# coroutine function; anything else (partials, builtins, callables) takes the slow path.
+_NOT_PLAIN = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+_CHECKED_NAMES: set[str] = set()  # names already validated (bounded below)
+
+
+def _checked_name(name: object) -> None:
+    if name is None or name in _CHECKED_NAMES:
+        return
+    _check_name(name)
+    if len(_CHECKED_NAMES) > 4096:
+        _CHECKED_NAMES.clear()
+    _CHECKED_NAMES.add(name)  # type: ignore[arg-type]
+
+
+@attrs.frozen(init=False)
+class Step:
+    """Run ``fn(*args)`` once as a checkpointed step and yield back its result.
+
+    ``Step(fn, *args, name=None, retry=None, semantics=AT_LEAST_ONCE_PER_RETRY,
+    serdes=None)``. A failure goes through ``retry`` (``RetryPolicy.default()`` when
+    omitted); when no retry is left, :class:`~durable_gen.StepError` is thrown into
+    the workflow.
+    """
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    name: str | None = None
+    retry: RetryPolicy | None = None
+    semantics: StepSemantics = StepSemantics.AT_LEAST_ONCE_PER_RETRY
+    serdes: Serdes | None = None
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        name: str | None = None,
+        retry: RetryPolicy | None = None,
+        semantics: StepSemantics = StepSemantics.AT_LEAST_ONCE_PER_RETRY,
+        serdes: Serdes | None = None,
+    ) -> None:
+        # Validation is inlined with fast paths: replay builds one Step per operation.
+        code = getattr(fn, "__code__", None)
+        if code is None or code.co_flags & _NOT_PLAIN:
+            _validate_step_fn(None, None, fn)
+        if name is None:
+            name = default_name(fn)
+        else:
+            _checked_name(name)
+        if retry is not None:
+            _validate_retry(None, None, retry)
+        if semantics is not AT_LEAST_ONCE_PER_RETRY and semantics is not AT_MOST_ONCE_PER_RETRY:
+            _validate_semantics(None, None, semantics)
+        if serdes is not None:
+            _validate_serdes(None, None, serdes)
+        self.__attrs_init__(fn, args, name, retry, semantics, serdes)
+
+
+def _seconds(value: object) -> int:
+    if isinstance(value, datetime.timedelta):
+        secs = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        secs = float(value)
+    else:
+        raise ValidationError(
+            f"seconds must be a number of seconds or a datetime.timedelta, "
+            f"got {value!r:.60} ({_tname(value)})"
+        )
+    if math.isnan(secs) or secs < 1 or secs > MAX_WAIT_SECONDS:
+        raise ValidationError(
+            f"a wait must last from 1 second to {MAX_WAIT_SECONDS} seconds (366 days), "
+            f"got {value!r:.60}"
+        )
+    if secs != int(secs):
+        raise ValidationError(
+            f"a wait is recorded in whole seconds, got {value!r:.60}; round it, e.g. "
+            f"Wait(seconds={round(secs) or 1})"
+        )
+    return int(secs)
+
+
+@attrs.frozen(init=False)
+class Wait:
+    """Suspend the workflow for a duration: ``Wait(seconds=30)`` or ``Wait(timedelta(...))``.
+
+    The duration is whole seconds from 1 s to 366 days, as the service accepts.
+    """
+
+    seconds: int
+    name: str | None = attrs.field(default=None, validator=_validate_name)
+
+    def __init__(
+        self,
+        seconds: float | datetime.timedelta | None = None,
+        *,
+        name: str | None = None,
+        minutes: float = 0,
+        hours: float = 0,
+        days: float = 0,
+    ) -> None:
+        extra = minutes * 60 + hours * 3600 + days * 86400
+        if seconds is None:
+            if not extra:
+                raise ValidationError(
+                    "Wait needs a duration: Wait(seconds=30), Wait(timedelta(minutes=5)) "
+                    "or Wait(minutes=5)"
+                )
+            seconds = 0
+        if isinstance(seconds, datetime.timedelta):
+            total: object = seconds + datetime.timedelta(seconds=extra)
+        else:
+            total = seconds + extra if extra else seconds
+        self.__attrs_init__(_seconds(total), name)
+
+
+@attrs.frozen(init=False)
+class ChildContext:
+    """Run the generator function ``fn(*args)`` as a checkpointed child context.
+
+    Its operations are recorded under the context; its return value is the
+    context's result (a raised error becomes a
+    :class:`~durable_gen.ChildContextError` in the parent). Once the context has
+    succeeded, replay returns its recorded result without re-running its body.
+    """
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    name: str | None = attrs.field(default=None, validator=_validate_name)
+    serdes: Serdes | None = attrs.field(default=None, validator=_validate_serdes)
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        name: str | None = None,
+        serdes: Serdes | None = None,
+    ) -> None:
+        check_generator_function(fn, "ChildContext's function")
+        if name is None:
+            name = default_name(fn)
+        self.__attrs_init__(fn, args, name, serdes)

@@ -1,0 +1,258 @@
+"""The error hierarchy of durable_gen.
+
+Errors are split by whose fault they are, h11-style:
+
+- ``WorkflowDefinitionError`` / ``ValidationError``: the workflow author's mistake
+  (a plain function where a generator function is needed, a bad option value).
+- ``NonDeterminismError``: the workflow no longer yields what its log recorded.
+- ``CorruptLogError``: the checkpoint log is malformed or belongs to something else.
+- ``StoreError``: a store or service failed (database, checkpoint API).
+- ``SerializationError``: a value cannot be encoded or a payload cannot be decoded.
+- ``OperationError`` and its subclasses: a durable operation failed; these are
+  thrown *into* the workflow with ``gen.throw`` and can be caught there.
+- ``InternalError``: a bug in durable_gen itself.
+
+Every class keeps its data as attributes; the message is built from them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ChildContextError",
+    "CorruptLogError",
+    "DurableGenError",
+    "ErrorObject",
+    "InternalError",
+    "NonDeterminismError",
+    "OperationError",
+    "SerializationError",
+    "StepError",
+    "StepInterruptedError",
+    "StoreError",
+    "ValidationError",
+    "WorkflowDefinitionError",
+    "WorkflowFailedError",
+]
+
+import attrs
+
+
+@attrs.frozen(kw_only=True)
+class ErrorObject:
+    """A failure as the Lambda durable API records it (``ErrorObject``)."""
+
+    type: str | None = None
+    message: str | None = None
+    data: str | None = None
+    stack_trace: tuple[str, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.type is not None:
+            out["ErrorType"] = self.type
+        if self.message is not None:
+            out["ErrorMessage"] = self.message
+        if self.data is not None:
+            out["ErrorData"] = self.data
+        if self.stack_trace is not None:
+            out["StackTrace"] = list(self.stack_trace)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Any) -> ErrorObject:
+        if not isinstance(d, dict):
+            raise CorruptLogError(f"an ErrorObject must be a JSON object, got {d!r}")
+        st = d.get("StackTrace")
+        return cls(
+            type=_opt_str(d, "ErrorType"),
+            message=_opt_str(d, "ErrorMessage"),
+            data=_opt_str(d, "ErrorData"),
+            stack_trace=None if st is None else tuple(str(x) for x in st),
+        )
+
+
+def _opt_str(d: dict[str, Any], key: str) -> str | None:
+    v = d.get(key)
+    if v is None or isinstance(v, str):
+        return v
+    raise CorruptLogError(f"ErrorObject field {key} must be a string, got {v!r}")
+
+
+class DurableGenError(Exception):
+    """Base class of every error durable_gen raises."""
+
+
+class ValidationError(DurableGenError, ValueError):
+    """An option or argument has a value durable_gen cannot accept."""
+
+
+class WorkflowDefinitionError(DurableGenError, TypeError):
+    """The workflow code is not shaped as durable_gen needs (the author's mistake)."""
+
+
+class NonDeterminismError(DurableGenError):
+    """The workflow yielded something other than what its log recorded at that position."""
+
+    def __init__(
+        self,
+        *,
+        position: str,
+        recorded: str,
+        yielded: str,
+        operation_id: str | None,
+        hint: str,
+    ) -> None:
+        self.position = position
+        self.recorded = recorded
+        self.yielded = yielded
+        self.operation_id = operation_id
+        self.hint = hint
+        super().__init__(
+            f"non-deterministic replay at the {position}: "
+            f"the log recorded {recorded}, but the workflow {yielded}. {hint}"
+        )
+
+
+class CorruptLogError(DurableGenError):
+    """The checkpoint log is malformed, inconsistent, or belongs to another execution."""
+
+
+class StoreError(DurableGenError):
+    """A store or the durable service failed; nothing recorded was lost."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        self.retryable = retryable
+        super().__init__(message)
+
+
+class SerializationError(DurableGenError):
+    """A value could not be serialized, or a payload could not be deserialized."""
+
+    def __init__(self, message: str, *, value_type: str | None = None) -> None:
+        self.value_type = value_type
+        super().__init__(message)
+
+
+class InternalError(DurableGenError):
+    """A bug in durable_gen: please report it with the traceback."""
+
+
+class OperationError(DurableGenError):
+    """A durable operation failed; thrown into the workflow, which may catch it.
+
+    ``error_type``, ``error_message``, ``error_data`` and ``stack_trace`` carry the
+    original failure as it was recorded, identical on the first run and on replay.
+    """
+
+    def __init__(
+        self,
+        error: ErrorObject,
+        *,
+        operation_name: str | None = None,
+        operation_id: str | None = None,
+    ) -> None:
+        self.error = error
+        self.error_type = error.type
+        self.error_message = error.message
+        self.error_data = error.data
+        self.stack_trace = error.stack_trace
+        self.operation_name = operation_name
+        self.operation_id = operation_id
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        what = f"{self._kind} {self.operation_name!r}" if self.operation_name else self._kind
+        detail = self.error_type or "Error"
+        if self.error_message:
+            detail = f"{detail}: {self.error_message}"
+        return f"{what} failed: {detail}"
+
+    _kind = "operation"
+
+    def __reduce__(self) -> Any:
+        return (
+            _rebuild_operation_error,
+            (type(self), self.error, self.operation_name, self.operation_id),
+        )
+
+
+def _rebuild_operation_error(
+    cls: type[OperationError],
+    error: ErrorObject,
+    name: str | None,
+    op_id: str | None,
+) -> OperationError:
+    return cls(error, operation_name=name, operation_id=op_id)
+
+
+class StepError(OperationError):
+    """A step failed for good (retries exhausted or the error was not retryable)."""
+
+    _kind = "step"
+
+
+class ChildContextError(OperationError):
+    """A child context's generator raised."""
+
+    _kind = "child context"
+
+
+class StepInterruptedError(DurableGenError):
+    """An at-most-once step attempt was started but never recorded an outcome.
+
+    Handed to the retry policy in place of the attempt's own error; the attempt's
+    function is never run again silently.
+    """
+
+
+class WorkflowFailedError(DurableGenError):
+    """An execution ended FAILED; ``error`` holds the recorded ErrorObject."""
+
+    def __init__(self, error: ErrorObject, *, execution_id: str | None = None) -> None:
+        self.error = error
+        self.execution_id = execution_id
+        msg = error.type or "Error"
+        if error.message:
+            msg = f"{msg}: {error.message}"
+        super().__init__(f"execution {execution_id or ''} failed: {msg}".replace("  ", " "))
+
+
+_MAX_STACK_LINES = 50
+_MAX_MESSAGE = 32_000
+
+
+def qualified_name(cls: type) -> str:
+    """``ValueError`` for builtins, ``pkg.mod.Class`` otherwise (the wire ErrorType)."""
+    mod = cls.__module__
+    if mod == "builtins":
+        return cls.__qualname__
+    return f"{mod}.{cls.__qualname__}"
+
+
+def error_from_exception(exc: BaseException) -> ErrorObject:
+    """The ErrorObject recorded for an exception raised by user code.
+
+    An :class:`OperationError` that escapes (e.g. an uncaught StepError) keeps the
+    original failure's type, message and data so the root cause stays visible.
+    """
+    import traceback
+
+    if isinstance(exc, OperationError):
+        return ErrorObject(
+            type=exc.error_type,
+            message=exc.error_message,
+            data=exc.error_data,
+            stack_trace=exc.stack_trace,
+        )
+    message = str(exc)
+    if len(message) > _MAX_MESSAGE:
+        message = message[:_MAX_MESSAGE] + "... [truncated]"
+    frames = traceback.format_tb(exc.__traceback__)[-_MAX_STACK_LINES:]
+    return ErrorObject(
+        type=qualified_name(type(exc)),
+        message=message,
+        data=None,
+        stack_trace=tuple(line.rstrip("\n") for line in frames) or None,
+    )

@@ -1,0 +1,380 @@
+"""The checkpoint log, in the shapes of the AWS Lambda durable-execution API.
+
+Pure value types: :class:`Operation` (a recorded operation, the API's ``Operation``)
+and :class:`OperationUpdate` (one item of ``CheckpointDurableExecution.Updates``),
+their enums, the deterministic id scheme, and the conversion to and from the wire
+dictionaries (``to_dict`` / ``from_dict``).
+
+Internally the per-type ``*Details`` objects of the wire shape are flattened onto
+the operation (``result``, ``error``, ``attempt`` ...); ``to_dict`` puts each field
+back under the details object its type uses, so the wire shape is exact.
+
+Timestamps are integers of epoch milliseconds, as in the invocation event.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from ._errors import CorruptLogError, ErrorObject
+
+__all__ = [
+    "Operation",
+    "OperationAction",
+    "OperationStatus",
+    "OperationSubType",
+    "OperationType",
+    "OperationUpdate",
+    "TERMINAL_STATUSES",
+    "operation_id",
+]
+
+
+class OperationType(enum.StrEnum):
+    EXECUTION = "EXECUTION"
+    CONTEXT = "CONTEXT"
+    STEP = "STEP"
+    WAIT = "WAIT"
+    CALLBACK = "CALLBACK"
+    CHAINED_INVOKE = "CHAINED_INVOKE"
+
+
+class OperationStatus(enum.StrEnum):
+    STARTED = "STARTED"
+    PENDING = "PENDING"
+    READY = "READY"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    TIMED_OUT = "TIMED_OUT"
+    STOPPED = "STOPPED"
+
+
+TERMINAL_STATUSES = frozenset(
+    {
+        OperationStatus.SUCCEEDED,
+        OperationStatus.FAILED,
+        OperationStatus.CANCELLED,
+        OperationStatus.TIMED_OUT,
+        OperationStatus.STOPPED,
+    }
+)
+
+
+class OperationAction(enum.StrEnum):
+    START = "START"
+    SUCCEED = "SUCCEED"
+    FAIL = "FAIL"
+    RETRY = "RETRY"
+    CANCEL = "CANCEL"
+
+
+class OperationSubType(enum.StrEnum):
+    """The SubType values AWS records for each kind of operation."""
+
+    STEP = "Step"
+    WAIT = "Wait"
+    WAIT_FOR_CONDITION = "WaitForCondition"
+    CALLBACK = "Callback"
+    WAIT_FOR_CALLBACK = "WaitForCallback"
+    CHAINED_INVOKE = "ChainedInvoke"
+    RUN_IN_CHILD_CONTEXT = "RunInChildContext"
+    PARALLEL = "Parallel"
+    PARALLEL_BRANCH = "ParallelBranch"
+    MAP = "Map"
+    MAP_ITERATION = "MapIteration"
+
+
+def operation_id(parent_id: str | None, n: int) -> str:
+    """Deterministic id of the ``n``-th (1-based) operation of a context.
+
+    The same scheme as AWS: ``blake2b(f"{parent}-{n}")`` for an operation inside a
+    child context, ``blake2b(str(n))`` at the root; hex digest cut to 64 chars.
+    Root ids are the same in every execution, so the first ones are memoized.
+    """
+    if parent_id:
+        return hashlib.blake2b(f"{parent_id}-{n}".encode()).hexdigest()[:64]
+    if n < len(_ROOT_IDS):
+        return _ROOT_IDS[n]
+    op_id = hashlib.blake2b(str(n).encode()).hexdigest()[:64]
+    if n == len(_ROOT_IDS) and n < _ROOT_ID_CACHE:
+        _ROOT_IDS.append(op_id)
+    return op_id
+
+
+_ROOT_ID_CACHE = 1 << 15
+_ROOT_IDS: list[str] = [hashlib.blake2b(b"0").hexdigest()[:64]]
+
+
+_DETAILS_KEY = {
+    OperationType.EXECUTION: "ExecutionDetails",
+    OperationType.CONTEXT: "ContextDetails",
+    OperationType.STEP: "StepDetails",
+    OperationType.WAIT: "WaitDetails",
+    OperationType.CALLBACK: "CallbackDetails",
+    OperationType.CHAINED_INVOKE: "ChainedInvokeDetails",
+}
+
+
+@attrs.frozen(kw_only=True, slots=True, cache_hash=False)
+class Operation:
+    """One recorded operation (the API's ``Operation``), details flattened.
+
+    Field meaning by type: ``result``/``error`` for CONTEXT, STEP, CALLBACK and
+    CHAINED_INVOKE; ``attempt``/``next_attempt_timestamp`` for STEP;
+    ``scheduled_end_timestamp`` for WAIT; ``callback_id`` for CALLBACK;
+    ``replay_children`` for CONTEXT; ``input_payload`` for EXECUTION.
+    ``args_digest`` is a local extension (never sent to AWS): a digest of a step's
+    arguments, compared on replay by the embedded and in-memory engines.
+    """
+
+    id: str
+    type: OperationType
+    status: OperationStatus
+    start_timestamp: int
+    parent_id: str | None = None
+    name: str | None = None
+    sub_type: str | None = None
+    end_timestamp: int | None = None
+    result: str | None = None
+    error: ErrorObject | None = None
+    attempt: int | None = None
+    next_attempt_timestamp: int | None = None
+    scheduled_end_timestamp: int | None = None
+    callback_id: str | None = None
+    replay_children: bool | None = None
+    input_payload: str | None = None
+    args_digest: str | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire shape of the Lambda API (timestamps as epoch milliseconds)."""
+        d: dict[str, Any] = {
+            "Id": self.id,
+            "Type": self.type.value,
+            "Status": self.status.value,
+            "StartTimestamp": self.start_timestamp,
+        }
+        if self.parent_id is not None:
+            d["ParentId"] = self.parent_id
+        if self.name is not None:
+            d["Name"] = self.name
+        if self.sub_type is not None:
+            d["SubType"] = self.sub_type
+        if self.end_timestamp is not None:
+            d["EndTimestamp"] = self.end_timestamp
+        details: dict[str, Any] = {}
+        t = self.type
+        if t is OperationType.EXECUTION:
+            if self.input_payload is not None:
+                details["InputPayload"] = self.input_payload
+        elif t is OperationType.STEP:
+            if self.attempt is not None:
+                details["Attempt"] = self.attempt
+            if self.next_attempt_timestamp is not None:
+                details["NextAttemptTimestamp"] = self.next_attempt_timestamp
+        elif t is OperationType.WAIT:
+            if self.scheduled_end_timestamp is not None:
+                details["ScheduledEndTimestamp"] = self.scheduled_end_timestamp
+        elif t is OperationType.CALLBACK:
+            if self.callback_id is not None:
+                details["CallbackId"] = self.callback_id
+        elif t is OperationType.CONTEXT and self.replay_children is not None:
+            details["ReplayChildren"] = self.replay_children
+        if t is not OperationType.EXECUTION and t is not OperationType.WAIT:
+            if self.result is not None:
+                details["Result"] = self.result
+            if self.error is not None:
+                details["Error"] = self.error.to_dict()
+        if details or t is not OperationType.EXECUTION:
+            d[_DETAILS_KEY[t]] = details
+        if self.args_digest is not None:
+            d["X-DurableGen-ArgsDigest"] = self.args_digest
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Operation:
+        """Parse the wire shape, rejecting malformed input with a clear error."""
+        if not isinstance(d, Mapping):
+            raise CorruptLogError(f"an Operation must be a JSON object, got {d!r:.80}")
+        op_id = d.get("Id")
+        if not isinstance(op_id, str) or not op_id:
+            raise CorruptLogError(f"an Operation needs a non-empty string Id, got {op_id!r:.80}")
+        try:
+            t = OperationType(str(d.get("Type")))
+        except ValueError:
+            raise CorruptLogError(
+                f"operation {op_id!r} has unknown Type {d.get('Type')!r:.40}; "
+                f"expected one of {', '.join(x.value for x in OperationType)}"
+            ) from None
+        try:
+            status = OperationStatus(str(d.get("Status")))
+        except ValueError:
+            raise CorruptLogError(
+                f"operation {op_id!r} has unknown Status {d.get('Status')!r:.40}; "
+                f"expected one of {', '.join(x.value for x in OperationStatus)}"
+            ) from None
+        details = d.get(_DETAILS_KEY[t]) or {}
+        if not isinstance(details, Mapping):
+            raise CorruptLogError(f"operation {op_id!r}: {_DETAILS_KEY[t]} must be an object")
+        err = details.get("Error")
+        return cls(
+            id=op_id,
+            type=t,
+            status=status,
+            start_timestamp=_ts(d.get("StartTimestamp"), op_id, "StartTimestamp") or 0,
+            parent_id=_s(d, "ParentId", op_id),
+            name=_s(d, "Name", op_id),
+            sub_type=_s(d, "SubType", op_id),
+            end_timestamp=_ts(d.get("EndTimestamp"), op_id, "EndTimestamp"),
+            result=_s(details, "Result", op_id),
+            error=None if err is None else ErrorObject.from_dict(err),
+            attempt=_int(details, "Attempt", op_id),
+            next_attempt_timestamp=_ts(
+                details.get("NextAttemptTimestamp"), op_id, "NextAttemptTimestamp"
+            ),
+            scheduled_end_timestamp=_ts(
+                details.get("ScheduledEndTimestamp"), op_id, "ScheduledEndTimestamp"
+            ),
+            callback_id=_s(details, "CallbackId", op_id),
+            replay_children=details.get("ReplayChildren"),
+            input_payload=_s(details, "InputPayload", op_id),
+            args_digest=_s(d, "X-DurableGen-ArgsDigest", op_id),
+        )
+
+
+def _s(d: Mapping[str, Any], key: str, op_id: str) -> str | None:
+    v = d.get(key)
+    if v is None or type(v) is str:
+        return v
+    raise CorruptLogError(f"operation {op_id!r}: {key} must be a string, got {v!r:.80}")
+
+
+def _int(d: Mapping[str, Any], key: str, op_id: str) -> int | None:
+    v = d.get(key)
+    if v is None or type(v) is int:
+        return v
+    raise CorruptLogError(f"operation {op_id!r}: {key} must be an integer, got {v!r:.80}")
+
+
+def _ts(v: Any, op_id: str, key: str) -> int | None:
+    """Timestamps: epoch ms ints (invocation event) or epoch-second floats (REST APIs)."""
+    if v is None:
+        return None
+    if type(v) is int:
+        return v
+    if type(v) is float:
+        return round(v * 1000)
+    if hasattr(v, "timestamp"):  # datetime, as botocore parses REST timestamps
+        return round(float(v.timestamp()) * 1000)
+    raise CorruptLogError(f"operation {op_id!r}: {key} must be a timestamp, got {v!r:.80}")
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class OperationUpdate:
+    """One checkpoint update (the API's ``OperationUpdate``), options flattened."""
+
+    id: str
+    type: OperationType
+    action: OperationAction
+    parent_id: str | None = None
+    name: str | None = None
+    sub_type: str | None = None
+    payload: str | None = None
+    error: ErrorObject | None = None
+    next_attempt_delay_seconds: int | None = None
+    wait_seconds: int | None = None
+    callback_timeout_seconds: int | None = None
+    callback_heartbeat_timeout_seconds: int | None = None
+    function_name: str | None = None
+    tenant_id: str | None = None
+    replay_children: bool | None = None
+    args_digest: str | None = None
+
+    def to_dict(self, *, local_extensions: bool = False) -> dict[str, Any]:
+        """The wire shape of the Lambda API; ``local_extensions`` keeps args_digest."""
+        d: dict[str, Any] = {"Id": self.id, "Type": self.type.value, "Action": self.action.value}
+        if self.parent_id is not None:
+            d["ParentId"] = self.parent_id
+        if self.name is not None:
+            d["Name"] = self.name
+        if self.sub_type is not None:
+            d["SubType"] = self.sub_type
+        if self.payload is not None:
+            d["Payload"] = self.payload
+        if self.error is not None:
+            d["Error"] = self.error.to_dict()
+        if self.next_attempt_delay_seconds is not None:
+            d["StepOptions"] = {"NextAttemptDelaySeconds": self.next_attempt_delay_seconds}
+        if self.wait_seconds is not None:
+            d["WaitOptions"] = {"WaitSeconds": self.wait_seconds}
+        if self.type is OperationType.CALLBACK and self.action is OperationAction.START:
+            d["CallbackOptions"] = {
+                "TimeoutSeconds": self.callback_timeout_seconds or 0,
+                "HeartbeatTimeoutSeconds": self.callback_heartbeat_timeout_seconds or 0,
+            }
+        if self.function_name is not None:
+            opts: dict[str, Any] = {"FunctionName": self.function_name}
+            if self.tenant_id is not None:
+                opts["TenantId"] = self.tenant_id
+            d["ChainedInvokeOptions"] = opts
+        if self.replay_children is not None:
+            d["ContextOptions"] = {"ReplayChildren": self.replay_children}
+        if local_extensions and self.args_digest is not None:
+            d["X-DurableGen-ArgsDigest"] = self.args_digest
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> OperationUpdate:
+        if not isinstance(d, Mapping):
+            raise CorruptLogError(f"an OperationUpdate must be a JSON object, got {d!r:.80}")
+        op_id = d.get("Id")
+        if not isinstance(op_id, str) or not op_id:
+            raise CorruptLogError(f"an OperationUpdate needs a string Id, got {op_id!r:.80}")
+        try:
+            t = OperationType(str(d.get("Type")))
+            action = OperationAction(str(d.get("Action")))
+        except ValueError as e:
+            raise CorruptLogError(f"update {op_id!r}: {e}") from None
+        err = d.get("Error")
+        step = d.get("StepOptions") or {}
+        wait = d.get("WaitOptions") or {}
+        cb = d.get("CallbackOptions") or {}
+        inv = d.get("ChainedInvokeOptions") or {}
+        ctx = d.get("ContextOptions") or {}
+        return cls(
+            id=op_id,
+            type=t,
+            action=action,
+            parent_id=_s(d, "ParentId", op_id),
+            name=_s(d, "Name", op_id),
+            sub_type=_s(d, "SubType", op_id),
+            payload=_s(d, "Payload", op_id),
+            error=None if err is None else ErrorObject.from_dict(err),
+            next_attempt_delay_seconds=_int(step, "NextAttemptDelaySeconds", op_id),
+            wait_seconds=_int(wait, "WaitSeconds", op_id),
+            callback_timeout_seconds=_int(cb, "TimeoutSeconds", op_id),
+            callback_heartbeat_timeout_seconds=_int(cb, "HeartbeatTimeoutSeconds", op_id),
+            function_name=_s(inv, "FunctionName", op_id),
+            tenant_id=_s(inv, "TenantId", op_id),
+            replay_children=ctx.get("ReplayChildren"),
+            args_digest=_s(d, "X-DurableGen-ArgsDigest", op_id),
+        )
+
+
+def index_operations(operations: Iterable[Operation]) -> dict[str, Operation]:
+    """Operations keyed by id; a duplicate id is a corrupt log."""
+    out: dict[str, Operation] = {}
+    for op in operations:
+        if op.id in out and out[op.id] != op:
+            raise CorruptLogError(f"the log holds two different operations with id {op.id!r}")
+        out[op.id] = op
+    return out

@@ -1,0 +1,342 @@
+"""What the durable service does with checkpoint updates -- pure, shared by local stores.
+
+The Lambda service turns each OperationUpdate into a change of the operation it
+names and into history events, fires retry and wait timers, and records the
+execution's own lifecycle. The in-memory and SQLite stores play the service's part
+with these functions, so local logs and histories read like AWS's.
+
+All functions are pure: time comes in as ``now`` (epoch ms); they take the current
+operations and return what changed plus the events to append.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from ._errors import ErrorObject, StoreError
+from ._log import (
+    TERMINAL_STATUSES,
+    Operation,
+    OperationAction,
+    OperationStatus,
+    OperationSubType,
+    OperationType,
+    OperationUpdate,
+)
+
+__all__ = [
+    "InvalidUpdateError",
+    "apply_updates",
+    "execution_finished_event",
+    "fire_timers",
+    "invocation_completed_event",
+    "next_timer",
+    "start_execution",
+]
+
+Event = dict[str, Any]
+
+_VALID_ACTIONS: Mapping[OperationType, frozenset[OperationAction]] = {
+    OperationType.STEP: frozenset(
+        {
+            OperationAction.START,
+            OperationAction.SUCCEED,
+            OperationAction.FAIL,
+            OperationAction.RETRY,
+        }
+    ),
+    OperationType.CONTEXT: frozenset(
+        {OperationAction.START, OperationAction.SUCCEED, OperationAction.FAIL}
+    ),
+    OperationType.WAIT: frozenset({OperationAction.START, OperationAction.CANCEL}),
+    OperationType.CALLBACK: frozenset({OperationAction.START}),
+    OperationType.CHAINED_INVOKE: frozenset({OperationAction.START}),
+    OperationType.EXECUTION: frozenset({OperationAction.SUCCEED, OperationAction.FAIL}),
+}
+
+_STATUS_FOR_ACTION = {
+    OperationAction.START: OperationStatus.STARTED,
+    OperationAction.SUCCEED: OperationStatus.SUCCEEDED,
+    OperationAction.FAIL: OperationStatus.FAILED,
+    OperationAction.RETRY: OperationStatus.PENDING,
+    OperationAction.CANCEL: OperationStatus.CANCELLED,
+}
+
+_EVENT_PREFIX = {
+    OperationType.STEP: "Step",
+    OperationType.CONTEXT: "Context",
+    OperationType.WAIT: "Wait",
+    OperationType.CALLBACK: "Callback",
+    OperationType.CHAINED_INVOKE: "ChainedInvoke",
+}
+
+_EVENT_SUFFIX = {
+    OperationAction.START: "Started",
+    OperationAction.SUCCEED: "Succeeded",
+    OperationAction.FAIL: "Failed",
+    OperationAction.CANCEL: "Cancelled",
+}
+
+
+class InvalidUpdateError(StoreError):
+    """A checkpoint update the service refuses (``InvalidParameterValueException``)."""
+
+
+def _payload(text: str | None) -> dict[str, Any]:
+    return {"Payload": text if text is not None else "", "Truncated": False}
+
+
+def _error(err: ErrorObject | None) -> dict[str, Any]:
+    return {"Payload": (err or ErrorObject()).to_dict(), "Truncated": False}
+
+
+def _event(event_type: str, op: Operation, now: int, details: dict[str, Any] | None) -> Event:
+    ev: Event = {"EventType": event_type, "EventTimestamp": now, "Id": op.id}
+    if op.name is not None:
+        ev["Name"] = op.name
+    if op.parent_id is not None:
+        ev["ParentId"] = op.parent_id
+    if op.sub_type is not None:
+        ev["SubType"] = op.sub_type
+    if details is not None:
+        ev[f"{event_type}Details"] = details
+    return ev
+
+
+def start_execution(
+    execution_id: str, input_payload: str, now: int, *, timeout_seconds: int | None = None
+) -> tuple[Operation, Event]:
+    """The EXECUTION operation and the ExecutionStarted event of a new execution."""
+    op = Operation(
+        id=execution_id,
+        type=OperationType.EXECUTION,
+        status=OperationStatus.STARTED,
+        start_timestamp=now,
+        input_payload=input_payload,
+    )
+    details: dict[str, Any] = {"Input": _payload(input_payload)}
+    if timeout_seconds is not None:
+        details["ExecutionTimeout"] = timeout_seconds
+    ev = _event("ExecutionStarted", op, now, details)
+    del ev["Id"]
+    ev["Id"] = execution_id
+    return op, ev
+
+
+def execution_finished_event(
+    execution_id: str, status: str, now: int, *, result: str | None, error: ErrorObject | None
+) -> Event:
+    """ExecutionSucceeded / Failed / TimedOut / Stopped."""
+    name = {
+        "SUCCEEDED": "ExecutionSucceeded",
+        "FAILED": "ExecutionFailed",
+        "TIMED_OUT": "ExecutionTimedOut",
+        "STOPPED": "ExecutionStopped",
+    }[status]
+    details = {"Result": _payload(result)} if status == "SUCCEEDED" else {"Error": _error(error)}
+    return {"EventType": name, "EventTimestamp": now, "Id": execution_id, f"{name}Details": details}
+
+
+def invocation_completed_event(
+    execution_id: str, start: int, end: int, request_id: str, error: ErrorObject | None = None
+) -> Event:
+    details: dict[str, Any] = {
+        "StartTimestamp": start,
+        "EndTimestamp": end,
+        "RequestId": request_id,
+    }
+    if error is not None:
+        details["Error"] = _error(error)
+    return {
+        "EventType": "InvocationCompleted",
+        "EventTimestamp": end,
+        "Id": execution_id,
+        "InvocationCompletedDetails": details,
+    }
+
+
+def apply_updates(
+    ops: Mapping[str, Operation],
+    updates: Iterable[OperationUpdate],
+    now: int,
+    *,
+    new_callback_id: Callable[[str], str] | None = None,
+) -> tuple[dict[str, Operation], list[Event]]:
+    """Apply a batch of updates as the service does; returns (changed ops, events).
+
+    ``ops`` is not modified. Invalid updates raise :class:`InvalidUpdateError` and
+    nothing of the batch is applied.
+    """
+    changed: dict[str, Operation] = {}
+    events: list[Event] = []
+    for upd in updates:
+        cur = changed.get(upd.id) or ops.get(upd.id)
+        new, evs = _apply_one(cur, upd, now, ops, changed, new_callback_id)
+        changed[upd.id] = new
+        events.extend(evs)
+    return changed, events
+
+
+def _apply_one(
+    cur: Operation | None,
+    upd: OperationUpdate,
+    now: int,
+    ops: Mapping[str, Operation],
+    changed: Mapping[str, Operation],
+    new_callback_id: Callable[[str], str] | None,
+) -> tuple[Operation, list[Event]]:
+    t = upd.type
+    action = upd.action
+    if action not in _VALID_ACTIONS[t]:
+        raise InvalidUpdateError(f"invalid action {action.value} for a {t.value} operation")
+    if cur is not None:
+        if cur.type is not t or cur.sub_type != upd.sub_type or cur.name != upd.name:
+            raise InvalidUpdateError(
+                f"update for operation {upd.id!r} does not match the recorded operation "
+                f"(recorded {cur.type.value}/{cur.sub_type}/{cur.name!r}, "
+                f"update {t.value}/{upd.sub_type}/{upd.name!r})"
+            )
+        if cur.status in TERMINAL_STATUSES:
+            raise InvalidUpdateError(
+                f"operation {upd.id!r} already ended {cur.status.value}; it cannot {action.value}"
+            )
+    if upd.parent_id is not None:
+        parent = changed.get(upd.parent_id) or ops.get(upd.parent_id)
+        if parent is None or parent.type is not OperationType.CONTEXT:
+            raise InvalidUpdateError(
+                f"update for operation {upd.id!r} names parent {upd.parent_id!r}, "
+                "which is not a recorded CONTEXT operation"
+            )
+    if t is OperationType.EXECUTION:
+        if cur is None:
+            raise InvalidUpdateError(f"no EXECUTION operation {upd.id!r}")
+        status = _STATUS_FOR_ACTION[action]
+        return attrs.evolve(
+            cur,
+            status=status,
+            end_timestamp=now,
+            result=upd.payload,
+            error=upd.error,
+        ), []
+
+    status = _STATUS_FOR_ACTION[action]
+    base = cur or Operation(
+        id=upd.id,
+        type=t,
+        status=status,
+        start_timestamp=now,
+        parent_id=upd.parent_id,
+        name=upd.name,
+        sub_type=upd.sub_type,
+    )
+    terminal = status in TERMINAL_STATUSES
+    fields: dict[str, Any] = {"status": status}
+    if terminal:
+        fields["end_timestamp"] = now
+    details: dict[str, Any] | None = {}
+    prefix = _EVENT_PREFIX[t]
+    event_type = prefix + _EVENT_SUFFIX.get(action, "")
+
+    if t is OperationType.STEP:
+        attempt = base.attempt or 0
+        if action is not OperationAction.START:
+            attempt += 1
+            fields["attempt"] = attempt
+            fields["next_attempt_timestamp"] = None
+        if upd.args_digest is not None:
+            fields["args_digest"] = upd.args_digest
+        if action is OperationAction.SUCCEED:
+            fields["result"] = upd.payload
+            fields["error"] = None
+            details = {"Result": _payload(upd.payload)}
+            if attempt > 1:
+                details["RetryDetails"] = {"CurrentAttempt": attempt}
+        elif action is OperationAction.FAIL:
+            fields["error"] = upd.error
+            details = {"Error": _error(upd.error), "RetryDetails": {"CurrentAttempt": attempt}}
+        elif action is OperationAction.RETRY:
+            delay = upd.next_attempt_delay_seconds
+            if delay is None:
+                raise InvalidUpdateError(
+                    f"RETRY of step {upd.id!r} needs StepOptions.NextAttemptDelaySeconds"
+                )
+            fields["next_attempt_timestamp"] = now + delay * 1000
+            fields["result"] = upd.payload
+            fields["error"] = upd.error
+            retry = {"CurrentAttempt": attempt, "NextAttemptDelaySeconds": delay}
+            if upd.error is None and upd.sub_type == OperationSubType.WAIT_FOR_CONDITION:
+                event_type = "StepSucceeded"
+                details = {"Result": _payload(upd.payload), "RetryDetails": retry}
+            else:
+                event_type = "StepFailed"
+                details = {"Error": _error(upd.error), "RetryDetails": retry}
+    elif t is OperationType.WAIT:
+        if action is OperationAction.START:
+            secs = upd.wait_seconds
+            if secs is None or secs < 1:
+                raise InvalidUpdateError(
+                    f"WAIT START {upd.id!r} needs WaitOptions.WaitSeconds >= 1"
+                )
+            fields["scheduled_end_timestamp"] = now + secs * 1000
+            details = {"Duration": secs, "ScheduledEndTimestamp": now + secs * 1000}
+        else:
+            details = {}
+    elif t is OperationType.CONTEXT:
+        if action is OperationAction.SUCCEED:
+            fields["result"] = upd.payload
+            if upd.replay_children is not None:
+                fields["replay_children"] = upd.replay_children
+            details = {"Result": _payload(upd.payload)}
+        elif action is OperationAction.FAIL:
+            fields["error"] = upd.error
+            details = {"Error": _error(upd.error)}
+    elif t is OperationType.CALLBACK:
+        if new_callback_id is None:
+            raise InvalidUpdateError("this store cannot create callbacks")
+        cb_id = new_callback_id(upd.id)
+        fields["callback_id"] = cb_id
+        details = {
+            "CallbackId": cb_id,
+            "Timeout": upd.callback_timeout_seconds or 0,
+            "HeartbeatTimeout": upd.callback_heartbeat_timeout_seconds or 0,
+        }
+    elif t is OperationType.CHAINED_INVOKE:
+        details = {"Input": _payload(upd.payload), "FunctionName": upd.function_name}
+    new = attrs.evolve(base, **fields)
+    return new, [_event(event_type, new, now, details)]
+
+
+def fire_timers(ops: Mapping[str, Operation], now: int) -> tuple[dict[str, Operation], list[Event]]:
+    """Fire every due timer: scheduled retries become READY, elapsed waits SUCCEEDED."""
+    changed: dict[str, Operation] = {}
+    events: list[Event] = []
+    for op in ops.values():
+        if op.type is OperationType.STEP and op.status is OperationStatus.PENDING:
+            due = op.next_attempt_timestamp
+            if due is not None and due <= now:
+                changed[op.id] = attrs.evolve(op, status=OperationStatus.READY)
+        elif op.type is OperationType.WAIT and op.status is OperationStatus.STARTED:
+            due = op.scheduled_end_timestamp
+            if due is not None and due <= now:
+                new = attrs.evolve(op, status=OperationStatus.SUCCEEDED, end_timestamp=now)
+                changed[op.id] = new
+                secs = round((due - op.start_timestamp) / 1000)
+                events.append(_event("WaitSucceeded", new, now, {"Duration": secs}))
+    return changed, events
+
+
+def next_timer(ops: Iterable[Operation]) -> int | None:
+    """When the earliest pending timer is due (epoch ms), or None."""
+    best: int | None = None
+    for op in ops:
+        due: int | None = None
+        if op.type is OperationType.STEP and op.status is OperationStatus.PENDING:
+            due = op.next_attempt_timestamp
+        elif op.type is OperationType.WAIT and op.status is OperationStatus.STARTED:
+            due = op.scheduled_end_timestamp
+        if due is not None and (best is None or due < best):
+            best = due
+    return best

@@ -1,0 +1,177 @@
+"""The log model: wire shapes, ids, and rejection of malformed input."""
+
+import hashlib
+import re
+
+import pytest
+
+from durable_gen import (
+    CorruptLogError,
+    ErrorObject,
+    InMemoryEngine,
+    Operation,
+    OperationAction,
+    OperationStatus,
+    OperationType,
+    OperationUpdate,
+    Step,
+    Wait,
+    operation_id,
+)
+
+
+def test_ids_match_aws_scheme():
+    assert operation_id(None, 1) == hashlib.blake2b(b"1").hexdigest()[:64]
+    assert operation_id(None, 1).startswith("1ced8f5b")  # seen on the real service
+    parent = operation_id(None, 3)
+    assert operation_id(parent, 2) == hashlib.blake2b(f"{parent}-2".encode()).hexdigest()[:64]
+    # memoized root ids equal freshly computed ones, beyond the cache too
+    for n in (0, 5, 40_000):
+        assert operation_id(None, n) == hashlib.blake2b(str(n).encode()).hexdigest()[:64]
+
+
+def test_operation_wire_round_trip_for_every_type():
+    ops = [
+        Operation(
+            id="e",
+            type=OperationType.EXECUTION,
+            status=OperationStatus.STARTED,
+            start_timestamp=1,
+            input_payload='{"a":1}',
+        ),
+        Operation(
+            id="s",
+            type=OperationType.STEP,
+            status=OperationStatus.PENDING,
+            start_timestamp=1,
+            parent_id="c",
+            name="n",
+            sub_type="Step",
+            attempt=2,
+            next_attempt_timestamp=9,
+            error=ErrorObject(type="E", message="m", stack_trace=("a", "b")),
+        ),
+        Operation(
+            id="w",
+            type=OperationType.WAIT,
+            status=OperationStatus.STARTED,
+            start_timestamp=1,
+            sub_type="Wait",
+            scheduled_end_timestamp=5,
+        ),
+        Operation(
+            id="c",
+            type=OperationType.CONTEXT,
+            status=OperationStatus.SUCCEEDED,
+            start_timestamp=1,
+            end_timestamp=2,
+            sub_type="RunInChildContext",
+            result="",
+            replay_children=True,
+        ),
+        Operation(
+            id="k",
+            type=OperationType.CALLBACK,
+            status=OperationStatus.STARTED,
+            start_timestamp=1,
+            callback_id="cb",
+        ),
+        Operation(
+            id="i",
+            type=OperationType.CHAINED_INVOKE,
+            status=OperationStatus.SUCCEEDED,
+            start_timestamp=1,
+            result='"r"',
+        ),
+    ]
+    for op in ops:
+        assert Operation.from_dict(op.to_dict()) == op
+    d = ops[1].to_dict()
+    assert d["StepDetails"] == {
+        "Attempt": 2,
+        "NextAttemptTimestamp": 9,
+        "Error": {"ErrorType": "E", "ErrorMessage": "m", "StackTrace": ["a", "b"]},
+    }
+    assert ops[2].to_dict()["WaitDetails"] == {"ScheduledEndTimestamp": 5}
+    assert ops[3].to_dict()["ContextDetails"] == {"ReplayChildren": True, "Result": ""}
+
+
+def test_update_wire_shape():
+    u = OperationUpdate(
+        id="x",
+        type=OperationType.STEP,
+        action=OperationAction.RETRY,
+        parent_id="p",
+        name="n",
+        sub_type="Step",
+        error=ErrorObject(type="E"),
+        next_attempt_delay_seconds=3,
+        args_digest="abcd",
+    )
+    assert u.to_dict() == {
+        "Id": "x",
+        "Type": "STEP",
+        "Action": "RETRY",
+        "ParentId": "p",
+        "Name": "n",
+        "SubType": "Step",
+        "Error": {"ErrorType": "E"},
+        "StepOptions": {"NextAttemptDelaySeconds": 3},
+    }
+    assert OperationUpdate.from_dict(u.to_dict(local_extensions=True)) == u
+    w = OperationUpdate(
+        id="w", type=OperationType.WAIT, action=OperationAction.START, wait_seconds=30
+    )
+    assert w.to_dict()["WaitOptions"] == {"WaitSeconds": 30}
+
+
+def test_engine_log_survives_a_wire_round_trip():
+    def wf(_):
+        yield Step(lambda: {"x": (1, 2)}, name="s")
+        yield Wait(seconds=3)
+        return 1
+
+    result = InMemoryEngine().run(wf)
+    for op in result.operations:
+        assert Operation.from_dict(op.to_dict()) == op
+
+
+def test_rest_timestamps_in_seconds_are_accepted():
+    op = Operation.from_dict(
+        {"Id": "a", "Type": "WAIT", "Status": "STARTED", "StartTimestamp": 1.5}
+    )
+    assert op.start_timestamp == 1500
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ([], "an Operation must be a JSON object, got []"),
+        ({"Type": "STEP"}, "an Operation needs a non-empty string Id, got None"),
+        (
+            {"Id": "a", "Type": "TASK", "Status": "STARTED"},
+            "operation 'a' has unknown Type 'TASK'; expected one of EXECUTION, CONTEXT, STEP, "
+            "WAIT, CALLBACK, CHAINED_INVOKE",
+        ),
+        (
+            {"Id": "a", "Type": "STEP", "Status": "DONE"},
+            "operation 'a' has unknown Status 'DONE'; expected one of STARTED, PENDING, READY, "
+            "SUCCEEDED, FAILED, CANCELLED, TIMED_OUT, STOPPED",
+        ),
+        (
+            {"Id": "a", "Type": "STEP", "Status": "STARTED", "Name": 3},
+            "operation 'a': Name must be a string, got 3",
+        ),
+        (
+            {"Id": "a", "Type": "STEP", "Status": "STARTED", "StepDetails": {"Attempt": "2"}},
+            "operation 'a': Attempt must be an integer, got '2'",
+        ),
+        (
+            {"Id": "a", "Type": "STEP", "Status": "STARTED", "StartTimestamp": "yesterday"},
+            "operation 'a': StartTimestamp must be a timestamp, got 'yesterday'",
+        ),
+    ],
+)
+def test_malformed_operations_are_rejected(raw, message):
+    with pytest.raises(CorruptLogError, match="^" + re.escape(message) + "$"):
+        Operation.from_dict(raw)
