@@ -12,21 +12,43 @@ operations return their stored result without running user code, new ones are
 executed and checkpointed. The public API is exactly ``__all__``.
 """
 
+from ._batch import BatchItem, BatchItemStatus, BatchResult, CompletionPolicy, CompletionReason
 from ._descriptors import (
     AT_LEAST_ONCE_PER_RETRY,
     AT_MOST_ONCE_PER_RETRY,
+    All,
+    AllSettled,
+    AwaitCallback,
+    CallbackHandle,
     ChildContext,
+    CreateCallback,
+    Invoke,
+    Map,
+    Nesting,
+    Parallel,
+    Race,
     Step,
     StepSemantics,
     Wait,
+    WaitForCallback,
+    WaitForCondition,
+)
+from ._descriptors import (
+    Any_ as Any,
 )
 from ._driver import current_attempt
 from ._errors import (
+    CallbackError,
+    CallbackFailedError,
+    CallbackSubmitterError,
+    CallbackTimeoutError,
     ChildContextError,
+    CombinatorError,
     CorruptLogError,
     DurableGenError,
     ErrorObject,
     InternalError,
+    InvokeError,
     NonDeterminismError,
     OperationError,
     SerializationError,
@@ -34,6 +56,7 @@ from ._errors import (
     StepInterruptedError,
     StoreError,
     ValidationError,
+    WaitForConditionError,
     WorkflowDefinitionError,
     WorkflowFailedError,
 )
@@ -53,6 +76,31 @@ from ._serdes import DEFAULT_SERDES, DefaultSerdes, JsonSerdes, PassThroughSerde
 __version__ = "0.1.0"
 
 __all__ = [
+    "All",
+    "AllSettled",
+    "Any",
+    "AwaitCallback",
+    "BatchItem",
+    "BatchItemStatus",
+    "BatchResult",
+    "CallbackError",
+    "CallbackFailedError",
+    "CallbackHandle",
+    "CallbackSubmitterError",
+    "CallbackTimeoutError",
+    "CombinatorError",
+    "CompletionPolicy",
+    "CompletionReason",
+    "CreateCallback",
+    "Invoke",
+    "InvokeError",
+    "Map",
+    "Nesting",
+    "Parallel",
+    "Race",
+    "WaitForCallback",
+    "WaitForCondition",
+    "WaitForConditionError",
     "AT_LEAST_ONCE_PER_RETRY",
     "AT_MOST_ONCE_PER_RETRY",
     "Backoff",

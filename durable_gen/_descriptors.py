@@ -19,7 +19,7 @@ import datetime
 import enum
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
@@ -302,3 +302,406 @@ class ChildContext:
         if name is None:
             name = default_name(fn)
         self.__attrs_init__(fn, args, name, serdes)
+
+
+# --------------------------------------------------------------------------- operations
+
+
+def _opt_seconds(what: str, value: object) -> int | None:
+    """Optional timeouts: None/0 means none; else whole seconds from 1."""
+    if value is None:
+        return None
+    if isinstance(value, datetime.timedelta):
+        secs = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        secs = float(value)
+    else:
+        raise ValidationError(
+            f"{what} must be seconds or a datetime.timedelta, got {value!r:.60} ({_tname(value)})"
+        )
+    if secs == 0:
+        return None
+    if math.isnan(secs) or secs < 1 or secs > 99_999_999 or secs != int(secs):
+        raise ValidationError(
+            f"{what} must be whole seconds from 1 to 99999999 (or None), got {value!r:.60}"
+        )
+    return int(secs)
+
+
+def _check_callable(what: str, fn: object) -> None:
+    if not callable(fn) or inspect.isgeneratorfunction(fn):
+        raise WorkflowDefinitionError(
+            f"{what} must be a plain function (it runs as a step), got {fn!r:.60} ({_tname(fn)})"
+        )
+
+
+@attrs.frozen(init=False)
+class WaitForCondition:
+    """Poll ``check(state) -> state`` as a step until ``wait_strategy`` says stop.
+
+    The first poll gets ``initial_state``; after each poll
+    ``wait_strategy.should_continue(new_state)`` decides: continue (the new state is
+    recorded and the next poll runs after the strategy's delay) or stop (the state
+    is the operation's result). Running out of polls throws
+    :class:`~durable_gen.WaitForConditionError`. An exception in ``check`` goes
+    through ``retry`` like a step's.
+    """
+
+    check: Callable[[Any], Any]
+    initial_state: Any
+    wait_strategy: Any
+    name: str | None = None
+    retry: RetryPolicy | None = None
+    serdes: Serdes | None = None
+
+    def __init__(
+        self,
+        check: Callable[[Any], Any],
+        initial_state: Any,
+        wait_strategy: Any,
+        *,
+        name: str | None = None,
+        retry: RetryPolicy | None = None,
+        serdes: Serdes | None = None,
+    ) -> None:
+        from ._retry import WaitStrategy
+
+        _check_callable("WaitForCondition's check", check)
+        if not isinstance(wait_strategy, WaitStrategy) or not callable(
+            wait_strategy.should_continue
+        ):
+            raise ValidationError(
+                "wait_strategy must be a WaitStrategy with should_continue=callable, e.g. "
+                "WaitStrategy(should_continue=lambda state: not state['done']), "
+                f"got {wait_strategy!r:.80}"
+            )
+        if name is None:
+            name = default_name(check)
+        _checked_name(name)
+        _validate_retry(None, None, retry)
+        _validate_serdes(None, None, serdes)
+        self.__attrs_init__(check, initial_state, wait_strategy, name, retry, serdes)
+
+
+@attrs.frozen(init=False)
+class CreateCallback:
+    """Create a callback; yields back a :class:`CallbackHandle` with its ``callback_id``.
+
+    Hand the id to an external system, then ``yield handle`` (or
+    ``yield handle.result()``) to wait for it to be completed. ``timeout`` ends the
+    callback TIMED_OUT when it is not completed in time; ``heartbeat_timeout``
+    when no heartbeat (or completion) arrives in that interval. The payload is
+    returned as the string the external system sent unless ``serdes`` says
+    otherwise (as AWS does).
+    """
+
+    name: str | None = None
+    timeout: int | None = None
+    heartbeat_timeout: int | None = None
+    serdes: Serdes | None = None
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        timeout: float | datetime.timedelta | None = None,
+        heartbeat_timeout: float | datetime.timedelta | None = None,
+        serdes: Serdes | None = None,
+    ) -> None:
+        _checked_name(name)
+        _validate_serdes(None, None, serdes)
+        self.__attrs_init__(
+            name,
+            _opt_seconds("timeout", timeout),
+            _opt_seconds("heartbeat_timeout", heartbeat_timeout),
+            serdes,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class CallbackHandle:
+    """A created callback. ``yield handle`` waits for its outcome."""
+
+    callback_id: str
+    operation_id: str
+    name: str | None = None
+    serdes: Serdes | None = None
+
+    def result(self) -> AwaitCallback:
+        """The descriptor that waits for this callback's outcome."""
+        return AwaitCallback(self)
+
+
+@attrs.frozen
+class AwaitCallback:
+    """Wait for a created callback's outcome (``yield handle.result()``)."""
+
+    handle: CallbackHandle
+
+
+@attrs.frozen(init=False)
+class WaitForCallback:
+    """Create a callback, run ``submitter(callback_id)`` as a step, wait for the outcome.
+
+    Recorded as AWS records it: a CONTEXT (SubType WaitForCallback) holding the
+    CALLBACK ``"<name> create callback id"`` and the STEP ``"<name> submitter"``
+    (retried per ``retry``). A failing submitter throws
+    :class:`~durable_gen.CallbackSubmitterError`.
+    """
+
+    submitter: Callable[[str], Any]
+    name: str | None = None
+    timeout: int | None = None
+    heartbeat_timeout: int | None = None
+    retry: RetryPolicy | None = None
+    serdes: Serdes | None = None
+
+    def __init__(
+        self,
+        submitter: Callable[[str], Any],
+        name: str | None = None,
+        *,
+        timeout: float | datetime.timedelta | None = None,
+        heartbeat_timeout: float | datetime.timedelta | None = None,
+        retry: RetryPolicy | None = None,
+        serdes: Serdes | None = None,
+    ) -> None:
+        _check_callable("WaitForCallback's submitter", submitter)
+        _checked_name(name)
+        _validate_retry(None, None, retry)
+        _validate_serdes(None, None, serdes)
+        self.__attrs_init__(
+            submitter,
+            name,
+            _opt_seconds("timeout", timeout),
+            _opt_seconds("heartbeat_timeout", heartbeat_timeout),
+            retry,
+            serdes,
+        )
+
+
+@attrs.frozen(init=False)
+class Invoke:
+    """Invoke another durable function and yield back its result.
+
+    ``payload`` is sent as JSON; the result is read with ``serdes`` (JSON by
+    default). A failed invocation throws :class:`~durable_gen.InvokeError`.
+    """
+
+    function_name: str
+    payload: Any = None
+    name: str | None = None
+    serdes: Serdes | None = None
+    tenant_id: str | None = None
+
+    def __init__(
+        self,
+        function_name: str,
+        payload: Any = None,
+        *,
+        name: str | None = None,
+        serdes: Serdes | None = None,
+        tenant_id: str | None = None,
+    ) -> None:
+        if not isinstance(function_name, str) or not function_name:
+            raise ValidationError(
+                f"function_name must be a non-empty str, got {function_name!r:.60}"
+            )
+        _checked_name(name)
+        _validate_serdes(None, None, serdes)
+        self.__attrs_init__(function_name, payload, name, serdes, tenant_id)
+
+
+class Nesting(enum.Enum):
+    """How Parallel/Map branches are recorded.
+
+    NESTED (default): each branch is a CONTEXT operation holding its operations.
+    FLAT: branches are not recorded themselves (fewer operations); their
+    operations hang directly under the batch.
+    """
+
+    NESTED = "NESTED"
+    FLAT = "FLAT"
+
+
+def _check_concurrency(max_concurrency: object) -> None:
+    if max_concurrency is not None and (type(max_concurrency) is not int or max_concurrency < 1):
+        raise ValidationError(
+            f"max_concurrency must be an int >= 1 or None (no limit), got {max_concurrency!r}"
+        )
+
+
+def _check_policy(completion: object) -> None:
+    from ._batch import CompletionPolicy
+
+    if completion is not None and not isinstance(completion, CompletionPolicy):
+        raise ValidationError(
+            f"completion must be a CompletionPolicy or None, got {completion!r:.60}"
+        )
+
+
+@attrs.frozen(init=False)
+class Parallel:
+    """Run generator functions as concurrent branches; yields back a BatchResult.
+
+    ``completion`` defaults to ``CompletionPolicy.all_successful()``. Branch
+    step functions run concurrently (threads, at most ``max_concurrency``
+    branches at once), while ids, decisions and results stay deterministic.
+    """
+
+    branches: tuple[Callable[[], Any], ...]
+    name: str | None = None
+    max_concurrency: int | None = None
+    completion: Any = None
+    nesting: Nesting = Nesting.NESTED
+    serdes: Serdes | None = None
+    item_serdes: Serdes | None = None
+
+    def __init__(
+        self,
+        branches: Iterable[Callable[[], Any]],
+        *,
+        name: str | None = None,
+        max_concurrency: int | None = None,
+        completion: Any = None,
+        nesting: Nesting = Nesting.NESTED,
+        serdes: Serdes | None = None,
+        item_serdes: Serdes | None = None,
+    ) -> None:
+        from ._batch import CompletionPolicy
+
+        branches = tuple(branches)
+        for i, fn in enumerate(branches):
+            check_generator_function(fn, f"Parallel branch {i}")
+        _checked_name(name)
+        _check_concurrency(max_concurrency)
+        _check_policy(completion)
+        if not isinstance(nesting, Nesting):
+            raise ValidationError(f"nesting must be Nesting.NESTED or FLAT, got {nesting!r}")
+        self.__attrs_init__(
+            branches,
+            name,
+            max_concurrency,
+            completion or CompletionPolicy.all_successful(),
+            nesting,
+            serdes,
+            item_serdes,
+        )
+
+
+@attrs.frozen(init=False)
+class Map:
+    """Run the generator function ``fn(item, index)`` for each item; yields a BatchResult.
+
+    ``completion`` defaults to fail-fast (done at the first failure).
+    ``item_namer(item, index)`` names each iteration (default ``map-item-{index}``).
+    """
+
+    items: tuple[Any, ...]
+    fn: Callable[[Any, int], Any]
+    name: str | None = None
+    max_concurrency: int | None = None
+    completion: Any = None
+    item_namer: Callable[[Any, int], str] | None = None
+    nesting: Nesting = Nesting.NESTED
+    serdes: Serdes | None = None
+    item_serdes: Serdes | None = None
+
+    def __init__(
+        self,
+        items: Iterable[Any],
+        fn: Callable[[Any, int], Any],
+        *,
+        name: str | None = None,
+        max_concurrency: int | None = None,
+        completion: Any = None,
+        item_namer: Callable[[Any, int], str] | None = None,
+        nesting: Nesting = Nesting.NESTED,
+        serdes: Serdes | None = None,
+        item_serdes: Serdes | None = None,
+    ) -> None:
+        from ._batch import CompletionPolicy
+
+        check_generator_function(fn, "Map's function")
+        _checked_name(name)
+        _check_concurrency(max_concurrency)
+        _check_policy(completion)
+        if not isinstance(nesting, Nesting):
+            raise ValidationError(f"nesting must be Nesting.NESTED or FLAT, got {nesting!r}")
+        self.__attrs_init__(
+            tuple(items),
+            fn,
+            name,
+            max_concurrency,
+            completion or CompletionPolicy(),
+            item_namer,
+            nesting,
+            serdes,
+            item_serdes,
+        )
+
+
+class _Combinator:
+    """Base of All / Any / Race / AllSettled over descriptors."""
+
+    kind: str = ""
+
+
+def _combinator(kind: str, doc: str) -> type:
+    @attrs.frozen(init=False)
+    class Comb(_Combinator):
+        operations: tuple[Any, ...]
+        name: str | None = None
+
+        def __init__(self, operations: Iterable[Any], *, name: str | None = None) -> None:
+            ops = tuple(operations)
+            for i, d in enumerate(ops):
+                if not isinstance(d, _DESCRIPTOR_TYPES):
+                    raise WorkflowDefinitionError(
+                        f"{kind}() takes operation descriptors, got {d!r:.60} "
+                        f"({_tname(d)}) at index {i}"
+                    )
+            _checked_name(name)
+            self.__attrs_init__(ops, name)
+
+    Comb.kind = kind
+    Comb.__name__ = Comb.__qualname__ = kind
+    Comb.__doc__ = doc
+    return Comb
+
+
+All = _combinator(
+    "All",
+    "Run the operations concurrently; yields the list of results. The first "
+    "failure (in settle order) fails it with CombinatorError.",
+)
+Any_ = _combinator(
+    "Any",
+    "Run the operations concurrently; yields the first success. If every one "
+    "fails it throws CombinatorError listing the errors.",
+)
+Race = _combinator(
+    "Race",
+    "Run the operations concurrently; the first to settle decides: its result is "
+    "yielded, or its failure thrown as CombinatorError.",
+)
+AllSettled = _combinator(
+    "AllSettled",
+    "Run the operations concurrently; yields one dict per operation: "
+    "{'status': 'fulfilled', 'value': ...} or {'status': 'rejected', 'reason': ErrorObject}.",
+)
+
+_DESCRIPTOR_TYPES: tuple[type, ...] = (
+    Step,
+    Wait,
+    ChildContext,
+    WaitForCondition,
+    CreateCallback,
+    AwaitCallback,
+    CallbackHandle,
+    WaitForCallback,
+    Invoke,
+    Parallel,
+    Map,
+    _Combinator,
+)

@@ -8,13 +8,16 @@ own driver because it batches against the remote checkpoint API.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Protocol
 
 import attrs
 
+from . import _logging
 from ._commands import AwaitOutcome, Checkpoint, Complete, Fail, RunStep, Suspend
 from ._errors import CorruptLogError, ErrorObject, InternalError, SerializationError
+from ._hooks import HookRunner, Hooks
 from ._interpreter import Interpreter
 from ._log import Operation, OperationType, OperationUpdate
 from ._serdes import DEFAULT_SERDES
@@ -65,6 +68,21 @@ def load_input(operations: Mapping[str, Operation], execution_id: str) -> Any:
         raise CorruptLogError(f"the input of execution {execution_id!r} cannot be read: {e}") from e
 
 
+def _call(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    attempt: int,
+    log_ctx: _logging.LogContext | None = None,
+) -> Any:
+    token = _attempt.set(attempt)
+    log_token = _logging.current.set(log_ctx)
+    try:
+        return fn(*args)
+    finally:
+        _logging.current.reset(log_token)
+        _attempt.reset(token)
+
+
 def run_invocation(
     workflow: Callable[..., Any],
     execution_id: str,
@@ -72,61 +90,155 @@ def run_invocation(
     now: Callable[[], int],
     *,
     check_args: bool = True,
+    max_workers: int = 16,
+    hooks: Sequence[Hooks] = (),
 ) -> InvocationOutcome:
     """Run one invocation of ``workflow`` for ``execution_id`` until it stops.
 
-    Steps run inline in this thread. Updates that need not be durable before the
-    next action are handed to the store with ``durable=False`` so it may batch them
-    into the next durable write.
+    A step that is the only one outstanding runs inline in this thread (ordinary
+    sequential workflows never touch a thread). When the interpreter hands out
+    several steps before it needs an outcome (Parallel/Map branches, combinator
+    operands) they run concurrently on a thread pool of ``max_workers``; the
+    interpreter retires their outcomes in a deterministic order whatever order
+    they finish in. Updates that need not be durable before the next action are
+    handed to the store with ``durable=False`` so it may batch them.
     """
     ops = store.load(execution_id)
     input_value = load_input(ops, execution_id)
     interp = Interpreter(
         workflow, input_value, ops, now=now(), execution_id=execution_id, check_args=check_args
     )
+    hook = HookRunner(hooks, execution_id)
+    if hook:
+        hook.call("on_invocation_start", first=len(ops) <= 1)
+    outcome = _drive_invocation(interp, execution_id, store, now, max_workers, hook)
+    if hook:
+        hook.call("on_invocation_end", status=outcome.status, error=outcome.error)
+    return outcome
+
+
+def _drive_invocation(
+    interp: Interpreter,
+    execution_id: str,
+    store: Store,
+    now: Callable[[], int],
+    max_workers: int,
+    hook: HookRunner,
+) -> InvocationOutcome:
     steps = 0
+    workflow_log = _logging.WorkflowLogContext(interp)
+
+    def persist(updates: list[OperationUpdate], durable: bool) -> Mapping[str, Operation]:
+        delta = store.checkpoint(execution_id, updates, now(), durable=durable)
+        if hook:
+            hook.updates(updates)
+        return delta
+
+    def next_command() -> Any:
+        token = _logging.current.set(workflow_log)
+        try:
+            return interp.next_command()
+        finally:
+            _logging.current.reset(token)
+
+    def run_step(cmd: RunStep) -> Any:
+        if hook:
+            hook.call(
+                "on_step_attempt_start", operation_id=cmd.op_id, name=cmd.name, attempt=cmd.attempt
+            )
+        return _call(
+            cmd.fn,
+            cmd.args,
+            cmd.attempt,
+            _logging.StepLogContext(execution_id, cmd.op_id, cmd.name, cmd.attempt),
+        )
+
+    pending: list[RunStep] = []  # handed out, not yet started
+    running: dict[Future[Any], RunStep] = {}
+    pool: ThreadPoolExecutor | None = None
+
+    def report(
+        cmd: RunStep, fut: Future[Any] | None, value: Any, exc: BaseException | None
+    ) -> None:
+        if fut is not None:
+            exc = fut.exception()
+            if exc is None:
+                value = fut.result()
+        interp.now = now()
+        if exc is None:
+            interp.step_returned(cmd.op_id, value)
+        elif isinstance(exc, Exception):
+            interp.step_raised(cmd.op_id, exc)
+        else:  # KeyboardInterrupt, SystemExit, a simulated crash: the process stops
+            raise exc
+
+    def launch_pending() -> None:
+        nonlocal pool
+        if not pending:
+            return
+        if pool is None:
+            pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="durable-step")
+        for cmd in pending:
+            running[pool.submit(run_step, cmd)] = cmd
+        pending.clear()
+
     try:
         while True:
-            cmd = interp.next_command()
+            cmd = next_command()
             tcmd = type(cmd)
             if tcmd is RunStep:
                 assert isinstance(cmd, RunStep)
                 if cmd.updates:
-                    store.checkpoint(execution_id, cmd.updates, now(), durable=cmd.durable_first)
+                    persist(cmd.updates, cmd.durable_first)
                 steps += 1
-                token = _attempt.set(cmd.attempt)
-                try:
-                    value = cmd.fn(*cmd.args)
-                except Exception as e:
-                    _attempt.reset(token)
-                    interp.now = now()
-                    interp.step_raised(cmd.op_id, e)
-                else:
-                    _attempt.reset(token)
-                    interp.now = now()
-                    interp.step_returned(cmd.op_id, value)
-            elif tcmd is Checkpoint:
-                delta = store.checkpoint(execution_id, cmd.updates, now(), durable=True)
+                pending.append(cmd)
+                continue
+            if tcmd is AwaitOutcome:
+                if cmd.updates:
+                    persist(cmd.updates, False)
+                if len(pending) == 1 and not running:
+                    step = pending.pop()
+                    try:
+                        value = run_step(step)
+                    except Exception as e:
+                        report(step, None, None, e)
+                    else:
+                        report(step, None, value, None)
+                    continue
+                launch_pending()
+                if not running:
+                    raise InternalError("the interpreter awaits an outcome but no step is running")
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    report(running.pop(fut), fut, None, None)
+                continue
+            launch_pending()
+            if tcmd is Checkpoint:
+                delta = persist(cmd.updates, True)
                 interp.checkpointed(delta)
-            elif tcmd is Suspend:
+                continue
+            # The invocation ends: let abandoned attempts (their batch completed
+            # without them) finish, since a thread cannot be killed.
+            for fut in list(running):
+                fut.exception()
+            if tcmd is Suspend:
                 assert isinstance(cmd, Suspend)
-                store.checkpoint(execution_id, cmd.updates, now(), durable=True)
+                persist(cmd.updates, True)
                 return InvocationOutcome(status="PENDING", wake_at=cmd.wake_at, steps_run=steps)
-            elif tcmd is Complete:
+            if tcmd is Complete:
                 assert isinstance(cmd, Complete)
-                store.checkpoint(execution_id, cmd.updates, now(), durable=True)
+                persist(cmd.updates, True)
                 return InvocationOutcome(
                     status="SUCCEEDED", result=cmd.result, value=cmd.value, steps_run=steps
                 )
-            elif tcmd is Fail:
+            if tcmd is Fail:
                 assert isinstance(cmd, Fail)
-                store.checkpoint(execution_id, cmd.updates, now(), durable=True)
+                persist(cmd.updates, True)
                 return InvocationOutcome(
                     status="FAILED", error=cmd.error, exception=cmd.exception, steps_run=steps
                 )
-            elif tcmd is AwaitOutcome:
-                raise InternalError("the inline driver never leaves a step running")
-            else:
-                raise InternalError(f"unknown command {cmd!r}")
+            raise InternalError(f"unknown command {cmd!r}")
     finally:
         interp.close()
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)

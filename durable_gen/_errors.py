@@ -20,6 +20,13 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "CallbackError",
+    "CallbackFailedError",
+    "CallbackSubmitterError",
+    "CallbackTimeoutError",
+    "CombinatorError",
+    "InvokeError",
+    "WaitForConditionError",
     "ChildContextError",
     "CorruptLogError",
     "DurableGenError",
@@ -199,6 +206,47 @@ class ChildContextError(OperationError):
     _kind = "child context"
 
 
+class CallbackError(OperationError):
+    """A callback did not succeed (base of the callback failures)."""
+
+    _kind = "callback"
+
+
+class CallbackFailedError(CallbackError):
+    """The external system completed the callback with a failure."""
+
+
+class CallbackTimeoutError(CallbackError):
+    """The callback timed out (``Callback.Timeout``) or missed a heartbeat.
+
+    A missed heartbeat has error type ``Callback.Heartbeat``.
+    """
+
+
+class CallbackSubmitterError(CallbackError):
+    """The submitter step of a WaitForCallback failed for good."""
+
+    _kind = "callback submitter"
+
+
+class InvokeError(OperationError):
+    """A chained invocation of another durable function failed, timed out or was stopped."""
+
+    _kind = "invocation"
+
+
+class WaitForConditionError(OperationError):
+    """WaitForCondition ran out of polls, or its check failed for good."""
+
+    _kind = "wait for condition"
+
+
+class CombinatorError(OperationError):
+    """All / Any / Race failed: carries the deciding failure (or, for Any, all of them)."""
+
+    _kind = "combinator"
+
+
 class StepInterruptedError(DurableGenError):
     """An at-most-once step attempt was started but never recorded an outcome.
 
@@ -220,6 +268,7 @@ class WorkflowFailedError(DurableGenError):
 
 
 _MAX_STACK_LINES = 50
+_PKG_DIR = __file__.rsplit("/", 1)[0].rsplit("\\", 1)[0] + "/"
 _MAX_MESSAGE = 32_000
 
 
@@ -249,7 +298,9 @@ def error_from_exception(exc: BaseException) -> ErrorObject:
     message = str(exc)
     if len(message) > _MAX_MESSAGE:
         message = message[:_MAX_MESSAGE] + "... [truncated]"
-    frames = traceback.format_tb(exc.__traceback__)[-_MAX_STACK_LINES:]
+    # durable_gen's own frames (the driver calling the step) are noise to the reader
+    tb = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(_PKG_DIR)]
+    frames = traceback.format_list(tb[-_MAX_STACK_LINES:])
     return ErrorObject(
         type=qualified_name(type(exc)),
         message=message,

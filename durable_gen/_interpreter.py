@@ -1,12 +1,12 @@
-"""The replay interpreter: pure, sans-I/O.
+"""The replay interpreter: pure, sans-I/O. This module owns every replay rule.
 
-This module owns every replay rule. Given a workflow, its input and the
-checkpoint log, it drives the workflow's generators: for each yielded descriptor
-it either replays the recorded outcome (the value is sent in; a failure is thrown
-in with ``gen.throw``) or hands the engine a command (run this step attempt,
-make these updates durable, suspend until ...). It never opens a database, reads
-a clock, draws a random number or starts a thread: time comes in as ``now``, step
-functions are run by the engine, and the engine reports back.
+Given a workflow, its input and the checkpoint log, it drives the workflow's
+generators: for each yielded descriptor it either replays the recorded outcome
+(the value is sent in; a failure is thrown in with ``gen.throw``) or hands the
+engine a command (run this step attempt, make these updates durable, suspend
+until ...). It never opens a database, reads a clock, draws a random number or
+starts a thread: time comes in as ``now``, step functions are run by the engine,
+and the engine reports back.
 
 Usage (the engine's loop)::
 
@@ -18,13 +18,29 @@ Usage (the engine's loop)::
 Replay rules (see DESIGN.md):
 
 - Operation ids come from position: the n-th operation of a context gets
-  ``operation_id(context_id, n)``.
+  ``operation_id(context_id, n)``; branch ``i`` of a Parallel/Map gets
+  ``operation_id(batch_id, i)`` (0-based, as AWS).
 - A recorded operation must have the Type, SubType, Name and ParentId of what
-  the workflow yields at that position, else :class:`NonDeterminismError`.
-- A context that finishes before reaching operations its log recorded is
+  the workflow yields at that position, else :class:`NonDeterminismError`; a
+  context that finishes before reaching operations its log recorded is
   non-deterministic too.
 - Suspension closes every open generator (innermost first): ``finally`` blocks
   in a workflow run at every suspension, not only at the end.
+
+Determinism under concurrency. Several contexts (Parallel/Map branches,
+combinator operands) can be active at once, and the engine may run their steps
+on threads that finish in any order. The interpreter *retires* outcomes strictly
+in the order the work was issued (a reorder buffer): an outcome that arrives
+early waits for the ones issued before it. When more than one context is active,
+replay mirrors the live run event for event: recorded outcomes of leaf
+operations go through the same queue, and contexts that already ended (branches,
+child contexts, nested batches) are re-driven -- their recorded operations
+replay, nothing is recorded again, their recorded outcome counts -- instead of
+being short-cut. Every decision (ids, the order of updates, completion policies,
+which operand a Race picks) is therefore a function of the outcomes alone:
+identical whatever the thread timing, and identical between an uninterrupted run
+and a crashed-and-resumed one. A single active context (ordinary sequential
+code) replays inline, which is what makes replay fast.
 """
 
 from __future__ import annotations
@@ -33,19 +49,44 @@ import contextlib
 import zlib
 from collections import deque
 from collections.abc import Callable, Generator, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
+from ._batch import BatchItem, BatchItemStatus, BatchResult, CompletionReason
 from ._commands import AwaitOutcome, Checkpoint, Command, Complete, Fail, RunStep, Suspend
-from ._descriptors import ChildContext, Step, StepSemantics, Wait, check_generator_function
+from ._descriptors import (
+    AwaitCallback,
+    CallbackHandle,
+    ChildContext,
+    CreateCallback,
+    Invoke,
+    Map,
+    Nesting,
+    Parallel,
+    Step,
+    StepSemantics,
+    Wait,
+    WaitForCallback,
+    WaitForCondition,
+    _Combinator,
+    check_generator_function,
+)
 from ._errors import (
+    CallbackFailedError,
+    CallbackSubmitterError,
+    CallbackTimeoutError,
     ChildContextError,
+    CombinatorError,
     CorruptLogError,
     ErrorObject,
     InternalError,
+    InvokeError,
     NonDeterminismError,
+    OperationError,
     SerializationError,
     StepError,
     StepInterruptedError,
+    StoreError,
+    WaitForConditionError,
     WorkflowDefinitionError,
     error_from_exception,
     qualified_name,
@@ -61,26 +102,38 @@ from ._log import (
     operation_id,
 )
 from ._retry import RetryPolicy
-from ._serdes import DEFAULT_SERDES, Serdes
+from ._serdes import DEFAULT_SERDES, PassThroughSerdes, Serdes
 
 __all__ = ["Interpreter", "describe_operation", "ordinal"]
 
-#: Child-context results larger than this are not stored; they are rebuilt by replay.
+#: Context results larger than this are not stored; they are rebuilt by replay.
 REPLAY_CHILDREN_THRESHOLD = 256 * 1024
 
 _DEFAULT_RETRY = RetryPolicy.default()
+_PASS_THROUGH = PassThroughSerdes()
 
 _SUCCEEDED = OperationStatus.SUCCEEDED
 _FAILED = OperationStatus.FAILED
 _STARTED = OperationStatus.STARTED
 _PENDING = OperationStatus.PENDING
 _READY = OperationStatus.READY
+_TIMED_OUT = OperationStatus.TIMED_OUT
 _STEP = OperationType.STEP
 _WAIT = OperationType.WAIT
 _CONTEXT = OperationType.CONTEXT
+_CALLBACK = OperationType.CALLBACK
+_INVOKE = OperationType.CHAINED_INVOKE
+_START = OperationAction.START
+_SUCCEED = OperationAction.SUCCEED
+_FAIL = OperationAction.FAIL
+_RETRY = OperationAction.RETRY
 _ST_STEP = OperationSubType.STEP.value
 _ST_WAIT = OperationSubType.WAIT.value
 _ST_CHILD = OperationSubType.RUN_IN_CHILD_CONTEXT.value
+_ST_WFC = OperationSubType.WAIT_FOR_CONDITION.value
+_ST_CALLBACK = OperationSubType.CALLBACK.value
+_ST_WAIT_CALLBACK = OperationSubType.WAIT_FOR_CALLBACK.value
+_ST_INVOKE = OperationSubType.CHAINED_INVOKE.value
 
 _HINT = (
     "A running execution must yield the operations its log recorded, in the same "
@@ -93,7 +146,16 @@ _KIND_WORDS = {
     _ST_STEP: "Step",
     _ST_WAIT: "Wait",
     _ST_CHILD: "ChildContext",
+    _ST_WFC: "WaitForCondition",
+    _ST_CALLBACK: "CreateCallback",
+    _ST_WAIT_CALLBACK: "WaitForCallback",
+    _ST_INVOKE: "Invoke",
 }
+
+_MISSING = object()
+
+Outcome = tuple[Any, BaseException | None] | None
+"""What a handler returns: (value, exception) to resume with now, or None (blocked)."""
 
 
 def ordinal(n: int) -> str:
@@ -106,57 +168,6 @@ def describe_operation(sub_type: str | None, type_: str | None, name: str | None
     """An operation as a person wrote it: ``Step 'charge'``, ``Wait``."""
     kind = _KIND_WORDS.get(sub_type or "") or sub_type or type_ or "operation"
     return f"{kind} {name!r}" if name else kind
-
-
-class _Ctx:
-    """One running context: the root workflow or a child context's generator."""
-
-    __slots__ = (
-        "counter",
-        "desc",
-        "gen",
-        "id",
-        "label",
-        "op_name",
-        "parent",
-        "rebuild",
-        "send_exc",
-        "send_value",
-        "serdes",
-    )
-
-    def __init__(
-        self,
-        gen: Generator[Any, Any, Any],
-        ctx_id: str | None,
-        label: str,
-        parent: _Ctx | None,
-        serdes: Serdes,
-        rebuild: bool = False,
-    ) -> None:
-        self.gen = gen
-        self.id = ctx_id
-        self.label = label
-        self.parent = parent
-        self.counter = 0
-        self.send_value: Any = None
-        self.send_exc: BaseException | None = None
-        self.desc: Any = None
-        self.op_name: str | None = None
-        self.serdes = serdes
-        self.rebuild = rebuild  # re-running a succeeded ReplayChildren context
-
-
-class _Running:
-    """A step attempt handed to the engine, awaiting its outcome."""
-
-    __slots__ = ("attempt", "ctx", "desc", "op_id")
-
-    def __init__(self, ctx: _Ctx, desc: Step, op_id: str, attempt: int) -> None:
-        self.ctx = ctx
-        self.desc = desc
-        self.op_id = op_id
-        self.attempt = attempt
 
 
 _SCALARS = frozenset((str, int, float, bool, type(None)))
@@ -181,6 +192,587 @@ def args_digest(args: tuple[Any, ...]) -> str | None:
     else:
         text = repr(args)
     return f"{zlib.crc32(text.encode()):08x}"
+
+
+# ----------------------------------------------------------------------------- contexts
+
+
+class _Ctx:
+    """One running generator: the root workflow, a child context, a branch, an operand."""
+
+    __slots__ = (
+        "counter",
+        "gen",
+        "id",
+        "label",
+        "op_parent",
+        "owner",
+        "parent",
+        "send_exc",
+        "send_value",
+    )
+
+    def __init__(
+        self,
+        gen: Generator[Any, Any, Any],
+        ctx_id: str | None,
+        op_parent: str | None,
+        label: str,
+        parent: _Ctx | None,
+        owner: _Owner,
+    ) -> None:
+        self.gen = gen
+        self.id = ctx_id  # prefix of the ids of its operations
+        self.op_parent = op_parent  # ParentId recorded on its operations
+        self.label = label
+        self.parent = parent  # the context this one runs under (for abandonment)
+        self.owner = owner
+        self.counter = 0
+        self.send_value: Any = None
+        self.send_exc: BaseException | None = None
+
+
+class _Owner:
+    """What happens when a context's generator returns or raises."""
+
+    def returned(self, interp: Interpreter, ctx: _Ctx, value: Any) -> None:
+        raise NotImplementedError
+
+    def raised(self, interp: Interpreter, ctx: _Ctx, exc: Exception) -> None:
+        raise NotImplementedError
+
+
+class _RootOwner(_Owner):
+    def returned(self, interp: Interpreter, ctx: _Ctx, value: Any) -> None:
+        try:
+            payload = DEFAULT_SERDES.serialize(value)
+        except SerializationError as e:
+            err = SerializationError(
+                f"the workflow returned a value that cannot be stored: {e}", value_type=e.value_type
+            )
+            self.raised(interp, ctx, err)
+            return
+        interp._finished = Complete(interp._take_updates(), payload, value)
+
+    def raised(self, interp: Interpreter, ctx: _Ctx, exc: Exception) -> None:
+        interp._finished = Fail(interp._take_updates(), error_from_exception(exc), exc)
+
+
+def _child_error(error: ErrorObject, name: str | None, op_id: str) -> OperationError:
+    return ChildContextError(error, operation_name=name, operation_id=op_id)
+
+
+def _wait_for_callback_error(error: ErrorObject, name: str | None, op_id: str) -> OperationError:
+    if error.type in ("Callback.Timeout", "Callback.Heartbeat"):
+        return CallbackTimeoutError(error, operation_name=name, operation_id=op_id)
+    if error.type == qualified_name(CallbackSubmitterError):
+        return CallbackSubmitterError(error, operation_name=name, operation_id=op_id)
+    return CallbackFailedError(error, operation_name=name, operation_id=op_id)
+
+
+def _combinator_error(error: ErrorObject, name: str | None, op_id: str) -> OperationError:
+    return CombinatorError(error, operation_name=name, operation_id=op_id)
+
+
+class _ContextOwner(_Owner):
+    """A recorded CONTEXT operation (ChildContext, WaitForCallback, combinators)."""
+
+    def __init__(
+        self,
+        op_id: str,
+        name: str | None,
+        sub_type: str,
+        parent: _Ctx,
+        serdes: Serdes,
+        recorded: Operation | None,
+        make_error: Callable[[ErrorObject, str | None, str], OperationError],
+    ) -> None:
+        self.op_id = op_id
+        self.name = name
+        self.sub_type = sub_type
+        self.parent = parent
+        self.serdes = serdes
+        self.recorded = recorded  # re-driving a context that already ended
+        self.make_error = make_error
+
+    def _replayed(self, interp: Interpreter, ctx: _Ctx, value: Any, exc: Exception | None) -> None:
+        assert self.recorded is not None
+        value, error = interp._recorded_outcome(self.recorded, self.serdes, ctx, value, exc)
+        err = None if error is None else self.make_error(error, self.name, self.op_id)
+        interp._resume(self.parent, value, err)
+
+    def returned(self, interp: Interpreter, ctx: _Ctx, value: Any) -> None:
+        if self.recorded is not None:
+            self._replayed(interp, ctx, value, None)
+            return
+        try:
+            payload, value, big = interp._encode_context_result(self.serdes, value)
+        except SerializationError as e:
+            err = SerializationError(
+                f"{ctx.label} returned a value that cannot be stored: {e}", value_type=e.value_type
+            )
+            self.raised(interp, ctx, err)
+            return
+        interp._updates.append(
+            OperationUpdate(
+                id=self.op_id,
+                type=_CONTEXT,
+                action=_SUCCEED,
+                parent_id=self.parent.op_parent,
+                name=self.name,
+                sub_type=self.sub_type,
+                payload=payload,
+                replay_children=True if big else None,
+            )
+        )
+        parent = self.parent
+        interp._checkpoint_then(lambda: interp._resume(parent, value, None))
+
+    def raised(self, interp: Interpreter, ctx: _Ctx, exc: Exception) -> None:
+        if self.recorded is not None:
+            self._replayed(interp, ctx, None, exc)
+            return
+        self.fail(interp, error_from_exception(exc))
+
+    def fail(self, interp: Interpreter, error: ErrorObject) -> None:
+        interp._updates.append(
+            OperationUpdate(
+                id=self.op_id,
+                type=_CONTEXT,
+                action=_FAIL,
+                parent_id=self.parent.op_parent,
+                name=self.name,
+                sub_type=self.sub_type,
+                error=error,
+            )
+        )
+        err = self.make_error(error, self.name, self.op_id)
+        parent = self.parent
+        interp._checkpoint_then(lambda: interp._resume(parent, None, err))
+
+
+class _Batch(_Owner):
+    """A Parallel or Map in progress: admits branches, applies the completion policy."""
+
+    def __init__(
+        self,
+        interp: Interpreter,
+        parent: _Ctx,
+        op_id: str,
+        desc: Parallel | Map,
+        recorded: Operation | None,
+    ) -> None:
+        self.interp = interp
+        self.parent = parent
+        self.op_id = op_id
+        self.desc = desc
+        self.recorded = recorded  # re-driving a batch that already ended
+        self.is_map = isinstance(desc, Map)
+        self.total = len(desc.items) if isinstance(desc, Map) else len(desc.branches)
+        self.next_index = 0
+        self.active: dict[int, _Ctx] = {}
+        self.items: dict[int, BatchItem] = {}
+        self.finished = False
+        self.sub_type = OperationSubType.MAP.value if self.is_map else "Parallel"
+        self.branch_sub_type = (
+            OperationSubType.MAP_ITERATION.value
+            if self.is_map
+            else OperationSubType.PARALLEL_BRANCH.value
+        )
+
+    def branch_name(self, i: int) -> str:
+        desc = self.desc
+        if isinstance(desc, Map):
+            if desc.item_namer is not None:
+                return str(desc.item_namer(desc.items[i], i))
+            return f"map-item-{i}"
+        return f"parallel-branch-{i}"
+
+    def admit(self) -> None:
+        limit = self.desc.max_concurrency
+        while (
+            not self.finished
+            and self.next_index < self.total
+            and (limit is None or len(self.active) < limit)
+        ):
+            i = self.next_index
+            self.next_index += 1
+            self.start_branch(i)
+        if not self.finished and self.total == 0:
+            self.finish(CompletionReason.ALL_COMPLETED)
+
+    def start_branch(self, i: int) -> None:
+        interp = self.interp
+        desc = self.desc
+        bid = operation_id(self.op_id, i)
+        name = self.branch_name(i)
+        nested = desc.nesting is Nesting.NESTED
+        recorded: Operation | None = None
+        if nested:
+            op = interp._ops.get(bid)
+            if op is not None:
+                interp._check_identity(
+                    op, _CONTEXT, self.branch_sub_type, name, self.op_id, self.parent, i
+                )
+                # A branch that already ended is re-driven all the same (its recorded
+                # operations replay), so that every event is retired in the order the
+                # live run retired it; its recorded outcome is what counts.
+                if op.is_terminal:
+                    recorded = op
+            else:
+                interp._new_op()
+                interp._updates.append(
+                    OperationUpdate(
+                        id=bid,
+                        type=_CONTEXT,
+                        action=_START,
+                        parent_id=self.op_id,
+                        name=name,
+                        sub_type=self.branch_sub_type,
+                    )
+                )
+        gen = desc.fn(desc.items[i], i) if isinstance(desc, Map) else desc.branches[i]()
+        if not isinstance(gen, Generator):
+            raise WorkflowDefinitionError(
+                f"branch {i} of {describe_operation(self.sub_type, None, desc.name)} must be "
+                f"a generator function, its call returned {type(gen).__name__}"
+            )
+        owner = _BranchOwner(self, i, name, recorded)
+        ctx = _Ctx(
+            gen,
+            bid,
+            bid if nested else self.op_id,
+            f"branch {name!r} of {describe_operation(self.sub_type, None, desc.name)}",
+            self.parent,
+            owner,
+        )
+        self.active[i] = ctx
+        interp._open.append(ctx)
+        interp._ready.append(ctx)
+
+    def branch_done(self, i: int, item: BatchItem) -> None:
+        if self.finished:
+            return
+        self.active.pop(i, None)
+        self.items[i] = item
+        succeeded = sum(1 for it in self.items.values() if it.status is BatchItemStatus.SUCCEEDED)
+        failed = len(self.items) - succeeded
+        reason = self.desc.completion.decide(succeeded, failed, self.total)
+        if reason is not None:
+            self.finish(reason)
+        else:
+            self.admit()
+
+    def finish(self, reason: CompletionReason) -> None:
+        interp = self.interp
+        self.finished = True
+        items = dict(self.items)
+        for i, ctx in self.active.items():
+            items[i] = BatchItem(i, BatchItemStatus.STARTED)
+            interp._abandon(ctx)
+        self.active.clear()
+        result = BatchResult.build(items.values(), reason)
+        parent = self.parent
+        if self.recorded is not None:
+            rec = self.recorded
+            if rec.status is not _SUCCEEDED:
+                error = rec.error or ErrorObject(type="Error")
+                err = ChildContextError(
+                    error, operation_name=self.desc.name, operation_id=self.op_id
+                )
+                interp._resume(parent, None, err)
+                return
+            if not rec.replay_children:
+                result = interp._decode_batch(self.desc.serdes, rec, parent)
+            interp._resume(parent, result, None)
+            return
+        serdes = self.desc.serdes or DEFAULT_SERDES
+        try:
+            payload, _, big = interp._encode_context_result(serdes, result)
+        except SerializationError as e:
+            exc = SerializationError(
+                f"the result of {describe_operation(self.sub_type, None, self.desc.name)} "
+                f"cannot be stored: {e}",
+                value_type=e.value_type,
+            )
+            owner = _ContextOwner(
+                self.op_id, self.desc.name, self.sub_type, parent, serdes, None, _child_error
+            )
+            owner.fail(interp, error_from_exception(exc))
+            return
+        interp._updates.append(
+            OperationUpdate(
+                id=self.op_id,
+                type=_CONTEXT,
+                action=_SUCCEED,
+                parent_id=parent.op_parent,
+                name=self.desc.name,
+                sub_type=self.sub_type,
+                payload=payload,
+                replay_children=True if big else None,
+            )
+        )
+        interp._checkpoint_then(lambda: interp._resume(parent, result, None))
+
+
+class _BranchOwner(_Owner):
+    def __init__(self, batch: _Batch, index: int, name: str, recorded: Operation | None) -> None:
+        self.batch = batch
+        self.index = index
+        self.name = name
+        self.recorded = recorded
+
+    def _replayed(self, interp: Interpreter, ctx: _Ctx, value: Any, exc: Exception | None) -> None:
+        assert self.recorded is not None
+        serdes = self.batch.desc.item_serdes or DEFAULT_SERDES
+        value, error = interp._recorded_outcome(self.recorded, serdes, ctx, value, exc)
+        if error is None:
+            item = BatchItem(self.index, BatchItemStatus.SUCCEEDED, value)
+        else:
+            item = BatchItem(self.index, BatchItemStatus.FAILED, None, error)
+        self.batch.branch_done(self.index, item)
+
+    def returned(self, interp: Interpreter, ctx: _Ctx, value: Any) -> None:
+        batch = self.batch
+        if self.recorded is not None:
+            self._replayed(interp, ctx, value, None)
+            return
+        item = BatchItem(self.index, BatchItemStatus.SUCCEEDED, value)
+        if batch.desc.nesting is Nesting.FLAT:
+            batch.branch_done(self.index, item)
+            return
+        serdes = batch.desc.item_serdes or DEFAULT_SERDES
+        try:
+            payload, value, big = interp._encode_context_result(serdes, value)
+        except SerializationError as e:
+            err = SerializationError(
+                f"{ctx.label} returned a value that cannot be stored: {e}", value_type=e.value_type
+            )
+            self.raised(interp, ctx, err)
+            return
+        item = BatchItem(self.index, BatchItemStatus.SUCCEEDED, value)
+        interp._updates.append(
+            OperationUpdate(
+                id=ctx.id or "",
+                type=_CONTEXT,
+                action=_SUCCEED,
+                parent_id=batch.op_id,
+                name=self.name,
+                sub_type=batch.branch_sub_type,
+                payload=payload,
+                replay_children=True if big else None,
+            )
+        )
+        index = self.index
+        interp._checkpoint_then(lambda: batch.branch_done(index, item))
+
+    def raised(self, interp: Interpreter, ctx: _Ctx, exc: Exception) -> None:
+        batch = self.batch
+        if self.recorded is not None:
+            self._replayed(interp, ctx, None, exc)
+            return
+        error = error_from_exception(exc)
+        item = BatchItem(self.index, BatchItemStatus.FAILED, None, error)
+        if batch.desc.nesting is Nesting.FLAT:
+            batch.branch_done(self.index, item)
+            return
+        interp._updates.append(
+            OperationUpdate(
+                id=ctx.id or "",
+                type=_CONTEXT,
+                action=_FAIL,
+                parent_id=batch.op_id,
+                name=self.name,
+                sub_type=batch.branch_sub_type,
+                error=error,
+            )
+        )
+        index = self.index
+        interp._checkpoint_then(lambda: batch.branch_done(index, item))
+
+
+def _operand(desc: Any) -> Generator[Any, Any, Any]:
+    return (yield desc)
+
+
+class _Combination(_Owner):
+    """All / Any / Race / AllSettled: operands run as concurrent virtual contexts."""
+
+    def __init__(
+        self,
+        interp: Interpreter,
+        parent: _Ctx,
+        op_id: str,
+        desc: Any,
+        sub_type: str,
+        recorded: Operation | None,
+    ) -> None:
+        self.interp = interp
+        self.parent = parent
+        self.op_id = op_id
+        self.desc = desc
+        self.kind: str = desc.kind
+        self.sub_type = sub_type
+        self.recorded = recorded
+        self.total = len(desc.operations)
+        self.settled: dict[int, tuple[bool, Any]] = {}
+        self.ctxs: dict[int, _Ctx] = {}
+        self.finished = False
+
+    def start(self) -> None:
+        if self.total == 0:
+            self.decide()
+            return
+        label = describe_operation(self.sub_type, None, self.desc.name)
+        for i, d in enumerate(self.desc.operations):
+            ctx = _Ctx(
+                _operand(d), self.op_id, self.op_id, label, self.parent, _OperandOwner(self, i)
+            )
+            ctx.counter = i  # operand i is operation i+1 of the combinator
+            self.ctxs[i] = ctx
+            self.interp._open.append(ctx)
+            self.interp._ready.append(ctx)
+
+    def settle(self, i: int, ok: bool, value: Any) -> None:
+        if self.finished:
+            return
+        self.ctxs.pop(i, None)
+        self.settled[i] = (ok, value)
+        self.decide()
+
+    def decide(self) -> None:
+        kind = self.kind
+        settled = self.settled
+        outcome: tuple[bool, Any] | None = None
+        if kind == "Race" and settled:
+            outcome = next(iter(settled.values()))
+        elif kind == "All":
+            failure = next((v for ok, v in settled.values() if not ok), None)
+            if failure is not None:
+                outcome = (False, failure)
+            elif len(settled) == self.total:
+                outcome = (True, [settled[i][1] for i in range(self.total)])
+        elif kind == "Any":
+            success = next((v for ok, v in settled.values() if ok), _MISSING)
+            if success is not _MISSING:
+                outcome = (True, success)
+            elif len(settled) == self.total:
+                errs = [settled[i][1] for i in range(self.total)]
+                outcome = (
+                    False,
+                    ErrorObject(
+                        type=qualified_name(CombinatorError),
+                        message=f"all {self.total} operations of Any failed: "
+                        + "; ".join(f"{e.type}: {e.message}" for e in errs),
+                    ),
+                )
+        elif kind == "AllSettled" and len(settled) == self.total:
+            outcome = (
+                True,
+                [
+                    {"status": "fulfilled", "value": v}
+                    if ok
+                    else {"status": "rejected", "reason": v.to_dict()}
+                    for ok, v in (settled[i] for i in range(self.total))
+                ],
+            )
+        if outcome is not None:
+            self.finish(*outcome)
+
+    def finish(self, ok: bool, value: Any) -> None:
+        interp = self.interp
+        self.finished = True
+        for ctx in list(self.ctxs.values()):
+            interp._abandon(ctx)
+        self.ctxs.clear()
+        owner = _ContextOwner(
+            self.op_id,
+            self.desc.name,
+            self.sub_type,
+            self.parent,
+            DEFAULT_SERDES,
+            self.recorded,
+            _combinator_error,
+        )
+        if self.recorded is not None:
+            owner._replayed(interp, self.parent, value if ok else None, None)
+        elif ok:
+            owner.returned(interp, self.parent, value)
+        else:
+            owner.fail(interp, value)
+
+
+class _OperandOwner(_Owner):
+    def __init__(self, comb: _Combination, index: int) -> None:
+        self.comb = comb
+        self.index = index
+
+    def returned(self, interp: Interpreter, ctx: _Ctx, value: Any) -> None:
+        self.comb.settle(self.index, True, value)
+
+    def raised(self, interp: Interpreter, ctx: _Ctx, exc: Exception) -> None:
+        self.comb.settle(self.index, False, error_from_exception(exc))
+
+
+# ----------------------------------------------------------------------------- work queue
+
+
+class _Running:
+    """A step-like attempt handed to the engine, awaiting its outcome."""
+
+    __slots__ = ("attempt", "ctx", "desc", "op_id", "state")
+
+    def __init__(self, ctx: _Ctx, desc: Any, op_id: str, attempt: int, state: Any = None) -> None:
+        self.ctx = ctx
+        self.desc = desc
+        self.op_id = op_id
+        self.attempt = attempt
+        self.state = state  # WaitForCondition: the state this poll was given
+
+
+class _Entry:
+    """One unit of work in the retirement queue; ``action`` runs when it retires."""
+
+    __slots__ = ("action", "ctx", "done", "run")
+
+    def __init__(
+        self,
+        ctx: _Ctx | None,
+        done: bool,
+        action: Callable[[], None] | None,
+        run: _Running | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.done = done
+        self.action = action
+        self.run = run
+
+
+def _callback_body(desc: WaitForCallback) -> Generator[Any, Any, Any]:
+    """The body of a WaitForCallback context, recorded as AWS records it."""
+    prefix = f"{desc.name} " if desc.name else ""
+    handle = yield CreateCallback(
+        f"{prefix}create callback id",
+        timeout=desc.timeout,
+        heartbeat_timeout=desc.heartbeat_timeout,
+        serdes=desc.serdes,
+    )
+    try:
+        yield Step(desc.submitter, handle.callback_id, name=f"{prefix}submitter", retry=desc.retry)
+    except StepError as e:
+        raise CallbackSubmitterError(
+            ErrorObject(
+                type=qualified_name(CallbackSubmitterError),
+                message=f"{e.error_type}: {e.error_message}",
+                data=e.error_data,
+                stack_trace=e.stack_trace,
+            ),
+            operation_name=desc.name,
+        ) from None
+    return (yield handle.result())
+
+
+# ----------------------------------------------------------------------------- interpreter
 
 
 class Interpreter:
@@ -210,20 +802,23 @@ class Interpreter:
         self._check_args = check_args
         self._updates: list[OperationUpdate] = []
         self._ready: deque[_Ctx] = deque()
-        self._running: dict[str, _Running] = {}
+        self._queue: dict[object, _Entry] = {}  # retirement order = insertion order
+        self._abandoned: set[str] = set()
         self._commands: deque[Command] = deque()
-        self._parked: dict[int, int] = {}  # id(ctx) -> wake_at (ms) for timer waits
+        self._acks: dict[int, Callable[[], None]] = {}  # id(Checkpoint) -> on-ack action
+        self._parked: dict[_Ctx, int | None] = {}  # blocked on a timer (ms) or the outside
         self._open: list[_Ctx] = []  # contexts whose generators are alive
-        self._awaiting_ack: list[tuple[_Ctx, Any, BaseException | None]] | None = None
-        self._pending_resumes: list[tuple[_Ctx, Any, BaseException | None]] = []
+        self._awaiting_ack: Callable[[], None] | None = None
         self._finished: Command | None = None
+        self._current: _Ctx | None = None
+        self._recorded_children: dict[str | None, int] | None = None
         self.replaying = True
         gen = workflow(input_value)
         if not isinstance(gen, Generator):
             raise WorkflowDefinitionError(
                 f"a workflow must return a generator when called, got {type(gen).__name__}"
             )
-        self._root = _Ctx(gen, None, "the root context", None, DEFAULT_SERDES)
+        self._root = _Ctx(gen, None, None, "the root context", None, _RootOwner())
         self._open.append(self._root)
         self._ready.append(self._root)
 
@@ -236,75 +831,58 @@ class Interpreter:
                 "next_command() called while a Checkpoint is unacknowledged; "
                 "call checkpointed() once its updates are durable"
             )
-        if self._finished is not None:
-            return self._finished
         commands = self._commands
         ready = self._ready
-        while not commands:
+        queue = self._queue
+        while True:
+            if commands:
+                cmd = commands.popleft()
+                if type(cmd) is Checkpoint:
+                    self._awaiting_ack = self._acks.pop(id(cmd))
+                return cmd
+            if self._finished is not None:
+                return self._finished
             if ready:
                 self._drive(ready.popleft())
                 continue
-            if self._running:
-                return AwaitOutcome(self._take_updates())
+            if queue:
+                key = next(iter(queue))
+                entry = queue[key]
+                if not entry.done:
+                    return AwaitOutcome(self._take_updates())
+                del queue[key]
+                assert entry.action is not None
+                entry.action()
+                continue
             return self._stop()
-        cmd = commands.popleft()
-        if isinstance(cmd, Checkpoint):
-            self._awaiting_ack = self._pending_resumes
-            self._pending_resumes = []
-        return cmd
 
     def checkpointed(self, delta: Mapping[str, Operation] | None = None) -> None:
         """The updates of the last Checkpoint are durable; ``delta`` is what changed."""
-        if self._awaiting_ack is None:
+        action = self._awaiting_ack
+        if action is None:
             raise InternalError("checkpointed() called with no Checkpoint outstanding")
         if delta:
             self._ops.update(delta)
-        resumes = self._awaiting_ack
         self._awaiting_ack = None
-        for ctx, value, exc in resumes:
-            ctx.send_value = value
-            ctx.send_exc = exc
-            self._ready.append(ctx)
+        action()
 
     def step_returned(self, op_id: str, value: Any) -> None:
         """The engine ran a step attempt and it returned ``value``."""
-        run = self._take_running(op_id)
-        desc = run.desc
-        serdes = desc.serdes or DEFAULT_SERDES
-        try:
-            payload = serdes.serialize(value)
-            if not isinstance(payload, str):
-                raise SerializationError(
-                    f"serdes {type(serdes).__name__}.serialize returned "
-                    f"{type(payload).__name__}, not str",
-                    value_type=type(payload).__name__,
-                )
-            if serdes is not DEFAULT_SERDES:
-                value = serdes.deserialize(payload)
-        except SerializationError as e:
-            err = ErrorObject(
-                type=qualified_name(SerializationError),
-                message=f"step {desc.name or op_id!r} returned a value that cannot be stored: {e}",
-            )
-            self._fail_step(run, err)
-            return
-        self._updates.append(
-            OperationUpdate(
-                id=op_id,
-                type=_STEP,
-                action=OperationAction.SUCCEED,
-                parent_id=run.ctx.id,
-                name=desc.name,
-                sub_type=_ST_STEP,
-                payload=payload,
-            )
-        )
-        self._checkpoint_then_resume(run.ctx, value, None)
+        entry = self._arrival(op_id)
+        if entry is not None:
+            run = entry.run
+            assert run is not None
+            entry.action = lambda: self._step_value(run, value)
+            entry.done = True
 
     def step_raised(self, op_id: str, exc: BaseException) -> None:
         """The engine ran a step attempt and it raised ``exc``."""
-        run = self._take_running(op_id)
-        self._attempt_failed(run, exc, error_from_exception(exc))
+        entry = self._arrival(op_id)
+        if entry is not None:
+            run = entry.run
+            assert run is not None
+            entry.action = lambda: self._attempt_failed(run, exc, error_from_exception(exc))
+            entry.done = True
 
     def close(self) -> None:
         """Close every open generator (innermost first)."""
@@ -314,10 +892,146 @@ class Interpreter:
             with contextlib.suppress(Exception):
                 ctx.gen.close()
 
+    def is_replaying(self) -> bool:
+        """Whether the context being driven is re-running code an earlier invocation ran.
+
+        True until the context has consumed every operation recorded for it when
+        the log was loaded: the code after the last of them runs for the first time.
+        """
+        ctx = self._current
+        if ctx is None or not self._recorded:
+            return False
+        counts = self._recorded_children
+        if counts is None:
+            counts = {}
+            for op_id in self._recorded:
+                op = self._ops[op_id]
+                if op.type is not OperationType.EXECUTION:
+                    counts[op.parent_id] = counts.get(op.parent_id, 0) + 1
+            self._recorded_children = counts
+        return ctx.counter < counts.get(ctx.op_parent, 0)
+
+    @property
+    def current_operation(self) -> tuple[str | None, str | None]:
+        """(context id, context label) of the context being driven, for loggers."""
+        ctx = self._current
+        return (None, None) if ctx is None else (ctx.id, ctx.label)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _arrival(self, op_id: str) -> _Entry | None:
+        entry = self._queue.get(op_id)
+        if entry is None or entry.run is None or entry.done:
+            if op_id in self._abandoned:
+                self._abandoned.discard(op_id)
+                return None  # its branch was abandoned when its batch completed
+            raise InternalError(f"no step attempt is running with operation id {op_id!r}")
+        return entry
+
+    def _take_updates(self) -> list[OperationUpdate]:
+        ups = self._updates
+        self._updates = []
+        return ups
+
+    def _checkpoint_then(self, action: Callable[[], None]) -> None:
+        cmd = Checkpoint(self._take_updates())
+        self._acks[id(cmd)] = action
+        self._commands.append(cmd)
+
+    def _resume(self, ctx: _Ctx, value: Any, exc: BaseException | None) -> None:
+        ctx.send_value = value
+        ctx.send_exc = exc
+        self._ready.append(ctx)
+
+    def _concurrent(self) -> bool:
+        """Whether other work is in flight, so replay must keep the live order."""
+        return bool(self._ready or self._queue)
+
+    def _resolved(self, ctx: _Ctx, value: Any, exc: BaseException | None) -> bool:
+        """A replayed outcome for ``ctx``. True: continue inline; False: queued."""
+        if not self._ready and not self._queue:
+            return True
+        self._queue[object()] = _Entry(ctx, True, lambda: self._resume(ctx, value, exc))
+        return False
+
+    def _new_op(self) -> None:
+        self.replaying = False
+
+    def _park(self, ctx: _Ctx, wake: int | None) -> None:
+        self._parked[ctx] = wake
+
+    def _abandon(self, ctx: _Ctx) -> None:
+        """Stop a branch (and everything below it) whose batch completed without it."""
+        doomed = [c for c in self._open if c is ctx or self._descends(c, ctx)]
+        doomed_set = set(doomed)
+        for c in reversed(doomed):
+            with contextlib.suppress(Exception):
+                c.gen.close()
+            self._open.remove(c)
+            self._parked.pop(c, None)
+        kept = [c for c in self._ready if c not in doomed_set]
+        self._ready.clear()  # in place: next_command holds a reference to this deque
+        self._ready.extend(kept)
+        for key, entry in list(self._queue.items()):
+            run = entry.run
+            if entry.ctx in doomed_set or (run is not None and run.ctx in doomed_set):
+                del self._queue[key]
+                if run is not None and not entry.done:
+                    self._abandoned.add(run.op_id)
+
+    @staticmethod
+    def _descends(c: _Ctx, ancestor: _Ctx) -> bool:
+        p = c.parent
+        while p is not None:
+            if p is ancestor:
+                return True
+            p = p.parent
+        return False
+
+    def _encode_context_result(self, serdes: Serdes, value: Any) -> tuple[str, Any, bool]:
+        payload = serdes.serialize(value)
+        if serdes is not DEFAULT_SERDES:
+            value = serdes.deserialize(payload)
+        big = len(payload) > REPLAY_CHILDREN_THRESHOLD
+        return ("" if big else payload), value, big
+
+    def _decode(self, serdes: Serdes | None, op: Operation, ctx: _Ctx) -> Any:
+        res = op.result
+        if res is None:
+            return None
+        try:
+            return (serdes or DEFAULT_SERDES).deserialize(res)
+        except SerializationError as e:
+            raise self._corrupt(ctx, op, e) from e
+
+    def _decode_batch(self, serdes: Serdes | None, op: Operation, ctx: _Ctx) -> BatchResult:
+        value = self._decode(serdes, op, ctx)
+        if isinstance(value, BatchResult):
+            return value
+        try:
+            return BatchResult.from_record(value)
+        except (KeyError, TypeError, ValueError) as e:
+            raise self._corrupt(ctx, op, f"not a batch result ({e})") from e
+
+    def _recorded_outcome(
+        self, rec: Operation, serdes: Serdes, ctx: _Ctx, value: Any, exc: Exception | None
+    ) -> tuple[Any, ErrorObject | None]:
+        """The outcome a re-driven context counts with: the one its log recorded."""
+        if rec.status is _SUCCEEDED:
+            if rec.replay_children:  # not stored: the re-run rebuilt it
+                if exc is not None:
+                    raise self._corrupt(
+                        ctx, rec, f"its log recorded success, but replaying it raised {exc!r}"
+                    )
+                return value, None
+            return self._decode(serdes, rec, ctx), None
+        return None, rec.error or ErrorObject(type="Error", message=f"ended {rec.status.value}")
+
     # ------------------------------------------------------------------ driving
 
     def _drive(self, ctx: _Ctx) -> None:
         """Run ``ctx`` until it blocks or finishes; replays recorded operations inline."""
+        self._current = ctx
         gen = ctx.gen
         ops = self._ops
         root_ids = _ROOT_IDS
@@ -328,24 +1042,38 @@ class Interpreter:
             try:
                 desc = gen.send(value) if exc is None else gen.throw(exc)
             except StopIteration as stop:
-                self._context_returned(ctx, stop.value)
+                self._check_nothing_skipped(ctx)
+                self._open.remove(ctx)
+                ctx.owner.returned(self, ctx, stop.value)
                 return
             except Exception as e:  # the workflow raised
-                self._context_raised(ctx, e)
+                if isinstance(e, NonDeterminismError | CorruptLogError | InternalError):
+                    raise
+                self._open.remove(ctx)
+                ctx.owner.raised(self, ctx, e)
                 return
             exc = None
-            ctx.counter += 1
             tdesc = type(desc)
-            parent = ctx.id
+            if tdesc is AwaitCallback or tdesc is CallbackHandle:
+                handle = desc.handle if tdesc is AwaitCallback else desc
+                outcome = self._await_callback(ctx, handle)
+                if outcome is None:
+                    return
+                value, exc = outcome
+                if self._resolved(ctx, value, exc):
+                    continue
+                return
+            ctx.counter += 1
             n = ctx.counter
-            op_id = root_ids[n] if parent is None and n < len(root_ids) else operation_id(parent, n)
+            prefix = ctx.id
+            op_id = root_ids[n] if prefix is None and n < len(root_ids) else operation_id(prefix, n)
             op = ops.get(op_id)
             if tdesc is Step:
                 if op is not None:
                     if not (
                         op.type is _STEP
                         and op.name == desc.name
-                        and op.parent_id == parent
+                        and op.parent_id == ctx.op_parent
                         and op.sub_type == _ST_STEP
                     ):
                         self._check(ctx, op, _STEP, _ST_STEP, desc.name)
@@ -361,120 +1089,55 @@ class Interpreter:
                                 value = (desc.serdes or DEFAULT_SERDES).deserialize(res)
                             except SerializationError as e:
                                 raise self._corrupt(ctx, op, e) from e
+                        if self._ready or self._queue:
+                            self._resolved(ctx, value, None)
+                            return
                         continue
                     if status is _FAILED:
                         value = None
-                        exc = self._step_error(op, desc.name)
-                        continue
-                if self._start_step(ctx, desc, op_id, op):
-                    return
+                        exc = self._step_error(op, desc.name, StepError)
+                        if self._resolved(ctx, value, exc):
+                            continue
+                        return
+                self._start_step(ctx, desc, op_id, op)
+                return
+            handler = _HANDLERS.get(tdesc)
+            if handler is None:
+                if not isinstance(desc, _Combinator):
+                    self._bad_yield(ctx, desc)
+                handler = Interpreter._do_combinator
+            outcome = handler(self, ctx, desc, op_id, op)
+            if outcome is None:
+                return
+            value, exc = outcome
+            if self._resolved(ctx, value, exc):
                 continue
-            if tdesc is Wait:
-                if op is not None:
-                    self._check(ctx, op, _WAIT, _ST_WAIT, desc.name)
-                    if op.is_terminal:
-                        value = None
-                        continue
-                    wake = op.scheduled_end_timestamp
-                    if wake is None:
-                        raise self._corrupt(ctx, op, "a started wait has no ScheduledEndTimestamp")
-                else:
-                    self.replaying = False
-                    self._updates.append(
-                        OperationUpdate(
-                            id=op_id,
-                            type=_WAIT,
-                            action=OperationAction.START,
-                            parent_id=parent,
-                            name=desc.name,
-                            sub_type=_ST_WAIT,
-                            wait_seconds=desc.seconds,
-                        )
-                    )
-                    wake = self.now + desc.seconds * 1000
-                self._parked[id(ctx)] = wake
-                return
-            if tdesc is ChildContext:
-                if op is not None:
-                    self._check(ctx, op, _CONTEXT, _ST_CHILD, desc.name)
-                    if op.status is _SUCCEEDED and not op.replay_children:
-                        res = op.result
-                        try:
-                            value = (
-                                None
-                                if res is None
-                                else (desc.serdes or DEFAULT_SERDES).deserialize(res)
-                            )
-                        except SerializationError as e:
-                            raise self._corrupt(ctx, op, e) from e
-                        continue
-                    if op.status is _FAILED:
-                        value = None
-                        exc = ChildContextError(
-                            op.error or ErrorObject(type="Error"),
-                            operation_name=desc.name,
-                            operation_id=op_id,
-                        )
-                        continue
-                else:
-                    self.replaying = False
-                    self._updates.append(
-                        OperationUpdate(
-                            id=op_id,
-                            type=_CONTEXT,
-                            action=OperationAction.START,
-                            parent_id=parent,
-                            name=desc.name,
-                            sub_type=_ST_CHILD,
-                        )
-                    )
-                self._start_child(ctx, desc, op_id, op)
-                return
-            self._bad_yield(ctx, desc)
+            return
 
-    def _start_child(self, ctx: _Ctx, desc: ChildContext, op_id: str, op: Operation | None) -> None:
-        gen = desc.fn(*desc.args)
-        if not isinstance(gen, Generator):
-            raise WorkflowDefinitionError(
-                f"ChildContext function {desc.name!r} must return a generator, "
-                f"got {type(gen).__name__}"
-            )
-        label = f"child context {desc.name!r}" if desc.name else "child context"
-        child = _Ctx(
-            gen,
-            op_id,
-            label,
-            ctx,
-            desc.serdes or DEFAULT_SERDES,
-            rebuild=op is not None and op.status is _SUCCEEDED,
-        )
-        child.desc = desc
-        child.op_name = desc.name
-        self._open.append(child)
-        self._ready.appendleft(child)
+    # ------------------------------------------------------------------ steps
 
-    def _start_step(self, ctx: _Ctx, desc: Step, op_id: str, op: Operation | None) -> bool:
-        """Handle a step that is new or in flight. True when ``ctx`` is now blocked."""
+    def _start_step(self, ctx: _Ctx, desc: Step, op_id: str, op: Operation | None) -> None:
+        """A step that is new or in flight: run an attempt, or wait for its retry timer."""
         at_most_once = desc.semantics is StepSemantics.AT_MOST_ONCE_PER_RETRY
         if op is None:
-            self.replaying = False
+            self._new_op()
             self._updates.append(
                 OperationUpdate(
                     id=op_id,
                     type=_STEP,
-                    action=OperationAction.START,
-                    parent_id=ctx.id,
+                    action=_START,
+                    parent_id=ctx.op_parent,
                     name=desc.name,
                     sub_type=_ST_STEP,
                     args_digest=args_digest(desc.args) if self._check_args else None,
                 )
             )
-            self._run(ctx, desc, op_id, 1, at_most_once)
-            return True
+            self._run(ctx, desc, op_id, 1, at_most_once, desc.fn, desc.args)
+            return
         status = op.status
         attempt = (op.attempt or 0) + 1
         if status is _STARTED:
-            self.replaying = False
+            self._new_op()
             if at_most_once:
                 # An attempt began and never recorded its outcome: do not run it again.
                 run = _Running(ctx, desc, op_id, attempt)
@@ -484,51 +1147,94 @@ class Interpreter:
                     "AT_MOST_ONCE_PER_RETRY it is not run again"
                 )
                 self._attempt_failed(run, interrupted, error_from_exception(interrupted))
-                return True
-            self._run(ctx, desc, op_id, attempt, False)
-            return True
+                return
+            self._run(ctx, desc, op_id, attempt, False, desc.fn, desc.args)
+            return
         if status is _PENDING or status is _READY:
             due = op.next_attempt_timestamp
             if status is _PENDING and due is not None and due > self.now:
-                self._parked[id(ctx)] = due
-                return True
-            self.replaying = False
+                self._park(ctx, due)
+                return
+            self._new_op()
             self._updates.append(
                 OperationUpdate(
                     id=op_id,
                     type=_STEP,
-                    action=OperationAction.START,
-                    parent_id=ctx.id,
+                    action=_START,
+                    parent_id=ctx.op_parent,
                     name=desc.name,
                     sub_type=_ST_STEP,
                 )
             )
-            self._run(ctx, desc, op_id, attempt, at_most_once)
-            return True
+            self._run(ctx, desc, op_id, attempt, at_most_once, desc.fn, desc.args)
+            return
         # CANCELLED / TIMED_OUT / STOPPED: terminal without a result.
-        ctx.send_exc = self._step_error(op, desc.name)
-        self._ready.appendleft(ctx)
-        return True
+        exc = self._step_error(op, desc.name, StepError)
+        if self._resolved(ctx, None, exc):
+            self._resume(ctx, None, exc)
 
-    def _run(self, ctx: _Ctx, desc: Step, op_id: str, attempt: int, durable_first: bool) -> None:
-        self._running[op_id] = _Running(ctx, desc, op_id, attempt)
+    def _run(
+        self,
+        ctx: _Ctx,
+        desc: Any,
+        op_id: str,
+        attempt: int,
+        durable_first: bool,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        *,
+        state: Any = None,
+    ) -> None:
+        self._queue[op_id] = _Entry(ctx, False, None, _Running(ctx, desc, op_id, attempt, state))
         self._commands.append(
             RunStep(
                 self._take_updates(),
                 durable_first,
                 op_id=op_id,
                 name=desc.name,
-                fn=desc.fn,
-                args=desc.args,
+                fn=fn,
+                args=args,
                 attempt=attempt,
             )
         )
 
-    def _take_running(self, op_id: str) -> _Running:
-        run = self._running.pop(op_id, None)
-        if run is None:
-            raise InternalError(f"no step attempt is running with operation id {op_id!r}")
-        return run
+    def _step_value(self, run: _Running, value: Any) -> None:
+        desc = run.desc
+        if type(desc) is WaitForCondition:
+            self._poll_value(run, value)
+            return
+        serdes = desc.serdes or DEFAULT_SERDES
+        try:
+            payload = serdes.serialize(value)
+            if not isinstance(payload, str):
+                raise SerializationError(
+                    f"serdes {type(serdes).__name__}.serialize returned "
+                    f"{type(payload).__name__}, not str",
+                    value_type=type(payload).__name__,
+                )
+            if serdes is not DEFAULT_SERDES:
+                value = serdes.deserialize(payload)
+        except SerializationError as e:
+            err = ErrorObject(
+                type=qualified_name(SerializationError),
+                message=f"step {desc.name or run.op_id!r} returned a value that cannot be "
+                f"stored: {e}",
+            )
+            self._fail_step(run, err)
+            return
+        self._updates.append(
+            OperationUpdate(
+                id=run.op_id,
+                type=_STEP,
+                action=_SUCCEED,
+                parent_id=run.ctx.op_parent,
+                name=desc.name,
+                sub_type=_ST_STEP,
+                payload=payload,
+            )
+        )
+        ctx = run.ctx
+        self._checkpoint_then(lambda: self._resume(ctx, value, None))
 
     def _attempt_failed(self, run: _Running, exc: BaseException, error: ErrorObject) -> None:
         desc = run.desc
@@ -537,111 +1243,526 @@ class Interpreter:
         if not decision.retry:
             self._fail_step(run, error)
             return
+        is_poll = type(desc) is WaitForCondition
+        payload = None
+        if is_poll:
+            payload = self._encode_state(run, run.state)
+            if payload is None:
+                return
         self._updates.append(
             OperationUpdate(
                 id=run.op_id,
                 type=_STEP,
-                action=OperationAction.RETRY,
-                parent_id=run.ctx.id,
+                action=_RETRY,
+                parent_id=run.ctx.op_parent,
                 name=desc.name,
-                sub_type=_ST_STEP,
+                sub_type=_ST_WFC if is_poll else _ST_STEP,
                 error=error,
+                payload=payload,
                 next_attempt_delay_seconds=decision.delay_seconds,
             )
         )
-        self._parked[id(run.ctx)] = self.now + decision.delay_seconds * 1000
+        self._park(run.ctx, self.now + decision.delay_seconds * 1000)
 
     def _fail_step(self, run: _Running, error: ErrorObject) -> None:
+        desc = run.desc
+        is_poll = type(desc) is WaitForCondition
         self._updates.append(
             OperationUpdate(
                 id=run.op_id,
                 type=_STEP,
-                action=OperationAction.FAIL,
-                parent_id=run.ctx.id,
-                name=run.desc.name,
-                sub_type=_ST_STEP,
+                action=_FAIL,
+                parent_id=run.ctx.op_parent,
+                name=desc.name,
+                sub_type=_ST_WFC if is_poll else _ST_STEP,
                 error=error,
             )
         )
-        exc = StepError(error, operation_name=run.desc.name, operation_id=run.op_id)
-        self._checkpoint_then_resume(run.ctx, None, exc)
+        cls: type[OperationError] = WaitForConditionError if is_poll else StepError
+        exc = cls(error, operation_name=desc.name, operation_id=run.op_id)
+        ctx = run.ctx
+        self._checkpoint_then(lambda: self._resume(ctx, None, exc))
 
-    def _checkpoint_then_resume(self, ctx: _Ctx, value: Any, exc: BaseException | None) -> None:
-        self._pending_resumes.append((ctx, value, exc))
-        self._commands.append(Checkpoint(self._take_updates()))
-
-    def _step_error(self, op: Operation, name: str | None) -> StepError:
+    def _step_error(
+        self, op: Operation, name: str | None, cls: type[OperationError]
+    ) -> OperationError:
         error = op.error or ErrorObject(
-            type="durable_gen.StepError", message=f"the step ended {op.status.value}"
+            type=qualified_name(cls), message=f"the operation ended {op.status.value}"
         )
-        return StepError(error, operation_name=name, operation_id=op.id)
+        return cls(error, operation_name=name, operation_id=op.id)
 
-    # ------------------------------------------------------------------ contexts end
+    # ------------------------------------------------------------------ wait-for-condition
 
-    def _context_returned(self, ctx: _Ctx, value: Any) -> None:
-        self._check_nothing_skipped(ctx)
-        serdes = ctx.serdes
+    def _do_wait_for_condition(
+        self, ctx: _Ctx, desc: WaitForCondition, op_id: str, op: Operation | None
+    ) -> Outcome:
+        if op is None:
+            self._new_op()
+            self._updates.append(
+                OperationUpdate(
+                    id=op_id,
+                    type=_STEP,
+                    action=_START,
+                    parent_id=ctx.op_parent,
+                    name=desc.name,
+                    sub_type=_ST_WFC,
+                )
+            )
+            state = desc.initial_state
+            self._run(ctx, desc, op_id, 1, False, desc.check, (state,), state=state)
+            return None
+        self._check(ctx, op, _STEP, _ST_WFC, desc.name)
+        status = op.status
+        if status is _SUCCEEDED:
+            return self._decode(desc.serdes, op, ctx), None
+        if op.is_terminal:
+            return None, self._step_error(op, desc.name, WaitForConditionError)
+        state = desc.initial_state if op.result is None else self._decode(desc.serdes, op, ctx)
+        attempt = (op.attempt or 0) + 1
+        if status is _STARTED:
+            self._new_op()
+            self._run(ctx, desc, op_id, attempt, False, desc.check, (state,), state=state)
+            return None
+        due = op.next_attempt_timestamp
+        if status is _PENDING and due is not None and due > self.now:
+            self._park(ctx, due)
+            return None
+        self._new_op()
+        self._updates.append(
+            OperationUpdate(
+                id=op_id,
+                type=_STEP,
+                action=_START,
+                parent_id=ctx.op_parent,
+                name=desc.name,
+                sub_type=_ST_WFC,
+            )
+        )
+        self._run(ctx, desc, op_id, attempt, False, desc.check, (state,), state=state)
+        return None
+
+    def _encode_state(self, run: _Running, state: Any) -> str | None:
+        """The serialized poll state, or None after failing the operation."""
+        desc = run.desc
         try:
-            payload = serdes.serialize(value)
+            return str((desc.serdes or DEFAULT_SERDES).serialize(state))
         except SerializationError as e:
-            what = "the workflow" if ctx.parent is None else ctx.label
-            err = SerializationError(
-                f"{what} returned a value that cannot be stored: {e}", value_type=e.value_type
+            self._fail_step(
+                run,
+                ErrorObject(
+                    type=qualified_name(SerializationError),
+                    message=f"the state of {describe_operation(_ST_WFC, None, desc.name)} "
+                    f"cannot be stored: {e}",
+                ),
             )
-            self._context_raised(ctx, err)
-            return
-        self._open.remove(ctx)
-        parent = ctx.parent
-        if parent is None:
-            self._finished = Complete(self._take_updates(), payload, value)
-            return
-        if ctx.rebuild:  # the result was rebuilt by replaying the children
-            parent.send_value = value
-            self._ready.appendleft(parent)
-            return
-        big = len(payload) > REPLAY_CHILDREN_THRESHOLD
-        assert ctx.id is not None
-        self._updates.append(
-            OperationUpdate(
-                id=ctx.id,
-                type=_CONTEXT,
-                action=OperationAction.SUCCEED,
-                parent_id=parent.id,
-                name=ctx.op_name,
-                sub_type=_ST_CHILD,
-                payload="" if big else payload,
-                replay_children=True if big else None,
-            )
-        )
-        if serdes is not DEFAULT_SERDES:
-            value = serdes.deserialize(payload)
-        self._checkpoint_then_resume(parent, value, None)
+            return None
 
-    def _context_raised(self, ctx: _Ctx, exc: Exception) -> None:
-        if isinstance(exc, NonDeterminismError | CorruptLogError | InternalError):
-            raise exc
-        self._open.remove(ctx)
-        error = error_from_exception(exc)
-        parent = ctx.parent
-        if parent is None:
-            self._finished = Fail(self._take_updates(), error, exc)
+    def _poll_value(self, run: _Running, state: Any) -> None:
+        desc: WaitForCondition = run.desc
+        ctx = run.ctx
+        try:
+            go_on = bool(desc.wait_strategy.should_continue(state))
+        except Exception as e:  # the predicate is workflow code: the workflow sees it
+            self._resume(ctx, None, e)
             return
-        assert ctx.id is not None
+        payload = self._encode_state(run, state)
+        if payload is None:
+            return
+        serdes = desc.serdes or DEFAULT_SERDES
+        if not go_on:
+            if serdes is not DEFAULT_SERDES:
+                state = serdes.deserialize(payload)
+            self._updates.append(
+                OperationUpdate(
+                    id=run.op_id,
+                    type=_STEP,
+                    action=_SUCCEED,
+                    parent_id=ctx.op_parent,
+                    name=desc.name,
+                    sub_type=_ST_WFC,
+                    payload=payload,
+                )
+            )
+            self._checkpoint_then(lambda: self._resume(ctx, state, None))
+            return
+        delay = desc.wait_strategy.next_delay(
+            run.attempt, jitter_key=f"{self.execution_id}/{run.op_id}"
+        )
+        if delay is None:
+            self._fail_step(
+                run,
+                ErrorObject(
+                    type=qualified_name(WaitForConditionError),
+                    message=f"the condition was still unmet after {run.attempt} "
+                    f"poll{'s' if run.attempt != 1 else ''}",
+                    data=payload,
+                ),
+            )
+            return
         self._updates.append(
             OperationUpdate(
-                id=ctx.id,
-                type=_CONTEXT,
-                action=OperationAction.FAIL,
-                parent_id=parent.id,
-                name=ctx.op_name,
-                sub_type=_ST_CHILD,
-                error=error,
+                id=run.op_id,
+                type=_STEP,
+                action=_RETRY,
+                parent_id=ctx.op_parent,
+                name=desc.name,
+                sub_type=_ST_WFC,
+                payload=payload,
+                next_attempt_delay_seconds=delay,
             )
         )
-        cerr = ChildContextError(error, operation_name=ctx.op_name, operation_id=ctx.id)
-        self._checkpoint_then_resume(parent, None, cerr)
+        self._park(ctx, self.now + delay * 1000)
+
+    # ------------------------------------------------------------------ waits
+
+    def _do_wait(self, ctx: _Ctx, desc: Wait, op_id: str, op: Operation | None) -> Outcome:
+        if op is not None:
+            self._check(ctx, op, _WAIT, _ST_WAIT, desc.name)
+            if op.is_terminal:
+                return None, None
+            wake = op.scheduled_end_timestamp
+            if wake is None:
+                raise self._corrupt(ctx, op, "a started wait has no ScheduledEndTimestamp")
+        else:
+            self._new_op()
+            self._updates.append(
+                OperationUpdate(
+                    id=op_id,
+                    type=_WAIT,
+                    action=_START,
+                    parent_id=ctx.op_parent,
+                    name=desc.name,
+                    sub_type=_ST_WAIT,
+                    wait_seconds=desc.seconds,
+                )
+            )
+            wake = self.now + desc.seconds * 1000
+        self._park(ctx, wake)
+        return None
+
+    # ------------------------------------------------------------------ contexts
+
+    def _shortcut(self, op: Operation) -> bool:
+        """Whether a recorded context can return its recorded outcome without re-running.
+
+        Only when it ended, its result was stored, and nothing else is in flight:
+        otherwise re-driving it keeps the order of events the live run had.
+        """
+        return op.is_terminal and not op.replay_children and not self._concurrent()
+
+    def _do_child(self, ctx: _Ctx, desc: ChildContext, op_id: str, op: Operation | None) -> Outcome:
+        def body() -> Any:
+            return desc.fn(*desc.args)
+
+        return self._context_op(
+            ctx, op_id, op, desc.name, _ST_CHILD, desc.serdes, body, _child_error
+        )
+
+    def _do_wait_for_callback(
+        self, ctx: _Ctx, desc: WaitForCallback, op_id: str, op: Operation | None
+    ) -> Outcome:
+        return self._context_op(
+            ctx,
+            op_id,
+            op,
+            desc.name,
+            _ST_WAIT_CALLBACK,
+            desc.serdes or _PASS_THROUGH,
+            lambda: _callback_body(desc),
+            _wait_for_callback_error,
+        )
+
+    def _context_op(
+        self,
+        ctx: _Ctx,
+        op_id: str,
+        op: Operation | None,
+        name: str | None,
+        sub_type: str,
+        serdes: Serdes | None,
+        body: Callable[[], Any],
+        make_error: Callable[[ErrorObject, str | None, str], OperationError],
+    ) -> Outcome:
+        recorded: Operation | None = None
+        if op is not None:
+            self._check(ctx, op, _CONTEXT, sub_type, name)
+            if self._shortcut(op):
+                if op.status is _SUCCEEDED:
+                    return self._decode(serdes, op, ctx), None
+                return None, make_error(op.error or ErrorObject(type="Error"), name, op_id)
+            if op.is_terminal:
+                recorded = op
+        else:
+            self._new_op()
+            self._updates.append(
+                OperationUpdate(
+                    id=op_id,
+                    type=_CONTEXT,
+                    action=_START,
+                    parent_id=ctx.op_parent,
+                    name=name,
+                    sub_type=sub_type,
+                )
+            )
+        gen = body()
+        if not isinstance(gen, Generator):
+            raise WorkflowDefinitionError(
+                f"{describe_operation(sub_type, None, name)} must run a generator function, "
+                f"its call returned {type(gen).__name__}"
+            )
+        owner = _ContextOwner(
+            op_id, name, sub_type, ctx, serdes or DEFAULT_SERDES, recorded, make_error
+        )
+        kind = (
+            "child context" if sub_type == _ST_CHILD else describe_operation(sub_type, None, None)
+        )
+        label = f"{kind} {name!r}" if name else kind
+        child = _Ctx(gen, op_id, op_id, label, ctx, owner)
+        self._open.append(child)
+        self._ready.appendleft(child)
+        return None
+
+    def _do_batch(
+        self, ctx: _Ctx, desc: Parallel | Map, op_id: str, op: Operation | None
+    ) -> Outcome:
+        sub_type = OperationSubType.MAP.value if isinstance(desc, Map) else "Parallel"
+        recorded: Operation | None = None
+        if op is not None:
+            self._check(ctx, op, _CONTEXT, sub_type, desc.name)
+            if self._shortcut(op):
+                if op.status is _SUCCEEDED:
+                    return self._decode_batch(desc.serdes, op, ctx), None
+                return None, ChildContextError(
+                    op.error or ErrorObject(type="Error"),
+                    operation_name=desc.name,
+                    operation_id=op_id,
+                )
+            if op.is_terminal:
+                recorded = op
+        else:
+            self._new_op()
+            self._updates.append(
+                OperationUpdate(
+                    id=op_id,
+                    type=_CONTEXT,
+                    action=_START,
+                    parent_id=ctx.op_parent,
+                    name=desc.name,
+                    sub_type=sub_type,
+                )
+            )
+        _Batch(self, ctx, op_id, desc, recorded).admit()
+        return None
+
+    def _do_combinator(self, ctx: _Ctx, desc: Any, op_id: str, op: Operation | None) -> Outcome:
+        sub_type = str(desc.kind)
+        recorded: Operation | None = None
+        if op is not None:
+            self._check(ctx, op, _CONTEXT, sub_type, desc.name)
+            if self._shortcut(op):
+                if op.status is _SUCCEEDED:
+                    return self._decode(None, op, ctx), None
+                return None, _combinator_error(
+                    op.error or ErrorObject(type="Error"), desc.name, op_id
+                )
+            if op.is_terminal:
+                recorded = op
+        else:
+            self._new_op()
+            self._updates.append(
+                OperationUpdate(
+                    id=op_id,
+                    type=_CONTEXT,
+                    action=_START,
+                    parent_id=ctx.op_parent,
+                    name=desc.name,
+                    sub_type=sub_type,
+                )
+            )
+        _Combination(self, ctx, op_id, desc, sub_type, recorded).start()
+        return None
+
+    # ------------------------------------------------------------------ callbacks & invoke
+
+    def _do_create_callback(
+        self, ctx: _Ctx, desc: CreateCallback, op_id: str, op: Operation | None
+    ) -> Outcome:
+        if op is not None:
+            self._check(ctx, op, _CALLBACK, _ST_CALLBACK, desc.name)
+            return self._handle(ctx, desc, op), None
+        self._new_op()
+        self._updates.append(
+            OperationUpdate(
+                id=op_id,
+                type=_CALLBACK,
+                action=_START,
+                parent_id=ctx.op_parent,
+                name=desc.name,
+                sub_type=_ST_CALLBACK,
+                callback_timeout_seconds=desc.timeout,
+                callback_heartbeat_timeout_seconds=desc.heartbeat_timeout,
+            )
+        )
+
+        def created() -> None:
+            recorded = self._ops.get(op_id)
+            if recorded is None or not recorded.callback_id:
+                raise StoreError(
+                    f"the service did not return a CallbackId for callback {desc.name or op_id!r}"
+                )
+            self._resume(ctx, self._handle(ctx, desc, recorded), None)
+
+        self._checkpoint_then(created)
+        return None
+
+    def _handle(self, ctx: _Ctx, desc: CreateCallback, op: Operation) -> CallbackHandle:
+        if not op.callback_id:
+            raise self._corrupt(ctx, op, "a recorded callback has no CallbackId")
+        return CallbackHandle(
+            callback_id=op.callback_id, operation_id=op.id, name=desc.name, serdes=desc.serdes
+        )
+
+    def _await_callback(self, ctx: _Ctx, handle: CallbackHandle) -> Outcome:
+        op = self._ops.get(handle.operation_id)
+        if op is None or op.type is not _CALLBACK:
+            raise WorkflowDefinitionError(
+                f"the workflow awaited callback {handle.name or handle.callback_id!r}, which "
+                "this execution never created; yield CreateCallback(...) first and await "
+                "the handle it yields"
+            )
+        status = op.status
+        if status is _SUCCEEDED:
+            res = op.result
+            try:
+                value = (handle.serdes or _PASS_THROUGH).deserialize(res if res is not None else "")
+            except SerializationError as e:
+                return None, CallbackFailedError(
+                    ErrorObject(
+                        type=qualified_name(SerializationError),
+                        message=f"the callback's payload cannot be read: {e}",
+                    ),
+                    operation_name=handle.name,
+                    operation_id=op.id,
+                )
+            return value, None
+        if status is _TIMED_OUT:
+            return None, self._step_error(op, handle.name, CallbackTimeoutError)
+        if op.is_terminal:
+            return None, self._step_error(op, handle.name, CallbackFailedError)
+        self._park(ctx, None)
+        return None
+
+    def _do_invoke(self, ctx: _Ctx, desc: Invoke, op_id: str, op: Operation | None) -> Outcome:
+        if op is not None:
+            self._check(ctx, op, _INVOKE, _ST_INVOKE, desc.name)
+            if op.status is _SUCCEEDED:
+                return self._decode(desc.serdes, op, ctx), None
+            if op.is_terminal:
+                return None, self._step_error(op, desc.name, InvokeError)
+            self._park(ctx, None)
+            return None
+        try:
+            payload = DEFAULT_SERDES.serialize(desc.payload)
+        except SerializationError as e:
+            return None, InvokeError(
+                ErrorObject(
+                    type=qualified_name(SerializationError),
+                    message=f"the payload of invoke {desc.name or desc.function_name!r} "
+                    f"cannot be sent: {e}",
+                ),
+                operation_name=desc.name,
+                operation_id=op_id,
+            )
+        self._new_op()
+        self._updates.append(
+            OperationUpdate(
+                id=op_id,
+                type=_INVOKE,
+                action=_START,
+                parent_id=ctx.op_parent,
+                name=desc.name,
+                sub_type=_ST_INVOKE,
+                payload=payload,
+                function_name=desc.function_name,
+                tenant_id=desc.tenant_id,
+            )
+        )
+        self._checkpoint_then(lambda: self._park(ctx, None))
+        return None
+
+    # ------------------------------------------------------------------ stopping
+
+    def _stop(self) -> Command:
+        """Nothing is ready and nothing runs: suspend (or report the finished root)."""
+        if self._finished is not None:
+            return self._finished
+        wakes = [w for w in self._parked.values() if w is not None]
+        self.close()
+        self._finished = Suspend(self._take_updates(), min(wakes) if wakes else None)
+        return self._finished
+
+    # ------------------------------------------------------------------ checks
+
+    def _check(
+        self, ctx: _Ctx, op: Operation, type_: OperationType, sub_type: str, name: str | None
+    ) -> None:
+        if (
+            op.type is type_
+            and op.sub_type == sub_type
+            and op.name == name
+            and op.parent_id == ctx.op_parent
+        ):
+            return
+        self._mismatch(
+            ctx, op, type_, sub_type, name, ctx.op_parent, f"{ordinal(ctx.counter)} operation"
+        )
+
+    def _check_identity(
+        self,
+        op: Operation,
+        type_: OperationType,
+        sub_type: str,
+        name: str | None,
+        parent_id: str,
+        ctx: _Ctx,
+        index: int,
+    ) -> None:
+        if (
+            op.type is type_
+            and op.sub_type == sub_type
+            and op.name == name
+            and op.parent_id == parent_id
+        ):
+            return
+        self._mismatch(ctx, op, type_, sub_type, name, parent_id, f"branch {index} (0-based)")
+
+    def _mismatch(
+        self,
+        ctx: _Ctx,
+        op: Operation,
+        type_: OperationType,
+        sub_type: str,
+        name: str | None,
+        parent_id: str | None,
+        where: str,
+    ) -> NoReturn:
+        recorded = describe_operation(op.sub_type, op.type, op.name)
+        yielded = describe_operation(sub_type, type_, name)
+        if recorded == yielded and op.parent_id != parent_id:
+            recorded += f" under parent {op.parent_id!r}"
+            yielded += f" under parent {parent_id!r}"
+        self.close()
+        raise NonDeterminismError(
+            position=f"{where} of {ctx.label}",
+            recorded=recorded,
+            yielded=f"yielded {yielded}",
+            operation_id=op.id,
+            hint=_HINT,
+        )
 
     def _check_nothing_skipped(self, ctx: _Ctx) -> None:
+        if isinstance(ctx.owner, _OperandOwner):
+            return
         next_id = operation_id(ctx.id, ctx.counter + 1)
         if next_id in self._recorded:
             op = self._ops[next_id]
@@ -654,48 +1775,6 @@ class Interpreter:
                 operation_id=next_id,
                 hint=_HINT,
             )
-
-    # ------------------------------------------------------------------ stopping
-
-    def _stop(self) -> Command:
-        """Nothing is ready and nothing runs: suspend (or report the finished root)."""
-        if self._finished is not None:
-            return self._finished
-        wake = min(self._parked.values()) if self._parked else None
-        self.close()
-        self._finished = Suspend(self._take_updates(), wake)
-        return self._finished
-
-    def _take_updates(self) -> list[OperationUpdate]:
-        ups = self._updates
-        self._updates = []
-        return ups
-
-    # ------------------------------------------------------------------ checks
-
-    def _check(
-        self, ctx: _Ctx, op: Operation, type_: OperationType, sub_type: str, name: str | None
-    ) -> None:
-        if (
-            op.type is type_
-            and op.sub_type == sub_type
-            and op.name == name
-            and op.parent_id == ctx.id
-        ):
-            return
-        recorded = describe_operation(op.sub_type, op.type, op.name)
-        yielded = describe_operation(sub_type, type_, name)
-        if recorded == yielded and op.parent_id != ctx.id:
-            recorded += f" under parent {op.parent_id!r}"
-            yielded += f" under parent {ctx.id!r}"
-        self.close()
-        raise NonDeterminismError(
-            position=f"{ordinal(ctx.counter)} operation of {ctx.label}",
-            recorded=recorded,
-            yielded=f"yielded {yielded}",
-            operation_id=op.id,
-            hint=_HINT,
-        )
 
     def _check_digest(self, ctx: _Ctx, op: Operation, desc: Step) -> None:
         digest = args_digest(desc.args)
@@ -718,7 +1797,7 @@ class Interpreter:
             f"id {op.id!r}) cannot be replayed: {why}"
         )
 
-    def _bad_yield(self, ctx: _Ctx, desc: object) -> None:
+    def _bad_yield(self, ctx: _Ctx, desc: object) -> NoReturn:
         position = f"the {ordinal(ctx.counter)} operation of {ctx.label}"
         self.close()
         if isinstance(desc, Generator):
@@ -737,3 +1816,17 @@ class Interpreter:
             "a workflow may only yield operation descriptors such as Step(fn, ...), "
             "Wait(seconds=...) or ChildContext(fn, ...)"
         )
+
+
+_Handler = Callable[[Interpreter, _Ctx, Any, str, Operation | None], Outcome]
+
+_HANDLERS: dict[type, _Handler] = {
+    Wait: Interpreter._do_wait,
+    ChildContext: Interpreter._do_child,
+    WaitForCondition: Interpreter._do_wait_for_condition,
+    CreateCallback: Interpreter._do_create_callback,
+    WaitForCallback: Interpreter._do_wait_for_callback,
+    Invoke: Interpreter._do_invoke,
+    Parallel: Interpreter._do_batch,
+    Map: Interpreter._do_batch,
+}

@@ -150,6 +150,11 @@ class Operation:
     replay_children: bool | None = None
     input_payload: str | None = None
     args_digest: str | None = None
+    # Local extensions kept by the local service (never sent to AWS):
+    function_name: str | None = None  # CHAINED_INVOKE target; input in input_payload
+    callback_timeout: int | None = None  # seconds
+    callback_heartbeat_timeout: int | None = None  # seconds
+    last_heartbeat: int | None = None  # epoch ms
 
     @property
     def is_terminal(self) -> bool:
@@ -198,6 +203,17 @@ class Operation:
             d[_DETAILS_KEY[t]] = details
         if self.args_digest is not None:
             d["X-DurableGen-ArgsDigest"] = self.args_digest
+        if t is OperationType.CHAINED_INVOKE and (self.function_name or self.input_payload):
+            d["X-DurableGen-Invoke"] = {
+                "FunctionName": self.function_name,
+                "InputPayload": self.input_payload,
+            }
+        if self.callback_timeout or self.callback_heartbeat_timeout or self.last_heartbeat:
+            d["X-DurableGen-Callback"] = {
+                "TimeoutSeconds": self.callback_timeout,
+                "HeartbeatTimeoutSeconds": self.callback_heartbeat_timeout,
+                "LastHeartbeat": self.last_heartbeat,
+            }
         return d
 
     @classmethod
@@ -226,6 +242,13 @@ class Operation:
         if not isinstance(details, Mapping):
             raise CorruptLogError(f"operation {op_id!r}: {_DETAILS_KEY[t]} must be an object")
         err = details.get("Error")
+        inv = d.get("X-DurableGen-Invoke") or {}
+        cb = d.get("X-DurableGen-Callback") or {}
+        if not isinstance(inv, Mapping) or not isinstance(cb, Mapping):
+            raise CorruptLogError(f"operation {op_id!r}: malformed local extension fields")
+        input_payload = _s(details, "InputPayload", op_id)
+        if t is OperationType.CHAINED_INVOKE:
+            input_payload = _s(inv, "InputPayload", op_id)
         return cls(
             id=op_id,
             type=t,
@@ -246,8 +269,12 @@ class Operation:
             ),
             callback_id=_s(details, "CallbackId", op_id),
             replay_children=details.get("ReplayChildren"),
-            input_payload=_s(details, "InputPayload", op_id),
+            input_payload=input_payload,
             args_digest=_s(d, "X-DurableGen-ArgsDigest", op_id),
+            function_name=_s(inv, "FunctionName", op_id),
+            callback_timeout=_int(cb, "TimeoutSeconds", op_id),
+            callback_heartbeat_timeout=_int(cb, "HeartbeatTimeoutSeconds", op_id),
+            last_heartbeat=_int(cb, "LastHeartbeat", op_id),
         )
 
 

@@ -12,17 +12,15 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import attrs
 
 from . import _service
-from ._driver import InvocationOutcome, run_invocation
-from ._errors import ErrorObject, StoreError, ValidationError, WorkflowFailedError
-from ._log import Operation, OperationUpdate
-from ._serdes import DEFAULT_SERDES
+from ._engine import ExecutionResult, LocalEngine
+from ._errors import ErrorObject, StoreError
+from ._log import Operation, OperationStatus, OperationType, OperationUpdate
 
 __all__ = [
     "Clock",
@@ -90,6 +88,7 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._executions: dict[str, _Execution] = {}
+        self._callbacks: dict[str, tuple[str, str]] = {}  # callback id -> (execution, op)
         self._lock = threading.Lock()
 
     def _get(self, execution_id: str) -> _Execution:
@@ -121,7 +120,69 @@ class MemoryStore:
             ex.operations.update(changed)
             ex.events.extend(events)
             ex.updates.extend(updates)
+            for op in changed.values():
+                if op.callback_id is not None:
+                    self._callbacks[op.callback_id] = (execution_id, op.id)
             return changed
+
+    # -- the outside world's side: callbacks and chained invokes --------------------
+
+    def callback_execution(self, callback_id: str) -> str:
+        """The execution a callback id belongs to (ids are bound to their execution)."""
+        try:
+            return self._callbacks[callback_id][0]
+        except (KeyError, TypeError):
+            raise StoreError(f"no callback with id {callback_id!r:.80}") from None
+
+    def complete_callback(
+        self,
+        callback_id: str,
+        action: str,
+        now: int,
+        *,
+        payload: str | None = None,
+        error: ErrorObject | None = None,
+    ) -> str:
+        """Succeed, fail or heartbeat a callback; returns its execution id."""
+        with self._lock:
+            execution_id = self.callback_execution(callback_id)
+            _, op_id = self._callbacks[callback_id]
+            ex = self._get(execution_id)
+            new, events = _service.complete_callback(
+                ex.operations[op_id], action, now, payload=payload, error=error
+            )
+            ex.operations[op_id] = new
+            ex.events.extend(events)
+            return execution_id
+
+    def running_invokes(self, execution_id: str) -> list[Operation]:
+        """CHAINED_INVOKE operations started and not yet completed."""
+        return [
+            op
+            for op in self._get(execution_id).operations.values()
+            if op.type is OperationType.CHAINED_INVOKE and op.status is OperationStatus.STARTED
+        ]
+
+    def complete_invoke(
+        self,
+        execution_id: str,
+        op_id: str,
+        status: str,
+        now: int,
+        *,
+        result: str | None = None,
+        error: ErrorObject | None = None,
+    ) -> None:
+        with self._lock:
+            ex = self._get(execution_id)
+            new, events = _service.complete_chained_invoke(
+                ex.operations[op_id], status, now, result=result, error=error
+            )
+            ex.operations[op_id] = new
+            ex.events.extend(events)
+
+    def exists(self, execution_id: str) -> bool:
+        return execution_id in self._executions
 
     def fire_timers(self, execution_id: str, now: int) -> None:
         with self._lock:
@@ -172,45 +233,19 @@ def _new_callback_id(op_id: str) -> str:
     return secrets.token_urlsafe(32)
 
 
-@attrs.frozen(kw_only=True)
-class ExecutionResult:
-    """Where an execution stands after the engine ran it as far as it could.
-
-    ``status`` is SUCCEEDED, FAILED, or RUNNING (blocked on something only the
-    outside world can complete, e.g. a callback). ``result`` is the workflow's
-    return value; ``error`` the recorded failure.
-    """
-
-    execution_id: str
-    status: str
-    result: Any = None
-    result_payload: str | None = None
-    error: ErrorObject | None = None
-    operations: tuple[Operation, ...] = ()
-    invocations: int = 0
-
-    def get(self) -> Any:
-        """The result; raises :class:`WorkflowFailedError` if the execution failed."""
-        if self.status == "FAILED":
-            raise WorkflowFailedError(
-                self.error or ErrorObject(type="Error"), execution_id=self.execution_id
-            )
-        if self.status != "SUCCEEDED":
-            raise ValidationError(
-                f"execution {self.execution_id!r} has not finished (status {self.status})"
-            )
-        return self.result
-
-
-class InMemoryEngine:
+class InMemoryEngine(LocalEngine):
     """Runs workflows to completion in this process, on a virtual clock by default.
 
     ``engine.run(workflow, input)`` starts an execution and drives it: straight-line
     steps run inline in one invocation; after each suspension (a wait, a retry
     delay) the clock is moved to the next timer, timers fire, and the workflow is
     re-invoked, replaying its log. ``check_args`` compares a digest of each step's
-    arguments with the recorded one on replay.
+    arguments with the recorded one on replay. The resume loop is
+    :class:`~durable_gen._engine.LocalEngine`'s, shared with the SQLite engine.
     """
+
+    store: MemoryStore
+    clock: Clock
 
     def __init__(
         self,
@@ -220,80 +255,21 @@ class InMemoryEngine:
         check_args: bool = True,
         max_invocations: int = 100_000,
     ) -> None:
-        self.store = store if store is not None else MemoryStore()
-        self.clock: Clock = clock if clock is not None else VirtualClock()
-        self.check_args = check_args
-        self.max_invocations = max_invocations
-
-    def start(
-        self, workflow: Callable[..., Any], input: Any = None, *, execution_id: str | None = None
-    ) -> str:
-        """Record a new execution (without running it) and return its id."""
-        from ._descriptors import check_generator_function
-
-        check_generator_function(workflow, "a workflow")
-        execution_id = execution_id or uuid.uuid4().hex
-        payload = DEFAULT_SERDES.serialize(input)
-        self.store.create(execution_id, payload, self.clock.now())
-        return execution_id
-
-    def run(
-        self, workflow: Callable[..., Any], input: Any = None, *, execution_id: str | None = None
-    ) -> ExecutionResult:
-        """Start an execution of ``workflow`` with ``input`` and drive it as far as it goes."""
-        execution_id = self.start(workflow, input, execution_id=execution_id)
-        return self.resume(workflow, execution_id)
-
-    def invoke_once(self, workflow: Callable[..., Any], execution_id: str) -> InvocationOutcome:
-        """Run exactly one invocation (fire due timers first); record a finish."""
-        store = self.store
-        clock = self.clock
-        store.fire_timers(execution_id, clock.now())
-        outcome = run_invocation(
-            workflow, execution_id, store, clock.now, check_args=self.check_args
+        super().__init__(
+            store if store is not None else MemoryStore(),
+            clock if clock is not None else VirtualClock(),
+            check_args=check_args,
+            max_invocations=max_invocations,
         )
-        if outcome.status != "PENDING":
-            store.finish(
-                execution_id,
-                outcome.status,
-                clock.now(),
-                result=outcome.result,
-                error=outcome.error,
-            )
-        return outcome
 
-    def resume(self, workflow: Callable[..., Any], execution_id: str) -> ExecutionResult:
-        """Drive an existing execution until it finishes or waits on the outside world."""
-        status, _, _ = self.store.status(execution_id)
-        invocations = 0
-        while status == "RUNNING":
-            if invocations >= self.max_invocations:
-                raise StoreError(
-                    f"execution {execution_id!r} did not finish within "
-                    f"{self.max_invocations} invocations"
-                )
-            outcome = self.invoke_once(workflow, execution_id)
-            invocations += 1
-            if outcome.status != "PENDING":
-                break
-            wake = self.store.next_timer(execution_id)
-            if wake is None:
-                break  # only an external event (a callback) can move it on
-            self.clock.sleep_until(wake)
-        return self.result(execution_id, invocations=invocations)
-
-    def result(self, execution_id: str, *, invocations: int = 0) -> ExecutionResult:
-        status, payload, error = self.store.status(execution_id)
-        value = None
-        if payload is not None:
-            value = DEFAULT_SERDES.deserialize(payload)
-        ops = self.store.load(execution_id)
-        return ExecutionResult(
-            execution_id=execution_id,
-            status=status,
-            result=value,
-            result_payload=payload,
-            error=error,
-            operations=tuple(op for op in ops.values() if op.id != execution_id),
-            invocations=invocations,
-        )
+    def _sleep_until(self, execution_id: str, when: int) -> bool:
+        # While a callback is pending, time is not skipped: the outside world may
+        # complete it at any moment. The engine returns RUNNING; complete the callback
+        # (or advance the clock past its timeout) and resume.
+        ops = self.store.load(execution_id).values()
+        if any(
+            op.type is OperationType.CALLBACK and op.status is OperationStatus.STARTED for op in ops
+        ):
+            return False
+        self.clock.sleep_until(when)
+        return True

@@ -53,6 +53,7 @@ import enum
 import hashlib
 import math
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -494,6 +495,12 @@ class WaitStrategy:
     60 polls; exponential from 5 s, rate 1.5, capped at 300 s; full jitter.
     """
 
+    should_continue: Callable[[Any], bool] | None = None
+    """``should_continue(state) -> bool``: keep polling while it returns True.
+
+    Required by :class:`~durable_gen.WaitForCondition`; it runs in the workflow
+    on each new state, so it must be deterministic (a pure function of the state).
+    """
     max_attempts: int = attrs.field(default=60, validator=_validate_max_attempts)
     """Total polls, the first included."""
     initial_delay: float = attrs.field(default=5.0, converter=_initial_delay)

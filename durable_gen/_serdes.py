@@ -56,6 +56,7 @@ tag           Python type           tag content
 1684300013    complex               ``[real, imag]`` (two floats)
 1684300014    str                   byte string: UTF-8 with ``surrogatepass`` (only for
                                     strings holding surrogate code points)
+1684300015    BatchResult           its record (``BatchResult.to_record()``)
 ============  ====================  ==================================================
 
 ``tz`` is ``null`` for a naive value, the UTC offset in microseconds (an integer) for
@@ -93,6 +94,7 @@ from typing import Any, Final, NoReturn, Protocol, runtime_checkable
 
 import cbor2
 
+from ._batch import BatchResult
 from ._errors import SerializationError
 
 __all__ = [
@@ -129,6 +131,7 @@ TAG_UUID: Final = _TAG_BASE + 11
 TAG_FRACTION: Final = _TAG_BASE + 12
 TAG_COMPLEX: Final = _TAG_BASE + 13
 TAG_SURROGATE_STR: Final = _TAG_BASE + 14
+TAG_BATCH_RESULT: Final = _TAG_BASE + 15
 
 _MAX_SAFE_INT: Final = 2**53 - 1
 _CBOR_MAX_DEPTH: Final = 400  # cbor2's default; its native decoder must not go deeper
@@ -510,6 +513,9 @@ _ENCODERS: Final[dict[type, Callable[[_CborEncoder, Any, int], Any]]] = {
     uuid.UUID: _CborEncoder.enc_uuid,
     Fraction: _CborEncoder.enc_fraction,
     complex: _CborEncoder.enc_complex,
+    BatchResult: lambda enc, value, depth: cbor2.CBORTag(
+        TAG_BATCH_RESULT, enc.walk(value.to_record(), depth + 1)
+    ),
 }
 
 
@@ -670,7 +676,15 @@ _DECODERS: Final[dict[int, Callable[[Any], Any]]] = {
     TAG_FRACTION: _dec_fraction,
     TAG_COMPLEX: _dec_complex,
     TAG_SURROGATE_STR: lambda c: _typed(c, bytes).decode("utf-8", "surrogatepass"),
+    TAG_BATCH_RESULT: lambda c: _dec_batch_result(_from_cbor(c)),
 }
+
+
+def _dec_batch_result(record: Any) -> BatchResult:
+    try:
+        return BatchResult.from_record(record)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise _Malformed(f"not a batch result ({type(e).__name__}: {e})") from None
 
 
 def _decode_cbor(data: str) -> Any:

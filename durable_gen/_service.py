@@ -30,6 +30,8 @@ from ._log import (
 __all__ = [
     "InvalidUpdateError",
     "apply_updates",
+    "complete_callback",
+    "complete_chained_invoke",
     "execution_finished_event",
     "fire_timers",
     "invocation_completed_event",
@@ -298,13 +300,19 @@ def _apply_one(
             raise InvalidUpdateError("this store cannot create callbacks")
         cb_id = new_callback_id(upd.id)
         fields["callback_id"] = cb_id
+        fields["callback_timeout"] = upd.callback_timeout_seconds or None
+        fields["callback_heartbeat_timeout"] = upd.callback_heartbeat_timeout_seconds or None
         details = {
             "CallbackId": cb_id,
             "Timeout": upd.callback_timeout_seconds or 0,
             "HeartbeatTimeout": upd.callback_heartbeat_timeout_seconds or 0,
         }
     elif t is OperationType.CHAINED_INVOKE:
+        fields["function_name"] = upd.function_name
+        fields["input_payload"] = upd.payload
         details = {"Input": _payload(upd.payload), "FunctionName": upd.function_name}
+        if upd.tenant_id is not None:
+            details["TenantId"] = upd.tenant_id
     new = attrs.evolve(base, **fields)
     return new, [_event(event_type, new, now, details)]
 
@@ -325,7 +333,89 @@ def fire_timers(ops: Mapping[str, Operation], now: int) -> tuple[dict[str, Opera
                 changed[op.id] = new
                 secs = round((due - op.start_timestamp) / 1000)
                 events.append(_event("WaitSucceeded", new, now, {"Duration": secs}))
+        elif op.type is OperationType.CALLBACK and op.status is OperationStatus.STARTED:
+            timed_out = _callback_timed_out(op, now)
+            if timed_out is not None:
+                err = ErrorObject(type=timed_out[0], message=timed_out[1])
+                new = attrs.evolve(
+                    op, status=OperationStatus.TIMED_OUT, end_timestamp=now, error=err
+                )
+                changed[op.id] = new
+                events.append(_event("CallbackTimedOut", new, now, {"Error": _error(err)}))
     return changed, events
+
+
+def _callback_deadlines(op: Operation) -> list[int]:
+    out = []
+    if op.callback_timeout:
+        out.append(op.start_timestamp + op.callback_timeout * 1000)
+    if op.callback_heartbeat_timeout:
+        out.append((op.last_heartbeat or op.start_timestamp) + op.callback_heartbeat_timeout * 1000)
+    return out
+
+
+def _callback_timed_out(op: Operation, now: int) -> tuple[str, str] | None:
+    if op.callback_timeout and op.start_timestamp + op.callback_timeout * 1000 <= now:
+        return "Callback.Timeout", f"the callback was not completed within {op.callback_timeout} s"
+    hb = op.callback_heartbeat_timeout
+    if hb and (op.last_heartbeat or op.start_timestamp) + hb * 1000 <= now:
+        return "Callback.Heartbeat", f"no heartbeat or completion arrived within {hb} s"
+    return None
+
+
+def complete_callback(
+    op: Operation,
+    action: str,
+    now: int,
+    *,
+    payload: str | None = None,
+    error: ErrorObject | None = None,
+) -> tuple[Operation, list[Event]]:
+    """An external completion of a callback: ``succeed``, ``fail`` or ``heartbeat``."""
+    if op.type is not OperationType.CALLBACK:
+        raise InvalidUpdateError(f"operation {op.id!r} is not a callback")
+    if op.status is not OperationStatus.STARTED:
+        raise InvalidUpdateError(
+            f"callback {op.callback_id!r} already ended {op.status.value}; it cannot be "
+            f"completed again"
+        )
+    if action == "heartbeat":
+        return attrs.evolve(op, last_heartbeat=now), []
+    if action == "succeed":
+        new = attrs.evolve(
+            op, status=OperationStatus.SUCCEEDED, end_timestamp=now, result=payload or ""
+        )
+        return new, [_event("CallbackSucceeded", new, now, {"Result": _payload(payload)})]
+    if action == "fail":
+        err = error or ErrorObject()
+        new = attrs.evolve(op, status=OperationStatus.FAILED, end_timestamp=now, error=err)
+        return new, [_event("CallbackFailed", new, now, {"Error": _error(err)})]
+    raise InvalidUpdateError(f"unknown callback action {action!r}; use succeed, fail or heartbeat")
+
+
+def complete_chained_invoke(
+    op: Operation,
+    status: str,
+    now: int,
+    *,
+    result: str | None = None,
+    error: ErrorObject | None = None,
+) -> tuple[Operation, list[Event]]:
+    """The invoked execution ended: SUCCEEDED, FAILED, TIMED_OUT or STOPPED."""
+    if op.type is not OperationType.CHAINED_INVOKE or op.status is not OperationStatus.STARTED:
+        raise InvalidUpdateError(f"operation {op.id!r} is not a running chained invoke")
+    st = OperationStatus(status)
+    name = {
+        OperationStatus.SUCCEEDED: "ChainedInvokeSucceeded",
+        OperationStatus.FAILED: "ChainedInvokeFailed",
+        OperationStatus.TIMED_OUT: "ChainedInvokeTimedOut",
+        OperationStatus.STOPPED: "ChainedInvokeStopped",
+    }[st]
+    if st is OperationStatus.SUCCEEDED:
+        new = attrs.evolve(op, status=st, end_timestamp=now, result=result)
+        return new, [_event(name, new, now, {"Result": _payload(result)})]
+    new = attrs.evolve(op, status=st, end_timestamp=now, error=error)
+    return new, [_event(name, new, now, {"Error": _error(error)})]
 
 
 def next_timer(ops: Iterable[Operation]) -> int | None:
@@ -337,6 +427,9 @@ def next_timer(ops: Iterable[Operation]) -> int | None:
             due = op.next_attempt_timestamp
         elif op.type is OperationType.WAIT and op.status is OperationStatus.STARTED:
             due = op.scheduled_end_timestamp
+        elif op.type is OperationType.CALLBACK and op.status is OperationStatus.STARTED:
+            deadlines = _callback_deadlines(op)
+            due = min(deadlines) if deadlines else None
         if due is not None and (best is None or due < best):
             best = due
     return best

@@ -496,17 +496,22 @@ def test_history_records_lambda_events():
         "ExecutionStarted",
         "StepStarted",
         "StepFailed",
+        "InvocationCompleted",
         "StepStarted",
         "StepSucceeded",
         "WaitStarted",
+        "InvocationCompleted",
         "WaitSucceeded",
+        "InvocationCompleted",
         "ExecutionSucceeded",
     ]
-    assert [e["EventId"] for e in events] == list(range(1, 9))
+    assert [e["EventId"] for e in events] == list(range(1, 12))
     failed = events[2]["StepFailedDetails"]
     assert failed["RetryDetails"] == {"CurrentAttempt": 1, "NextAttemptDelaySeconds": 2}
     assert failed["Error"]["Payload"]["ErrorType"] == "ConnectionError"
-    assert events[4]["StepSucceededDetails"] == {
+    invocation = events[3]["InvocationCompletedDetails"]
+    assert set(invocation) == {"StartTimestamp", "EndTimestamp", "RequestId"}
+    assert events[5]["StepSucceededDetails"] == {
         "Result": {"Payload": "1", "Truncated": False},
         "RetryDetails": {"CurrentAttempt": 2},
     }

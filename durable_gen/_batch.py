@@ -1,0 +1,219 @@
+"""Completion policies and results of Parallel and Map (pure values).
+
+A batch admits branches in index order (at most ``max_concurrency`` running at
+once) and evaluates its :class:`CompletionPolicy` each time a branch finishes.
+Branch outcomes are consumed in a deterministic order (the interpreter retires
+outcomes in the order work was issued), so the decision and the recorded
+:class:`BatchResult` never depend on thread timing.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+
+from ._errors import ChildContextError, ErrorObject, ValidationError
+
+__all__ = [
+    "BatchItem",
+    "BatchItemStatus",
+    "BatchResult",
+    "CompletionPolicy",
+    "CompletionReason",
+]
+
+
+class BatchItemStatus(enum.StrEnum):
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    STARTED = "STARTED"
+
+
+class CompletionReason(enum.StrEnum):
+    ALL_COMPLETED = "ALL_COMPLETED"
+    MIN_SUCCESSFUL_REACHED = "MIN_SUCCESSFUL_REACHED"
+    FAILURE_TOLERANCE_EXCEEDED = "FAILURE_TOLERANCE_EXCEEDED"
+
+
+def _opt_nonneg_int(name: str, v: object) -> None:
+    if v is not None and (type(v) is not int or v < 0):
+        raise ValidationError(f"{name} must be an int >= 0 or None, got {v!r} ({type(v).__name__})")
+
+
+@attrs.frozen(kw_only=True)
+class CompletionPolicy:
+    """When a batch is done, before every branch has finished.
+
+    - ``min_successful``: done as soon as this many branches succeeded.
+    - ``tolerated_failure_count`` / ``tolerated_failure_percentage``: done (reason
+      FAILURE_TOLERANCE_EXCEEDED) as soon as failures exceed the tolerance.
+    - All three None (the default, "fail fast"): done at the first failure.
+
+    Presets: :meth:`all_successful` (Parallel's default; stop at the first
+    failure), :meth:`all_completed` (run everything), :meth:`first_successful`.
+    """
+
+    min_successful: int | None = None
+    tolerated_failure_count: int | None = None
+    tolerated_failure_percentage: float | None = None
+
+    def __attrs_post_init__(self) -> None:
+        _opt_nonneg_int("min_successful", self.min_successful)
+        _opt_nonneg_int("tolerated_failure_count", self.tolerated_failure_count)
+        p = self.tolerated_failure_percentage
+        if p is not None and (
+            isinstance(p, bool) or not isinstance(p, int | float) or not 0 <= p <= 100
+        ):
+            raise ValidationError(
+                f"tolerated_failure_percentage must be a number from 0 to 100 or None, got {p!r}"
+            )
+        if self.min_successful == 0:
+            raise ValidationError("min_successful must be at least 1 (or None)")
+
+    @classmethod
+    def all_successful(cls) -> CompletionPolicy:
+        """Every branch must succeed: stop at the first failure."""
+        return cls(tolerated_failure_count=0, tolerated_failure_percentage=0)
+
+    @classmethod
+    def all_completed(cls) -> CompletionPolicy:
+        """Run every branch whatever fails."""
+        return cls(tolerated_failure_percentage=100)
+
+    @classmethod
+    def first_successful(cls) -> CompletionPolicy:
+        """Done at the first success."""
+        return cls(min_successful=1)
+
+    def _has_criteria(self) -> bool:
+        return (
+            self.min_successful is not None
+            or self.tolerated_failure_count is not None
+            or self.tolerated_failure_percentage is not None
+        )
+
+    def tolerance_exceeded(self, failed: int, total: int) -> bool:
+        if not self._has_criteria():
+            return failed > 0
+        if self.tolerated_failure_count is not None and failed > self.tolerated_failure_count:
+            return True
+        pct = self.tolerated_failure_percentage
+        return pct is not None and total > 0 and failed / total * 100 > pct
+
+    def decide(self, succeeded: int, failed: int, total: int) -> CompletionReason | None:
+        """The reason the batch is complete now, or None while it must go on."""
+        if self.tolerance_exceeded(failed, total):
+            return CompletionReason.FAILURE_TOLERANCE_EXCEEDED
+        if succeeded + failed >= total:
+            return CompletionReason.ALL_COMPLETED
+        if self.min_successful is not None and succeeded >= self.min_successful:
+            return CompletionReason.MIN_SUCCESSFUL_REACHED
+        return None
+
+
+@attrs.frozen
+class BatchItem:
+    """One branch's outcome: ``result`` when SUCCEEDED, ``error`` when FAILED."""
+
+    index: int
+    status: BatchItemStatus
+    result: Any = None
+    error: ErrorObject | None = None
+
+
+@attrs.frozen
+class BatchResult:
+    """What a Parallel or Map yields back: one item per started branch, in index order.
+
+    Branches never started (the batch completed first) are omitted; branches
+    still running when it completed are STARTED.
+    """
+
+    all: tuple[BatchItem, ...]
+    completion_reason: CompletionReason
+
+    def succeeded(self) -> list[BatchItem]:
+        return [i for i in self.all if i.status is BatchItemStatus.SUCCEEDED]
+
+    def failed(self) -> list[BatchItem]:
+        return [i for i in self.all if i.status is BatchItemStatus.FAILED]
+
+    def started(self) -> list[BatchItem]:
+        return [i for i in self.all if i.status is BatchItemStatus.STARTED]
+
+    @property
+    def success_count(self) -> int:
+        return len(self.succeeded())
+
+    @property
+    def failure_count(self) -> int:
+        return len(self.failed())
+
+    @property
+    def started_count(self) -> int:
+        return len(self.started())
+
+    @property
+    def total_count(self) -> int:
+        return len(self.all)
+
+    @property
+    def has_failure(self) -> bool:
+        return any(i.status is BatchItemStatus.FAILED for i in self.all)
+
+    @property
+    def status(self) -> BatchItemStatus:
+        return BatchItemStatus.FAILED if self.has_failure else BatchItemStatus.SUCCEEDED
+
+    def get_results(self) -> list[Any]:
+        """Results of the succeeded branches, in index order."""
+        return [i.result for i in self.all if i.status is BatchItemStatus.SUCCEEDED]
+
+    def get_errors(self) -> list[ErrorObject | None]:
+        """Errors of the failed branches, in index order."""
+        return [i.error for i in self.all if i.status is BatchItemStatus.FAILED]
+
+    def throw_if_error(self) -> None:
+        """Raise the first failed branch's error as a :class:`ChildContextError`."""
+        for item in self.all:
+            if item.status is BatchItemStatus.FAILED:
+                raise ChildContextError(
+                    item.error or ErrorObject(type="Error", message="branch failed"),
+                    operation_name=f"branch {item.index}",
+                )
+
+    # -- recording ---------------------------------------------------------------
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "all": [
+                {
+                    "index": i.index,
+                    "status": i.status.value,
+                    **({"result": i.result} if i.status is BatchItemStatus.SUCCEEDED else {}),
+                    **({"error": i.error.to_dict()} if i.error is not None else {}),
+                }
+                for i in self.all
+            ],
+            "completionReason": self.completion_reason.value,
+        }
+
+    @classmethod
+    def from_record(cls, rec: Any) -> BatchResult:
+        items = [
+            BatchItem(
+                d["index"],
+                BatchItemStatus(d["status"]),
+                d.get("result"),
+                ErrorObject.from_dict(d["error"]) if "error" in d else None,
+            )
+            for d in rec["all"]
+        ]
+        return cls(tuple(items), CompletionReason(rec["completionReason"]))
+
+    @classmethod
+    def build(cls, items: Iterable[BatchItem], reason: CompletionReason) -> BatchResult:
+        return cls(tuple(sorted(items, key=lambda i: i.index)), reason)

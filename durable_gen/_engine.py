@@ -1,0 +1,375 @@
+"""The local engine's resume loop, shared by the in-memory and SQLite engines.
+
+An engine plays the durable service's part on one machine: it records a new
+execution, then repeatedly fires due timers, runs one invocation of the workflow
+(:func:`~durable_gen._driver.run_invocation`), records an ``InvocationCompleted``
+event, and either records the execution's end or sleeps until the next timer.
+The store is the I/O port; the clock is injected (virtual in tests, real for the
+``durable-gen`` command).
+
+Subclasses hook into the loop: :meth:`LocalEngine._hold` (the SQLite engine
+takes a lease there), :meth:`LocalEngine._begin_invocation` and
+:meth:`LocalEngine._end_invocation`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import sys
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import attrs
+
+from . import _service
+from ._driver import InvocationOutcome, run_invocation
+from ._errors import (
+    DurableGenError,
+    ErrorObject,
+    StoreError,
+    ValidationError,
+    WorkflowDefinitionError,
+    WorkflowFailedError,
+    error_from_exception,
+)
+from ._log import Operation, OperationUpdate
+from ._serdes import DEFAULT_SERDES
+
+__all__ = [
+    "EngineClock",
+    "EngineStore",
+    "ExecutionResult",
+    "LocalEngine",
+    "TargetError",
+    "resolve_target",
+    "target_of",
+]
+
+
+class EngineClock(Protocol):
+    """Time for an engine, in epoch milliseconds (``_memory.Clock`` has this shape)."""
+
+    def now(self) -> int: ...
+
+    def sleep_until(self, when: int) -> None: ...
+
+
+class EngineStore(Protocol):
+    """What the resume loop needs from a store (MemoryStore and SqliteStore have it)."""
+
+    def create(self, execution_id: str, input_payload: str, now: int) -> None: ...
+
+    def load(self, execution_id: str) -> Mapping[str, Operation]: ...
+
+    def checkpoint(
+        self, execution_id: str, updates: list[OperationUpdate], now: int, *, durable: bool
+    ) -> Mapping[str, Operation]: ...
+
+    def fire_timers(self, execution_id: str, now: int) -> None: ...
+
+    def next_timer(self, execution_id: str) -> int | None: ...
+
+    def finish(
+        self,
+        execution_id: str,
+        status: str,
+        now: int,
+        *,
+        result: str | None = None,
+        error: ErrorObject | None = None,
+    ) -> None: ...
+
+    def add_event(self, execution_id: str, event: dict[str, Any]) -> None: ...
+
+    def status(self, execution_id: str) -> tuple[str, str | None, ErrorObject | None]: ...
+
+
+@attrs.frozen(kw_only=True)
+class ExecutionResult:
+    """Where an execution stands after the engine ran it as far as it could.
+
+    ``status`` is SUCCEEDED, FAILED, STOPPED, or RUNNING (suspended: blocked on a
+    timer the engine was told not to wait for, or on something only the outside
+    world can complete, e.g. a callback). ``result`` is the workflow's return
+    value; ``error`` the recorded failure.
+    """
+
+    execution_id: str
+    status: str
+    result: Any = None
+    result_payload: str | None = None
+    error: ErrorObject | None = None
+    operations: tuple[Operation, ...] = ()
+    invocations: int = 0
+
+    def get(self) -> Any:
+        """The result; raises :class:`WorkflowFailedError` if the execution failed."""
+        if self.status in ("FAILED", "STOPPED", "TIMED_OUT"):
+            raise WorkflowFailedError(
+                self.error or ErrorObject(type="Error"), execution_id=self.execution_id
+            )
+        if self.status != "SUCCEEDED":
+            raise ValidationError(
+                f"execution {self.execution_id!r} has not finished (status {self.status})"
+            )
+        return self.result
+
+
+class LocalEngine:
+    """Drives executions on one machine against ``store``, on ``clock``.
+
+    ``engine.run(workflow, input)`` starts an execution and drives it: straight-line
+    steps run inline in one invocation; after each suspension (a wait, a retry
+    delay) the clock sleeps until the next timer, timers fire, and the workflow is
+    re-invoked, replaying its log. ``check_args`` compares a digest of each step's
+    arguments with the recorded one on replay.
+    """
+
+    def __init__(
+        self,
+        store: EngineStore,
+        clock: EngineClock,
+        *,
+        check_args: bool = True,
+        max_invocations: int = 100_000,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.check_args = check_args
+        self.max_invocations = max_invocations
+
+    # ------------------------------------------------------------------ public API
+
+    def start(
+        self, workflow: Callable[..., Any], input: Any = None, *, execution_id: str | None = None
+    ) -> str:
+        """Record a new execution (without running it) and return its id."""
+        from ._descriptors import check_generator_function
+
+        check_generator_function(workflow, "a workflow")
+        execution_id = execution_id or uuid.uuid4().hex
+        payload = DEFAULT_SERDES.serialize(input)
+        self._create(workflow, execution_id, payload)
+        return execution_id
+
+    def run(
+        self, workflow: Callable[..., Any], input: Any = None, *, execution_id: str | None = None
+    ) -> ExecutionResult:
+        """Start an execution of ``workflow`` with ``input`` and drive it as far as it goes."""
+        execution_id = self.start(workflow, input, execution_id=execution_id)
+        return self.resume(workflow, execution_id)
+
+    def invoke_once(self, workflow: Callable[..., Any], execution_id: str) -> InvocationOutcome:
+        """Run exactly one invocation (fire due timers first); record its end.
+
+        Records an ``InvocationCompleted`` event (with the error when the invocation
+        itself failed, e.g. on non-deterministic replay) and, when the workflow
+        finished, the execution's end.
+        """
+        clock = self.clock
+        request_id = str(uuid.uuid4())
+        started = clock.now()
+        self._begin_invocation(execution_id, request_id, started)
+        try:
+            outcome = run_invocation(
+                workflow, execution_id, self.store, clock.now, check_args=self.check_args
+            )
+        except DurableGenError as e:
+            event = _service.invocation_completed_event(
+                execution_id, started, clock.now(), request_id, error_from_exception(e)
+            )
+            with contextlib.suppress(DurableGenError):
+                self._end_invocation(execution_id, event)
+            raise
+        self._end_invocation(
+            execution_id,
+            _service.invocation_completed_event(execution_id, started, clock.now(), request_id),
+        )
+        if outcome.status != "PENDING":
+            self.store.finish(
+                execution_id,
+                outcome.status,
+                clock.now(),
+                result=outcome.result,
+                error=outcome.error,
+            )
+        return outcome
+
+    def resume(
+        self, workflow: Callable[..., Any], execution_id: str, *, wait: bool = True
+    ) -> ExecutionResult:
+        """Drive an existing execution until it finishes or waits on the outside world.
+
+        With ``wait=False`` it also returns (status RUNNING) when the execution
+        suspends on a timer that is not due yet, instead of sleeping until it is.
+        """
+        invocations = 0
+        with self._hold(execution_id):
+            status, _, _ = self.store.status(execution_id)
+            while status == "RUNNING":
+                if invocations >= self.max_invocations:
+                    raise StoreError(
+                        f"execution {execution_id!r} did not finish within "
+                        f"{self.max_invocations} invocations"
+                    )
+                outcome = self.invoke_once(workflow, execution_id)
+                invocations += 1
+                if outcome.status != "PENDING":
+                    break
+                wake = self.store.next_timer(execution_id)
+                if wake is None:
+                    # only an external event (a callback) can move it on
+                    if not wait or not self._await_event(execution_id):
+                        break
+                else:
+                    if not wait and wake > self.clock.now():
+                        break
+                    if not self._sleep_until(execution_id, wake):
+                        break
+                status, _, _ = self.store.status(execution_id)
+        return self.result(execution_id, invocations=invocations)
+
+    def result(self, execution_id: str, *, invocations: int = 0) -> ExecutionResult:
+        """The execution as recorded now."""
+        status, payload, error = self.store.status(execution_id)
+        value = None
+        if payload is not None:
+            value = DEFAULT_SERDES.deserialize(payload)
+        ops = self.store.load(execution_id)
+        return ExecutionResult(
+            execution_id=execution_id,
+            status=status,
+            result=value,
+            result_payload=payload,
+            error=error,
+            operations=tuple(op for op in ops.values() if op.id != execution_id),
+            invocations=invocations,
+        )
+
+    # ------------------------------------------------------------------ hooks
+
+    def _create(self, workflow: Callable[..., Any], execution_id: str, payload: str) -> None:
+        self.store.create(execution_id, payload, self.clock.now())
+
+    @contextlib.contextmanager
+    def _hold(self, execution_id: str) -> Iterator[None]:
+        """Hold the right to advance ``execution_id`` (a lease, for shared stores)."""
+        yield
+
+    def _begin_invocation(self, execution_id: str, request_id: str, now: int) -> None:
+        self.store.fire_timers(execution_id, now)
+
+    def _end_invocation(self, execution_id: str, event: dict[str, Any]) -> None:
+        self.store.add_event(execution_id, event)
+
+    def _sleep_until(self, execution_id: str, when: int) -> bool:
+        """Sleep until ``when``; False when the engine must stop driving instead."""
+        self.clock.sleep_until(when)
+        return True
+
+    def _await_event(self, execution_id: str) -> bool:
+        """Block until the outside world changes the execution (True) or give up (False).
+
+        Engines whose executions other processes can complete (callbacks) wait here;
+        the in-memory engine returns at once.
+        """
+        return False
+
+
+# ---------------------------------------------------------------------- targets
+
+
+class TargetError(ValidationError):
+    """A workflow target (``module:function`` or ``file.py:function``) cannot be resolved."""
+
+
+_FILE_MODULES: dict[Path, Any] = {}
+
+
+def _is_file_target(module_part: str) -> bool:
+    return module_part.endswith(".py") or "/" in module_part or "\\" in module_part
+
+
+def resolve_target(target: str, *, workdir: str | None = None) -> Callable[..., Any]:
+    """Resolve ``pkg.module:function`` or ``path/to/file.py:function`` to a workflow.
+
+    A relative file path is taken relative to ``workdir`` (default: the current
+    directory); ``workdir`` is also put on ``sys.path`` for module targets. A file
+    is imported once per process.
+    """
+    module_part, sep, attr = target.rpartition(":")
+    if not sep or not module_part or not attr:
+        raise TargetError(
+            f"target {target!r} must look like package.module:function or path/to/file.py:function"
+        )
+    if _is_file_target(module_part):
+        path = Path(module_part)
+        if workdir is not None and not path.is_absolute():
+            path = Path(workdir) / path
+        if not path.is_file():
+            raise TargetError(f"no such file: {module_part}")
+        key = path.resolve()
+        module = _FILE_MODULES.get(key)
+        if module is None:
+            mod_name = "durable_gen_target_" + path.stem
+            spec = importlib.util.spec_from_file_location(mod_name, path)
+            if spec is None or spec.loader is None:
+                raise TargetError(f"cannot import {module_part} as a Python module")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[mod_name] = module
+            parent = str(key.parent)
+            if parent not in sys.path:
+                sys.path.insert(0, parent)
+            try:
+                spec.loader.exec_module(module)
+            except Exception as e:
+                del sys.modules[mod_name]
+                raise TargetError(
+                    f"importing {module_part} failed: {type(e).__name__}: {e}"
+                ) from None
+            _FILE_MODULES[key] = module
+    else:
+        if workdir is not None and workdir not in sys.path:
+            sys.path.insert(0, workdir)
+        try:
+            module = importlib.import_module(module_part)
+        except ModuleNotFoundError as e:
+            raise TargetError(f"cannot import module {module_part!r}: {e}") from None
+        except Exception as e:
+            raise TargetError(f"importing {module_part} failed: {type(e).__name__}: {e}") from None
+    try:
+        fn = getattr(module, attr)
+    except AttributeError:
+        raise TargetError(f"module {module_part!r} has no attribute {attr!r}") from None
+    from ._descriptors import check_generator_function
+
+    try:
+        check_generator_function(fn, f"target {target!r}")
+    except WorkflowDefinitionError as e:
+        raise TargetError(str(e)) from None
+    return fn  # type: ignore[no-any-return]
+
+
+def canonical_target(target: str) -> str:
+    """``target`` with a file path made absolute, so any directory can load it."""
+    module_part, sep, attr = target.rpartition(":")
+    if sep and module_part and _is_file_target(module_part):
+        return f"{Path(module_part).resolve()}:{attr}"
+    return target
+
+
+def target_of(workflow: Callable[..., Any]) -> str | None:
+    """The ``module:qualname`` reference a worker can import ``workflow`` by, or None."""
+    module = getattr(workflow, "__module__", None)
+    qualname = getattr(workflow, "__qualname__", None)
+    if not module or not qualname or "<" in qualname or module == "__main__":
+        return None
+    mod = sys.modules.get(module)
+    path = getattr(mod, "__file__", None)
+    if module.startswith("durable_gen_target_") and path:
+        return f"{Path(path).resolve()}:{qualname}"
+    return f"{module}:{qualname}"

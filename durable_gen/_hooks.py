@@ -1,0 +1,83 @@
+"""Lifecycle hooks (plugins): observe invocations, operations and step attempts.
+
+Subclass :class:`Hooks` and override what you need; pass instances to an engine
+(``InMemoryEngine(hooks=[...])``) or to the Lambda handler. Hooks run on the
+engine's side, only for live work (never for operations being replayed). A hook
+that raises is logged on the ``durable_gen.hooks`` logger and otherwise ignored:
+it never changes the execution's outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from ._errors import ErrorObject
+from ._log import OperationAction, OperationUpdate
+
+__all__ = ["Hooks"]
+
+_log = logging.getLogger("durable_gen.hooks")
+
+
+class Hooks:
+    """Base class of lifecycle hooks; every method does nothing by default."""
+
+    def on_invocation_start(self, execution_id: str, *, first: bool) -> None:
+        """An invocation begins; ``first`` is True for the execution's first one."""
+
+    def on_invocation_end(
+        self, execution_id: str, *, status: str, error: ErrorObject | None
+    ) -> None:
+        """An invocation ended: SUCCEEDED / FAILED (the execution ended) or PENDING."""
+
+    def on_operation_start(self, execution_id: str, update: OperationUpdate) -> None:
+        """A new operation was started (its START update)."""
+
+    def on_operation_end(self, execution_id: str, update: OperationUpdate) -> None:
+        """An operation ended (its SUCCEED or FAIL update)."""
+
+    def on_step_attempt_start(
+        self, execution_id: str, *, operation_id: str, name: str | None, attempt: int
+    ) -> None:
+        """A step attempt (or poll, or submitter run) is about to run."""
+
+    def on_step_attempt_end(
+        self,
+        execution_id: str,
+        *,
+        operation_id: str,
+        name: str | None,
+        attempt: int,
+        succeeded: bool,
+        error: BaseException | None,
+    ) -> None:
+        """A step attempt finished."""
+
+
+class HookRunner:
+    """Calls every hook, isolating failures."""
+
+    __slots__ = ("execution_id", "hooks")
+
+    def __init__(self, hooks: Sequence[Hooks], execution_id: str) -> None:
+        self.hooks = tuple(hooks)
+        self.execution_id = execution_id
+
+    def __bool__(self) -> bool:
+        return bool(self.hooks)
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> None:
+        for hook in self.hooks:
+            try:
+                getattr(hook, method)(self.execution_id, *args, **kwargs)
+            except Exception:
+                _log.exception("hook %r raised in %s; ignored", hook, method)
+
+    def updates(self, updates: Sequence[OperationUpdate]) -> None:
+        for u in updates:
+            if u.action is OperationAction.START:
+                self.call("on_operation_start", u)
+            elif u.action is OperationAction.SUCCEED or u.action is OperationAction.FAIL:
+                self.call("on_operation_end", u)
