@@ -60,6 +60,7 @@ from ._errors import (
     WorkflowDefinitionError,
     WorkflowFailedError,
 )
+from ._hooks import Hooks
 from ._log import (
     Operation,
     OperationAction,
@@ -69,6 +70,7 @@ from ._log import (
     OperationUpdate,
     operation_id,
 )
+from ._logging import DurableLogger, get_logger
 from ._memory import ExecutionResult, InMemoryEngine, MemoryStore, RealClock, VirtualClock
 from ._retry import Backoff, Jitter, RetryDecision, RetryPolicy, WaitStrategy
 from ._serdes import DEFAULT_SERDES, DefaultSerdes, JsonSerdes, PassThroughSerdes, Serdes
@@ -76,6 +78,9 @@ from ._serdes import DEFAULT_SERDES, DefaultSerdes, JsonSerdes, PassThroughSerde
 __version__ = "0.1.0"
 
 __all__ = [
+    "DurableLogger",
+    "Hooks",
+    "get_logger",
     "All",
     "AllSettled",
     "Any",

@@ -93,6 +93,18 @@ def check_generator_function(fn: object, what: str) -> None:
     )
 
 
+def check_generator_callable(fn: object, what: str) -> None:
+    """Like :func:`check_generator_function`, but also accept any other callable
+    (a lambda or partial returning a generator); its call is checked when it runs."""
+    if inspect.isgeneratorfunction(fn):
+        return
+    if callable(fn) and not (
+        inspect.isasyncgenfunction(fn) or inspect.iscoroutinefunction(fn) or isinstance(fn, type)
+    ):
+        return
+    check_generator_function(fn, what)
+
+
 def _fn_name(fn: object) -> str:
     return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or fn)
 
@@ -572,7 +584,7 @@ class Parallel:
 
         branches = tuple(branches)
         for i, fn in enumerate(branches):
-            check_generator_function(fn, f"Parallel branch {i}")
+            check_generator_callable(fn, f"Parallel branch {i}")
         _checked_name(name)
         _check_concurrency(max_concurrency)
         _check_policy(completion)
@@ -622,7 +634,7 @@ class Map:
     ) -> None:
         from ._batch import CompletionPolicy
 
-        check_generator_function(fn, "Map's function")
+        check_generator_callable(fn, "Map's function")
         _checked_name(name)
         _check_concurrency(max_concurrency)
         _check_policy(completion)

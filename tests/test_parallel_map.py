@@ -247,8 +247,19 @@ def test_validation():
         ValidationError, match=r"^max_concurrency must be an int >= 1 or None \(no limit\), got 0$"
     ):
         Map([1], lambda i, x: (yield), max_concurrency=0)
-    with pytest.raises(TypeError, match="Parallel branch 0 must be a generator function"):
-        Parallel([echo])
+    with pytest.raises(
+        TypeError, match="Parallel branch 0 must be a generator function, got a generator object"
+    ):
+        Parallel([branch(1)()])
+
+    def wf(_):
+        yield Parallel([lambda: None])  # a plain function: refused when its call returns no generator
+
+    with pytest.raises(
+        TypeError,
+        match=r"^branch 0 of Parallel must be a generator function, its call returned NoneType$",
+    ):
+        InMemoryEngine().run(wf)
     with pytest.raises(ValidationError, match="min_successful must be at least 1"):
         CompletionPolicy(min_successful=0)
 
