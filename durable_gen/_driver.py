@@ -164,6 +164,15 @@ def _drive_invocation(
             exc = fut.exception()
             if exc is None:
                 value = fut.result()
+        if hook and (exc is None or isinstance(exc, Exception)):
+            hook.call(
+                "on_step_attempt_end",
+                operation_id=cmd.op_id,
+                name=cmd.name,
+                attempt=cmd.attempt,
+                succeeded=exc is None,
+                error=exc,
+            )
         interp.now = now()
         if exc is None:
             interp.step_returned(cmd.op_id, value)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import attrs
@@ -254,6 +254,7 @@ class InMemoryEngine(LocalEngine):
         clock: Clock | None = None,
         check_args: bool = True,
         max_invocations: int = 100_000,
+        functions: Mapping[str, Callable[..., Any]] | None = None,
     ) -> None:
         super().__init__(
             store if store is not None else MemoryStore(),
@@ -261,6 +262,64 @@ class InMemoryEngine(LocalEngine):
             check_args=check_args,
             max_invocations=max_invocations,
         )
+        #: Durable functions that ``Invoke(function_name, ...)`` can reach, by name.
+        self.functions: dict[str, Callable[..., Any]] = dict(functions or {})
+
+    def register(self, function_name: str, workflow: Callable[..., Any]) -> None:
+        """Make ``workflow`` invocable as ``Invoke(function_name, payload)``."""
+        from ._descriptors import check_generator_function
+
+        check_generator_function(workflow, f"function {function_name!r}")
+        self.functions[function_name] = workflow
+
+    def resume(
+        self, workflow: Callable[..., Any], execution_id: str, *, wait: bool = True
+    ) -> ExecutionResult:
+        """Drive the execution; chained invokes run as executions of registered functions."""
+        while True:
+            result = super().resume(workflow, execution_id, wait=wait)
+            if result.status != "RUNNING" or not self._advance_invokes(execution_id):
+                return result
+
+    def _advance_invokes(self, execution_id: str) -> bool:
+        """Run the executions behind started invokes; True if one of them ended."""
+        progressed = False
+        now = self.clock.now
+        for op in self.store.running_invokes(execution_id):
+            name = op.function_name or ""
+            target = self.functions.get(name)
+            if target is None:
+                known = ", ".join(sorted(self.functions)) or "none"
+                self.store.complete_invoke(
+                    execution_id,
+                    op.id,
+                    "FAILED",
+                    now(),
+                    error=ErrorObject(
+                        type="ResourceNotFoundException",
+                        message=f"no durable function named {name!r} is registered with this "
+                        f"engine (registered: {known}); pass functions={{...}} or call "
+                        "engine.register(name, workflow)",
+                    ),
+                )
+                progressed = True
+                continue
+            child = f"{execution_id}.{op.id[:16]}"  # deterministic: never started twice
+            if not self.store.exists(child):
+                self.store.create(child, op.input_payload or "null", now())
+            outcome = self.resume(target, child, wait=True)
+            if outcome.status == "RUNNING":
+                continue
+            self.store.complete_invoke(
+                execution_id,
+                op.id,
+                outcome.status,
+                now(),
+                result=outcome.result_payload,
+                error=outcome.error,
+            )
+            progressed = True
+        return progressed
 
     def _sleep_until(self, execution_id: str, when: int) -> bool:
         # While a callback is pending, time is not skipped: the outside world may

@@ -141,7 +141,9 @@ def build(program, ledger: Ledger):
         if kind == "wfc":
             polls = op[1]
             strategy = WaitStrategy(
-                should_continue=lambda s, polls=polls: s < polls, initial_delay=2, jitter=Jitter.NONE
+                should_continue=lambda s, polls=polls: s < polls,
+                initial_delay=2,
+                jitter=Jitter.NONE,
             )
             return (yield WaitForCondition(lambda s: s + 1, 0, strategy, name=label))
         if kind == "callback":
@@ -161,7 +163,7 @@ def build(program, ledger: Ledger):
             comb = All if kind == "all" else AllSettled
             try:
                 r = yield comb(descs, name=label)
-            except Exception as e:  # noqa: BLE001 - record whatever the combinator threw
+            except Exception as e:  # record whatever the combinator threw
                 return f"failed:{type(e).__name__}"
             return r
         if kind == "parallel":
@@ -199,8 +201,11 @@ def build(program, ledger: Ledger):
 def complete_callbacks(engine, execution_id, choose=None):
     """Complete pending callbacks (all, or those ``choose`` picks); True if any."""
     pending = sorted(
-        (op for op in engine.store.load(execution_id).values()
-         if op.type is OperationType.CALLBACK and op.status is OperationStatus.STARTED),
+        (
+            op
+            for op in engine.store.load(execution_id).values()
+            if op.type is OperationType.CALLBACK and op.status is OperationStatus.STARTED
+        ),
         key=lambda op: op.id,
     )
     if choose is not None and pending:
@@ -231,8 +236,17 @@ def drive(engine, workflow, execution_id, choose=None, crash=BaseException):
 def snapshot(engine, execution_id):
     ops = engine.store.load(execution_id).values()
     return sorted(
-        (op.id, op.parent_id, op.name, op.type.value, op.sub_type, op.status.value,
-         op.result, op.attempt, op.error.message if op.error else None)
+        (
+            op.id,
+            op.parent_id,
+            op.name,
+            op.type.value,
+            op.sub_type,
+            op.status.value,
+            op.result,
+            op.attempt,
+            op.error.message if op.error else None,
+        )
         for op in ops
         if op.type is not OperationType.EXECUTION
     )
