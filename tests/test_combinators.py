@@ -125,3 +125,39 @@ def test_combinator_replays_from_its_record():
 
     assert InMemoryEngine().run(wf).result == [1, 2]
     assert sorted(calls) == [1, 2]
+
+
+def test_nondeterminism_when_the_combinator_changes():
+    import re
+
+    from durable_gen import NonDeterminismError
+
+    def v1(_):
+        yield All([Step(echo, 1), Wait(seconds=5)], name="both")
+
+    def v2(_):
+        yield Race([Step(echo, 1), Wait(seconds=5)], name="both")
+
+    engine = InMemoryEngine()
+    ex = engine.start(v1)
+    assert engine.invoke_once(v1, ex).status == "PENDING"
+    with pytest.raises(
+        NonDeterminismError,
+        match=re.escape("the log recorded All 'both', but the workflow yielded Race 'both'."),
+    ):
+        engine.invoke_once(v2, ex)
+
+
+def test_combinator_failure_on_replay_is_the_same():
+    seen = []
+
+    def wf(_):
+        try:
+            yield All([Step(boom, "x", retry=NO)], name="a")
+        except CombinatorError as e:
+            seen.append((e.error_type, e.error_message))
+        yield Wait(seconds=1)
+        return "ok"
+
+    assert InMemoryEngine().run(wf).result == "ok"
+    assert seen == [("ValueError", "x"), ("ValueError", "x")]

@@ -98,3 +98,27 @@ def test_strategy_needs_a_predicate():
         ValidationError, match="wait_strategy must be a WaitStrategy with should_continue"
     ):
         WaitForCondition(poll, {}, WaitStrategy())
+
+
+def test_nondeterminism_when_the_poll_is_renamed():
+    import re
+
+    from durable_gen import NonDeterminismError
+
+    def v1(_):
+        return (yield WaitForCondition(poll, {"count": 0}, STRATEGY, name="ready"))
+
+    def v2(_):
+        return (yield WaitForCondition(poll, {"count": 0}, STRATEGY, name="done"))
+
+    engine = InMemoryEngine()
+    ex = engine.start(v1)
+    assert engine.invoke_once(v1, ex).status == "PENDING"  # the first poll was unmet
+    with pytest.raises(
+        NonDeterminismError,
+        match=re.escape(
+            "the log recorded WaitForCondition 'ready', but the workflow yielded "
+            "WaitForCondition 'done'."
+        ),
+    ):
+        engine.invoke_once(v2, ex)
