@@ -253,7 +253,8 @@ def test_validation():
         Parallel([branch(1)()])
 
     def wf(_):
-        yield Parallel([lambda: None])  # a plain function: refused when its call returns no generator
+        # a plain function: refused when its call returns no generator
+        yield Parallel([lambda: None])
 
     with pytest.raises(
         TypeError,
