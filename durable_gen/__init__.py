@@ -13,6 +13,7 @@ executed and checkpointed. The public API is exactly ``__all__``.
 """
 
 from ._batch import BatchItem, BatchItemStatus, BatchResult, CompletionPolicy, CompletionReason
+from ._crypto import DecryptionError, EncryptedStore, KeyRing, PayloadCipher
 from ._descriptors import (
     AT_LEAST_ONCE_PER_RETRY,
     AT_MOST_ONCE_PER_RETRY,
@@ -78,6 +79,10 @@ from ._serdes import DEFAULT_SERDES, DefaultSerdes, JsonSerdes, PassThroughSerde
 __version__ = "0.1.0"
 
 __all__ = [
+    "DecryptionError",
+    "EncryptedStore",
+    "KeyRing",
+    "PayloadCipher",
     "DurableLogger",
     "Hooks",
     "get_logger",

@@ -1,0 +1,364 @@
+"""Encryption at rest for checkpoint payloads: AES-256-GCM with key rotation.
+
+A :class:`PayloadCipher` encrypts payload text into a token
+``enc1:<key id>:<base64(nonce || ciphertext || tag)>`` and back. Each token is
+bound (as GCM associated data) to the execution and operation it belongs to and
+to the field it fills, so a ciphertext copied into another operation or another
+execution does not decrypt: it fails authentication like any tampering.
+
+Keys live in a :class:`KeyRing`: one active key (new payloads) and any number of
+retired keys (old payloads stay readable). Rotate by adding a new key as active
+and keeping the old one retired; :meth:`KeyRing.from_env` reads
+``DURABLE_GEN_KEYS="k2:<base64 key>,k1:<base64 key>"`` (first is active),
+:meth:`KeyRing.from_file` a JSON file ``{"active": "k2", "keys": {"k1": "...",
+"k2": "..."}}``. Keys are 32 random bytes (``KeyRing.generate_key()``).
+
+:class:`EncryptedStore` wraps a local store (memory or SQLite) so every payload
+written -- execution input, step and context results, callback payloads, invoke
+inputs and results, wait-for-condition states, error messages and data -- is
+encrypted before it reaches the store, and decrypted when read back. An error's
+``ErrorType`` stays readable (histories stay legible and the ErrorObject stays
+valid for the service); its message, data and stack trace are encrypted.
+
+A wrong key, an unknown key id or a tampered token raises :class:`DecryptionError`
+naming the execution and operation -- never garbage.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ._errors import DurableGenError, ErrorObject, ValidationError
+from ._log import Operation, OperationUpdate
+
+__all__ = ["DecryptionError", "EncryptedStore", "KeyRing", "PayloadCipher"]
+
+PREFIX = "enc1:"
+_NONCE = 12
+
+
+class DecryptionError(DurableGenError):
+    """A payload could not be decrypted: wrong or missing key, or it was tampered with."""
+
+
+def _aesgcm(key: bytes) -> Any:
+    try:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    except ImportError:  # pragma: no cover - depends on the installation
+        raise ValidationError(
+            "encryption needs the 'cryptography' package: pip install 'durable-gen[crypto]'"
+        ) from None
+    return AESGCM(key)
+
+
+@attrs.frozen
+class KeyRing:
+    """Keys by id; ``active`` encrypts, every key decrypts."""
+
+    active: str
+    keys: Mapping[str, bytes]
+
+    def __attrs_post_init__(self) -> None:
+        if self.active not in self.keys:
+            raise ValidationError(f"the active key id {self.active!r} is not in the key ring")
+        for kid, key in self.keys.items():
+            if not kid or ":" in kid or not kid.isprintable():
+                raise ValidationError(f"key id {kid!r} must be printable and contain no ':'")
+            if len(key) != 32:
+                raise ValidationError(
+                    f"key {kid!r} is {len(key)} bytes; AES-256-GCM needs 32 "
+                    "(make one with KeyRing.generate_key())"
+                )
+
+    @staticmethod
+    def generate_key() -> str:
+        """A new random key, base64-encoded (for an environment variable or key file)."""
+        return base64.b64encode(secrets.token_bytes(32)).decode()
+
+    @classmethod
+    def from_env(cls, var: str = "DURABLE_GEN_KEYS") -> KeyRing:
+        """Keys from ``$var``: ``"id:base64key,id:base64key"``; the first is active."""
+        text = os.environ.get(var, "").strip()
+        if not text:
+            raise ValidationError(
+                f"${var} is not set; set it to 'k1:<base64 32-byte key>' "
+                "(python -c 'from durable_gen import KeyRing; print(KeyRing.generate_key())')"
+            )
+        keys: dict[str, bytes] = {}
+        active = None
+        for part in text.split(","):
+            kid, sep, b64 = part.strip().partition(":")
+            if not sep:
+                raise ValidationError(f"${var}: entry {part.strip()[:20]!r} is not 'id:base64key'")
+            keys[kid] = _b64key(b64, f"${var} key {kid!r}")
+            active = active or kid
+        assert active is not None
+        return cls(active, keys)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> KeyRing:
+        """Keys from a JSON file ``{"active": id, "keys": {id: base64key, ...}}``."""
+        try:
+            data = json.loads(Path(path).read_text())
+            return cls(
+                str(data["active"]),
+                {str(k): _b64key(v, f"key file {path} key {k!r}") for k, v in data["keys"].items()},
+            )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ValidationError(
+                f"cannot read the key file {path}: {e}; expected "
+                '{"active": "k1", "keys": {"k1": "<base64 32-byte key>"}}'
+            ) from None
+
+
+def _b64key(text: Any, what: str) -> bytes:
+    try:
+        return base64.b64decode(str(text), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationError(f"{what} is not valid base64") from None
+
+
+class PayloadCipher:
+    """AES-256-GCM encryption of payload text, bound to where it is stored."""
+
+    def __init__(self, keyring: KeyRing) -> None:
+        self.keyring = keyring
+        self._aead = {kid: _aesgcm(key) for kid, key in keyring.keys.items()}
+
+    @staticmethod
+    def is_encrypted(text: str | None) -> bool:
+        return text is not None and text.startswith(PREFIX)
+
+    def encrypt(self, plaintext: str, *, context: str) -> str:
+        kid = self.keyring.active
+        nonce = secrets.token_bytes(_NONCE)
+        sealed = self._aead[kid].encrypt(nonce, plaintext.encode(), context.encode())
+        return f"{PREFIX}{kid}:{base64.b64encode(nonce + sealed).decode()}"
+
+    def decrypt(self, token: str, *, context: str) -> str:
+        from cryptography.exceptions import InvalidTag
+
+        if not token.startswith(PREFIX):
+            raise DecryptionError(
+                f"{context}: the payload is not encrypted; it was written without a key "
+                "(or by another program)"
+            )
+        kid, sep, b64 = token[len(PREFIX) :].partition(":")
+        aead = self._aead.get(kid)
+        if not sep or aead is None:
+            raise DecryptionError(
+                f"{context}: the payload was encrypted with key {kid!r}, which is not in the "
+                f"key ring (known: {', '.join(sorted(self._aead))}); add it as a retired key"
+            )
+        try:
+            raw = base64.b64decode(b64, validate=True)
+            plain = aead.decrypt(raw[:_NONCE], raw[_NONCE:], context.encode())
+        except (InvalidTag, binascii.Error, ValueError):
+            raise DecryptionError(
+                f"{context}: the payload does not authenticate with key {kid!r}: the key is "
+                "wrong, or the stored ciphertext was altered or moved from another operation"
+            ) from None
+        return bytes(plain).decode()
+
+
+def _ctx(execution_id: str, op_id: str, field: str) -> str:
+    return f"durable_gen/{execution_id}/{op_id}/{field}"
+
+
+class EncryptedStore:
+    """A local store whose payloads are encrypted at rest with ``cipher``.
+
+    Wraps any store with the engine's interface (MemoryStore, SqliteStore);
+    everything not about payloads is delegated unchanged.
+    """
+
+    def __init__(self, inner: Any, cipher: PayloadCipher) -> None:
+        self.inner = inner
+        self.cipher = cipher
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    # -- encrypting on the way in ---------------------------------------------------
+
+    def _seal(self, execution_id: str, op_id: str, text: str | None) -> str | None:
+        if text is None:
+            return None
+        return self.cipher.encrypt(text, context=_ctx(execution_id, op_id, "payload"))
+
+    def _seal_error(
+        self, execution_id: str, op_id: str, err: ErrorObject | None
+    ) -> ErrorObject | None:
+        if err is None:
+            return None
+        secret = json.dumps(
+            {"m": err.message, "d": err.data, "s": list(err.stack_trace or ()) or None}
+        )
+        return ErrorObject(
+            type=err.type,
+            message=self.cipher.encrypt(secret, context=_ctx(execution_id, op_id, "error")),
+        )
+
+    def create(self, execution_id: str, input_payload: str, now: int, *args: Any, **kw: Any) -> Any:
+        sealed = self._seal(execution_id, execution_id, input_payload)
+        return self.inner.create(execution_id, sealed, now, *args, **kw)
+
+    def checkpoint(
+        self, execution_id: str, updates: list[OperationUpdate], now: int, *, durable: bool
+    ) -> Mapping[str, Operation]:
+        sealed = [
+            attrs.evolve(
+                u,
+                payload=self._seal(execution_id, u.id, u.payload),
+                error=self._seal_error(execution_id, u.id, u.error),
+            )
+            for u in updates
+        ]
+        delta = self.inner.checkpoint(execution_id, sealed, now, durable=durable)
+        return {k: self._open_op(execution_id, op) for k, op in delta.items()}
+
+    def finish(
+        self,
+        execution_id: str,
+        status: str,
+        now: int,
+        *,
+        result: str | None = None,
+        error: ErrorObject | None = None,
+    ) -> None:
+        self.inner.finish(
+            execution_id,
+            status,
+            now,
+            result=self._seal(execution_id, execution_id, result),
+            error=self._seal_error(execution_id, execution_id, error),
+        )
+
+    def complete_callback(
+        self,
+        callback_id: str,
+        action: str,
+        now: int,
+        *,
+        payload: str | None = None,
+        error: ErrorObject | None = None,
+    ) -> str:
+        execution_id = str(self.inner.callback_execution(callback_id))
+        op = next(
+            (o for o in self.inner.load(execution_id).values() if o.callback_id == callback_id),
+            None,
+        )
+        op_id = op.id if op is not None else callback_id
+        return str(
+            self.inner.complete_callback(
+                callback_id,
+                action,
+                now,
+                payload=self._seal(execution_id, op_id, payload),
+                error=self._seal_error(execution_id, op_id, error),
+            )
+        )
+
+    def complete_invoke(
+        self,
+        execution_id: str,
+        op_id: str,
+        status: str,
+        now: int,
+        *,
+        result: str | None = None,
+        error: ErrorObject | None = None,
+    ) -> None:
+        self.inner.complete_invoke(
+            execution_id,
+            op_id,
+            status,
+            now,
+            result=self._seal(execution_id, op_id, result),
+            error=self._seal_error(execution_id, op_id, error),
+        )
+
+    # -- decrypting on the way out --------------------------------------------------
+
+    def _open(self, execution_id: str, op_id: str, text: str | None) -> str | None:
+        if text is None or text == "":
+            return text
+        return self.cipher.decrypt(text, context=_ctx(execution_id, op_id, "payload"))
+
+    def _open_error(
+        self, execution_id: str, op_id: str, err: ErrorObject | None
+    ) -> ErrorObject | None:
+        if err is None or not self.cipher.is_encrypted(err.message):
+            return err
+        assert err.message is not None
+        secret = json.loads(
+            self.cipher.decrypt(err.message, context=_ctx(execution_id, op_id, "error"))
+        )
+        stack = secret.get("s")
+        return ErrorObject(
+            type=err.type,
+            message=secret.get("m"),
+            data=secret.get("d"),
+            stack_trace=tuple(stack) if stack else None,
+        )
+
+    def _open_op(self, execution_id: str, op: Operation) -> Operation:
+        if op.result is None and op.error is None and op.input_payload is None:
+            return op
+        return attrs.evolve(
+            op,
+            result=self._open(execution_id, op.id, op.result),
+            error=self._open_error(execution_id, op.id, op.error),
+            input_payload=self._open(execution_id, op.id, op.input_payload),
+        )
+
+    def load(self, execution_id: str) -> Mapping[str, Operation]:
+        return {
+            k: self._open_op(execution_id, op) for k, op in self.inner.load(execution_id).items()
+        }
+
+    def running_invokes(self, execution_id: str) -> list[Operation]:
+        return [self._open_op(execution_id, op) for op in self.inner.running_invokes(execution_id)]
+
+    def status(self, execution_id: str) -> tuple[str, str | None, ErrorObject | None]:
+        status, result, error = self.inner.status(execution_id)
+        return (
+            status,
+            self._open(execution_id, execution_id, result),
+            self._open_error(execution_id, execution_id, error),
+        )
+
+    def history(self, execution_id: str) -> list[dict[str, Any]]:
+        """Events with their payloads decrypted (for the execution's owner)."""
+        return [self._open_event(execution_id, e) for e in self.inner.history(execution_id)]
+
+    def _open_event(self, execution_id: str, event: Any, op_id: str | None = None) -> Any:
+        if isinstance(event, dict):
+            op_id = str(event.get("Id", op_id or execution_id))
+            out: dict[str, Any] = {}
+            for k, v in event.items():
+                if k == "Payload" and isinstance(v, str) and self.cipher.is_encrypted(v):
+                    out[k] = self._open(execution_id, op_id, v)
+                elif k == "Payload" and isinstance(v, dict):
+                    out[k] = self._open_error_dict(execution_id, op_id, v)
+                else:
+                    out[k] = self._open_event(execution_id, v, op_id)
+            return out
+        if isinstance(event, list):
+            return [self._open_event(execution_id, v, op_id) for v in event]
+        return event
+
+    def _open_error_dict(self, execution_id: str, op_id: str, d: dict[str, Any]) -> dict[str, Any]:
+        if not self.cipher.is_encrypted(d.get("ErrorMessage")):
+            return d
+        err = self._open_error(execution_id, op_id, ErrorObject.from_dict(d))
+        return err.to_dict() if err is not None else d
