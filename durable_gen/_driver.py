@@ -22,7 +22,14 @@ from ._interpreter import Interpreter
 from ._log import Operation, OperationType, OperationUpdate
 from ._serdes import DEFAULT_SERDES
 
-__all__ = ["InvocationOutcome", "Store", "current_attempt", "run_invocation"]
+__all__ = [
+    "InvocationOutcome",
+    "Store",
+    "current_attempt",
+    "drive_interpreter",
+    "run_invocation",
+    "run_step_attempt",
+]
 
 _attempt: contextvars.ContextVar[int] = contextvars.ContextVar("durable_gen_attempt", default=0)
 
@@ -68,12 +75,13 @@ def load_input(operations: Mapping[str, Operation], execution_id: str) -> Any:
         raise CorruptLogError(f"the input of execution {execution_id!r} cannot be read: {e}") from e
 
 
-def _call(
+def run_step_attempt(
     fn: Callable[..., Any],
     args: tuple[Any, ...],
     attempt: int,
     log_ctx: _logging.LogContext | None = None,
 ) -> Any:
+    """Run one step attempt as engines do: attempt number and log context set."""
     token = _attempt.set(attempt)
     log_token = _logging.current.set(log_ctx)
     try:
@@ -111,20 +119,27 @@ def run_invocation(
     hook = HookRunner(hooks, execution_id)
     if hook:
         hook.call("on_invocation_start", first=len(ops) <= 1)
-    outcome = _drive_invocation(interp, execution_id, store, now, max_workers, hook)
+    outcome = drive_interpreter(interp, execution_id, store, now, max_workers, hook)
     if hook:
         hook.call("on_invocation_end", status=outcome.status, error=outcome.error)
     return outcome
 
 
-def _drive_invocation(
+def drive_interpreter(
     interp: Interpreter,
     execution_id: str,
     store: Store,
     now: Callable[[], int],
-    max_workers: int,
-    hook: HookRunner,
+    max_workers: int = 16,
+    hook: HookRunner | None = None,
 ) -> InvocationOutcome:
+    """Perform ``interp``'s commands against ``store`` until the invocation ends.
+
+    Shared by the local engines and the Lambda shim (whose store adapter buffers
+    what may wait and flushes to the checkpoint API what must be durable).
+    """
+    if hook is None:
+        hook = HookRunner((), execution_id)
     steps = 0
     workflow_log = _logging.WorkflowLogContext(interp)
 
@@ -133,6 +148,11 @@ def _drive_invocation(
         if hook:
             hook.updates(updates)
         return delta
+
+    def persist_and_merge(updates: list[OperationUpdate], durable: bool) -> None:
+        delta = persist(updates, durable)
+        if delta:
+            interp.merge(delta)
 
     def next_command() -> Any:
         token = _logging.current.set(workflow_log)
@@ -146,7 +166,7 @@ def _drive_invocation(
             hook.call(
                 "on_step_attempt_start", operation_id=cmd.op_id, name=cmd.name, attempt=cmd.attempt
             )
-        return _call(
+        return run_step_attempt(
             cmd.fn,
             cmd.args,
             cmd.attempt,
@@ -198,13 +218,13 @@ def _drive_invocation(
             if tcmd is RunStep:
                 assert isinstance(cmd, RunStep)
                 if cmd.updates:
-                    persist(cmd.updates, cmd.durable_first)
+                    persist_and_merge(cmd.updates, cmd.durable_first)
                 steps += 1
                 pending.append(cmd)
                 continue
             if tcmd is AwaitOutcome:
                 if cmd.updates:
-                    persist(cmd.updates, False)
+                    persist_and_merge(cmd.updates, False)
                 if len(pending) == 1 and not running:
                     step = pending.pop()
                     try:
@@ -218,13 +238,14 @@ def _drive_invocation(
                 if not running:
                     raise InternalError("the interpreter awaits an outcome but no step is running")
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for fut in done:
+                for fut in [f for f in running if f in done]:  # in the order issued
                     report(running.pop(fut), fut, None, None)
                 continue
             launch_pending()
             if tcmd is Checkpoint:
                 delta = persist(cmd.updates, True)
                 interp.checkpointed(delta)
+                interp.now = now()
                 continue
             # The invocation ends: let abandoned attempts (their batch completed
             # without them) finish, since a thread cannot be killed.

@@ -34,6 +34,7 @@ __all__ = [
     "InternalError",
     "NonDeterminismError",
     "OperationError",
+    "PayloadTooLargeError",
     "SerializationError",
     "StepError",
     "StepInterruptedError",
@@ -139,6 +140,15 @@ class SerializationError(DurableGenError):
 
     def __init__(self, message: str, *, value_type: str | None = None) -> None:
         self.value_type = value_type
+        super().__init__(message)
+
+
+class PayloadTooLargeError(SerializationError):
+    """A payload is larger than one operation may checkpoint."""
+
+    def __init__(self, message: str, *, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
         super().__init__(message)
 
 
@@ -269,7 +279,21 @@ class WorkflowFailedError(DurableGenError):
 
 _MAX_STACK_LINES = 50
 _PKG_DIR = __file__.rsplit("/", 1)[0].rsplit("\\", 1)[0] + "/"
-_MAX_MESSAGE = 32_000
+#: The service refuses an ErrorObject over 32 KiB; stay well under it.
+MAX_ERROR_BYTES = 24 * 1024
+_MAX_MESSAGE = 8 * 1024
+
+
+def _is_plumbing(filename: str) -> bool:
+    """durable_gen's own frames and the thread pool's: noise to the reader."""
+    return filename.startswith(_PKG_DIR) or "concurrent/futures" in filename.replace("\\", "/")
+
+
+def _truncate_utf8(text: str, limit: int) -> str:
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    return data[:limit].decode(errors="ignore") + "... [truncated]"
 
 
 def qualified_name(cls: type) -> str:
@@ -295,15 +319,22 @@ def error_from_exception(exc: BaseException) -> ErrorObject:
             data=exc.error_data,
             stack_trace=exc.stack_trace,
         )
-    message = str(exc)
-    if len(message) > _MAX_MESSAGE:
-        message = message[:_MAX_MESSAGE] + "... [truncated]"
-    # durable_gen's own frames (the driver calling the step) are noise to the reader
-    tb = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(_PKG_DIR)]
-    frames = traceback.format_list(tb[-_MAX_STACK_LINES:])
+    try:
+        message = str(exc)
+    except Exception:  # a broken __str__ must not hide the failure itself
+        message = f"<{type(exc).__name__} whose str() failed>"
+    message = _truncate_utf8(message, _MAX_MESSAGE)
+    # the trace starts at user code: the same failure records the same trace whether
+    # its step ran inline or on the thread pool
+    tb = [f for f in traceback.extract_tb(exc.__traceback__) if not _is_plumbing(f.filename)]
+    lines = [line.rstrip("\n") for line in traceback.format_list(tb[-_MAX_STACK_LINES:])]
+    # keep the whole ErrorObject under the service's size limit: drop the oldest frames
+    budget = MAX_ERROR_BYTES - len(message.encode()) - 512
+    while lines and sum(len(x.encode()) + 8 for x in lines) > budget:
+        lines.pop(0)
     return ErrorObject(
         type=qualified_name(type(exc)),
         message=message,
         data=None,
-        stack_trace=tuple(line.rstrip("\n") for line in frames) or None,
+        stack_trace=tuple(lines) or None,
     )

@@ -82,6 +82,7 @@ from ._errors import (
     InvokeError,
     NonDeterminismError,
     OperationError,
+    PayloadTooLargeError,
     SerializationError,
     StepError,
     StepInterruptedError,
@@ -108,6 +109,9 @@ __all__ = ["Interpreter", "describe_operation", "ordinal"]
 
 #: Context results larger than this are not stored; they are rebuilt by replay.
 REPLAY_CHILDREN_THRESHOLD = 256 * 1024
+
+#: The largest payload one operation may checkpoint by default (the service's limit).
+MAX_PAYLOAD_BYTES = 256 * 1024
 
 _DEFAULT_RETRY = RetryPolicy.default()
 _PASS_THROUGH = PassThroughSerdes()
@@ -793,8 +797,10 @@ class Interpreter:
         now: int,
         execution_id: str,
         check_args: bool = False,
+        max_payload_bytes: int = MAX_PAYLOAD_BYTES,
     ) -> None:
         check_generator_function(workflow, "a workflow")
+        self.max_payload_bytes = max_payload_bytes
         self._ops: dict[str, Operation] = dict(operations)
         self._recorded = frozenset(self._ops)
         self.now = now
@@ -865,6 +871,10 @@ class Interpreter:
             self._ops.update(delta)
         self._awaiting_ack = None
         action()
+
+    def merge(self, delta: Mapping[str, Operation]) -> None:
+        """Operations the store changed outside a Checkpoint's acknowledgement."""
+        self._ops.update(delta)
 
     def step_returned(self, op_id: str, value: Any) -> None:
         """The engine ran a step attempt and it returned ``value``."""
@@ -987,6 +997,19 @@ class Interpreter:
                 return True
             p = p.parent
         return False
+
+    def _check_size(self, payload: str, what: str) -> None:
+        """Refuse a payload over the per-operation limit, before it reaches the store."""
+        limit = self.max_payload_bytes
+        if len(payload) * 4 > limit and len(payload.encode()) > limit:
+            size = len(payload.encode())
+            raise PayloadTooLargeError(
+                f"{what} is {size} bytes once serialized, over the {limit}-byte limit of one "
+                "checkpoint; keep large data elsewhere (a file, a bucket) and return a "
+                "reference to it",
+                size=size,
+                limit=limit,
+            )
 
     def _encode_context_result(self, serdes: Serdes, value: Any) -> tuple[str, Any, bool]:
         payload = serdes.serialize(value)
@@ -1212,11 +1235,12 @@ class Interpreter:
                     f"{type(payload).__name__}, not str",
                     value_type=type(payload).__name__,
                 )
+            self._check_size(payload, f"the result of step {desc.name or run.op_id!r}")
             if serdes is not DEFAULT_SERDES:
                 value = serdes.deserialize(payload)
         except SerializationError as e:
             err = ErrorObject(
-                type=qualified_name(SerializationError),
+                type=qualified_name(type(e)),
                 message=f"step {desc.name or run.op_id!r} returned a value that cannot be "
                 f"stored: {e}",
             )
@@ -1345,12 +1369,16 @@ class Interpreter:
         """The serialized poll state, or None after failing the operation."""
         desc = run.desc
         try:
-            return str((desc.serdes or DEFAULT_SERDES).serialize(state))
+            payload = str((desc.serdes or DEFAULT_SERDES).serialize(state))
+            self._check_size(
+                payload, f"the state of {describe_operation(_ST_WFC, None, desc.name)}"
+            )
+            return payload
         except SerializationError as e:
             self._fail_step(
                 run,
                 ErrorObject(
-                    type=qualified_name(SerializationError),
+                    type=qualified_name(type(e)),
                     message=f"the state of {describe_operation(_ST_WFC, None, desc.name)} "
                     f"cannot be stored: {e}",
                 ),
@@ -1663,10 +1691,11 @@ class Interpreter:
             return None
         try:
             payload = DEFAULT_SERDES.serialize(desc.payload)
+            self._check_size(payload, f"the payload of invoke {desc.name or desc.function_name!r}")
         except SerializationError as e:
             return None, InvokeError(
                 ErrorObject(
-                    type=qualified_name(SerializationError),
+                    type=qualified_name(type(e)),
                     message=f"the payload of invoke {desc.name or desc.function_name!r} "
                     f"cannot be sent: {e}",
                 ),

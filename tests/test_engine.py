@@ -564,3 +564,27 @@ def test_default_names():
     assert Step(lambda: 1).name is None
     assert Step(reserve, name="custom").name == "custom"
     assert Wait(seconds=1).name is None
+
+
+def test_oversized_step_result_fails_the_step_with_a_clear_error():
+    def big():
+        return "x" * (300 * 1024)
+
+    def wf(_):
+        try:
+            yield Step(big, name="big")
+        except StepError as e:
+            return [e.error_type, e.error_message]
+
+    engine = InMemoryEngine()
+    result = engine.run(wf)
+    err_type, message = result.result
+    assert err_type == "durable_gen._errors.PayloadTooLargeError"
+    assert message == (
+        "step 'big' returned a value that cannot be stored: the result of step 'big' is "
+        "307202 bytes once serialized, over the 262144-byte limit of one checkpoint; keep "
+        "large data elsewhere (a file, a bucket) and return a reference to it"
+    )
+    assert result.invocations == 1  # not retried: the same value would fail again
+    # nothing oversized reached the store
+    assert all(len(u.payload or "") < 262144 for u in engine.store.updates(result.execution_id))

@@ -1,6 +1,7 @@
 """Every example in examples/ runs, in process and through the durable-gen command."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +30,8 @@ def test_retrying_payment():
     assert result.invocations == 3
 
 
-def test_order_example_through_the_command():
+def test_order_example_through_the_command(tmp_path):
+    env = {**os.environ, "DURABLE_GEN_DB": str(tmp_path / "examples.db")}
     proc = subprocess.run(
         [
             sys.executable,
@@ -46,6 +48,7 @@ def test_order_example_through_the_command():
         text=True,
         timeout=60,
         check=False,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {"hold": "hold-B-42-2", "tracking": "shipped:hold-B-42-2"}

@@ -1,0 +1,401 @@
+"""The Lambda handler: one durable invocation of a workflow.
+
+``durable_handler(workflow)`` returns ``handler(event, context)``. Each call:
+
+1. reads the invocation event (``DurableExecutionArn``, ``CheckpointToken``,
+   ``InitialExecutionState``) and fetches the remaining state pages with
+   ``GetDurableExecutionState`` while ``NextMarker`` is set;
+2. takes the input from the EXECUTION operation's ``ExecutionDetails.InputPayload``
+   (JSON; blank means ``{}``, as for the AWS SDK);
+3. runs the pure :class:`~durable_gen._interpreter.Interpreter`, performing its
+   commands: a step function runs inline in the handler's thread; steps handed out
+   together (Parallel/Map branches, combinators) run concurrently on a thread
+   pool of ``max_workers``; updates whose command says
+   ``durable_first`` (and every ``Checkpoint``, ``Suspend``, ``Complete`` and
+   ``Fail``) are flushed with ``CheckpointDurableExecution``; the others (an
+   at-least-once step START, a context START) wait in a buffer and ride along with
+   the next flush. The returned deltas are merged into the interpreter with
+   ``checkpointed()``, so service-assigned values (a callback's ``CallbackId``)
+   reach the workflow;
+4. returns ``{"Status": "SUCCEEDED", "Result": <JSON>}``, ``{"Status": "FAILED",
+   "Error": {...}}`` or ``{"Status": "PENDING"}`` (only with something pending).
+
+Results larger than the Lambda response limit (6 MiB - 50 bytes) are checkpointed
+with an EXECUTION SUCCEED update (the last of its batch) and ``Result`` is ``""``.
+
+What ends an invocation without a status (the handler raises, Lambda retries):
+
+- API failures classified retryable (see ``_api``);
+- **non-determinism** (:class:`NonDeterminismError`) and a corrupt log, by default.
+  The AWS SDK returns FAILED for these, which ends the execution for good. Here
+  the workflow's recorded progress is kept instead: nothing terminal is written,
+  Lambda retries the invocation, and deploying a fixed (or the previous) version
+  lets the execution resume -- the same rule as the embedded engine's. Pass
+  ``on_nondeterminism="fail"`` for the AWS SDK's behaviour.
+
+API failures that retrying cannot cure (a refused update, a missing execution) end
+the execution FAILED with the :class:`StoreError`. A malformed event raises
+:class:`InvalidEventError` naming the field: such an event does not come from the
+durable service, so there is no execution to fail.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, overload
+
+from .._descriptors import check_generator_function
+from .._driver import InvocationOutcome, drive_interpreter
+from .._errors import (
+    CorruptLogError,
+    DurableGenError,
+    ErrorObject,
+    InternalError,
+    NonDeterminismError,
+    SerializationError,
+    StoreError,
+    error_from_exception,
+)
+from .._hooks import HookRunner, Hooks
+from .._interpreter import Interpreter
+from .._log import TERMINAL_STATUSES, Operation, OperationAction, OperationType, OperationUpdate
+from .._serdes import CBOR_PREFIX
+from ._api import ApiRetry, BatchLimits, Checkpointer, TokenRevoked, parse_operations
+
+__all__ = ["DurableHandler", "InvalidEventError", "LAMBDA_RESPONSE_LIMIT", "durable_handler"]
+
+#: Largest ``Result`` returned in the response; larger ones are checkpointed.
+LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024 - 50
+
+
+class InvalidEventError(DurableGenError, ValueError):
+    """The Lambda event is not a durable-execution invocation event."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(
+            f"invalid durable invocation event: {field} {problem}. A durable handler "
+            "must be invoked by the Lambda durable-execution service (check that the "
+            "function has a DurableConfig and is invoked through a version or alias)"
+        )
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class DurableHandler:
+    """A workflow as a Lambda handler: call it with ``(event, context)``.
+
+    ``client`` is a boto3 ``lambda`` client (created on first use and kept for
+    warm invocations when not given, with botocore's own retries off so that
+    ``retry`` is the only retry layer; assignable, e.g. to point a deployed
+    module's handler at an emulator). ``limits`` bounds checkpoint batches and
+    state pages, ``retry`` the retries of transient API failures; ``max_workers``
+    steps run at once when the workflow starts several together.
+    ``last_checkpoint_calls`` is the number of ``CheckpointDurableExecution``
+    calls of the latest invocation.
+    """
+
+    def __init__(
+        self,
+        workflow: Callable[..., Any],
+        *,
+        client: Any = None,
+        limits: BatchLimits | None = None,
+        retry: ApiRetry | None = None,
+        on_nondeterminism: Literal["raise", "fail"] = "raise",
+        clock: Callable[[], int] = _now_ms,
+        max_workers: int = 16,
+        hooks: Sequence[Hooks] = (),
+    ) -> None:
+        check_generator_function(workflow, "a workflow")
+        if on_nondeterminism not in ("raise", "fail"):
+            raise ValueError(
+                f"on_nondeterminism must be 'raise' or 'fail', got {on_nondeterminism!r}"
+            )
+        self.workflow = workflow
+        self._client = client
+        self.limits = limits if limits is not None else BatchLimits()
+        self.retry = retry if retry is not None else ApiRetry()
+        self.on_nondeterminism = on_nondeterminism
+        self.clock = clock
+        self.max_workers = max_workers
+        self.hooks = tuple(hooks)
+        self.last_checkpoint_calls = 0
+        functools.update_wrapper(self, workflow)
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3  # type: ignore[import-untyped]
+            from botocore.config import Config  # type: ignore[import-untyped]
+
+            # Retries are ours (ApiRetry): one layer, with the call's ClientToken kept.
+            config = Config(connect_timeout=5, read_timeout=50, retries={"total_max_attempts": 1})
+            self._client = boto3.client("lambda", config=config)
+        return self._client
+
+    @client.setter
+    def client(self, client: Any) -> None:
+        self._client = client
+
+    def __call__(self, event: Any, context: Any = None) -> dict[str, Any]:
+        arn, token, operations, marker = parse_event(event)
+        cp = Checkpointer(self.client, arn, token, limits=self.limits, retry=self.retry)
+        try:
+            return self._invoke(cp, arn, operations, marker)
+        except TokenRevoked:
+            return {"Status": "PENDING"}
+        except StoreError as e:
+            if e.retryable:
+                raise
+            return _failed(error_from_exception(e))
+        except (NonDeterminismError, CorruptLogError) as e:
+            if self.on_nondeterminism == "fail":
+                return _failed(error_from_exception(e))
+            raise
+        finally:
+            self.last_checkpoint_calls = cp.calls
+
+    def _invoke(
+        self, cp: Checkpointer, arn: str, operations: dict[str, Operation], marker: str
+    ) -> dict[str, Any]:
+        if marker:
+            operations.update(cp.get_state_pages(marker))
+        execution = _execution_operation(operations, arn)
+        interp = Interpreter(
+            self.workflow,
+            _read_input(execution),
+            operations,
+            now=self.clock(),
+            execution_id=execution.id,
+        )
+        store = _ServiceStore(cp, dict(operations))
+        hook = HookRunner(self.hooks, arn)
+        if hook:
+            hook.call("on_invocation_start", first=len(operations) <= 1)
+        try:
+            outcome = drive_interpreter(
+                interp, execution.id, store, self.clock, self.max_workers, hook
+            )
+        finally:
+            interp.close()
+        if outcome.status == "PENDING":
+            if not _anything_pending(store.known):
+                raise InternalError(
+                    "the workflow suspended but no operation of execution "
+                    f"{arn!r} is pending; this is a bug in durable_gen"
+                )
+            response: dict[str, Any] = {"Status": "PENDING"}
+        elif outcome.status == "SUCCEEDED":
+            response = self._complete(outcome, execution.id, store)
+        else:
+            response = _failed(outcome.error or ErrorObject(type="Error"))
+        if hook:
+            hook.call("on_invocation_end", status=response["Status"], error=outcome.error)
+        return response
+
+    def _complete(
+        self, outcome: InvocationOutcome, execution_id: str, store: _ServiceStore
+    ) -> dict[str, Any]:
+        try:
+            result = _result_json(outcome.result or "null", outcome.value)
+        except SerializationError as e:
+            return _failed(error_from_exception(e))
+        if len(result.encode()) <= LAMBDA_RESPONSE_LIMIT:
+            return {"Status": "SUCCEEDED", "Result": result}
+        final = OperationUpdate(
+            id=execution_id,
+            type=OperationType.EXECUTION,
+            action=OperationAction.SUCCEED,
+            payload=result,
+        )
+        store.checkpoint(execution_id, [final], 0, durable=True)
+        return {"Status": "SUCCEEDED", "Result": ""}
+
+
+class _ServiceStore:
+    """The driver's store port over the checkpoint API.
+
+    Updates that may wait (``durable=False``: an at-least-once step's START, a
+    context's START) are buffered and ride along with the next durable write, which
+    sends everything buffered, in order, with ``CheckpointDurableExecution``.
+    ``known`` is the log as the service returned it, for "is anything pending?".
+    """
+
+    def __init__(self, cp: Checkpointer, known: dict[str, Operation]) -> None:
+        self.cp = cp
+        self.known = known
+        self.buffered: list[OperationUpdate] = []
+
+    def load(self, execution_id: str) -> Mapping[str, Operation]:
+        return self.known
+
+    def checkpoint(
+        self, execution_id: str, updates: list[OperationUpdate], now: int, *, durable: bool
+    ) -> Mapping[str, Operation]:
+        self.buffered.extend(updates)
+        if not durable:
+            return {}
+        batch, self.buffered = self.buffered, []
+        delta = self.cp.checkpoint(batch)
+        self.known.update(delta)
+        return delta
+
+
+def _result_json(payload: str, value: Any) -> str:
+    """The workflow's return value as JSON text (the response's ``Result``)."""
+    if not payload.startswith(CBOR_PREFIX):
+        return payload  # already exact, compact JSON
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise SerializationError(
+            f"the workflow returned a {type(value).__name__} that JSON cannot carry "
+            f"({e}); a Lambda durable function's result must be JSON. Return JSON data "
+            "(convert dates, bytes, Decimals ... to strings or numbers)",
+            value_type=type(value).__name__,
+        ) from e
+
+
+def _failed(error: ErrorObject) -> dict[str, Any]:
+    err = error.to_dict()
+    err.setdefault("ErrorType", "Error")
+    err.setdefault("ErrorMessage", "")
+    err.setdefault("StackTrace", [])
+    return {"Status": "FAILED", "Error": err}
+
+
+def _anything_pending(ops: Mapping[str, Operation]) -> bool:
+    return any(
+        op.type is not OperationType.EXECUTION and op.status not in TERMINAL_STATUSES
+        for op in ops.values()
+    )
+
+
+def parse_event(event: Any) -> tuple[str, str, dict[str, Operation], str]:
+    """(arn, checkpoint token, operations of the first page, next marker)."""
+    if not isinstance(event, Mapping):
+        raise InvalidEventError(
+            "the event",
+            f"must be a JSON object, got {type(event).__name__} (the AWS testing kit's "
+            "in-process runner passes objects; drive durable_gen handlers through its "
+            "web emulator and durable_gen.aws.local instead)",
+        )
+    arn = event.get("DurableExecutionArn")
+    if not isinstance(arn, str) or not arn:
+        raise InvalidEventError("DurableExecutionArn", f"must be a non-empty string, got {arn!r}")
+    token = event.get("CheckpointToken")
+    if not isinstance(token, str) or not token:
+        raise InvalidEventError("CheckpointToken", f"must be a non-empty string, got {token!r:.40}")
+    state = event.get("InitialExecutionState")
+    if not isinstance(state, Mapping):
+        raise InvalidEventError(
+            "InitialExecutionState", f"must be an object, got {type(state).__name__}"
+        )
+    items = state.get("Operations", [])
+    if not isinstance(items, list):
+        raise InvalidEventError(
+            "InitialExecutionState.Operations", f"must be a list, got {type(items).__name__}"
+        )
+    marker = state.get("NextMarker") or ""
+    if not isinstance(marker, str):
+        raise InvalidEventError(
+            "InitialExecutionState.NextMarker", f"must be a string, got {marker!r:.40}"
+        )
+    try:
+        operations = parse_operations(items)
+    except CorruptLogError as e:
+        raise InvalidEventError("InitialExecutionState.Operations", f"is malformed: {e}") from e
+    return arn, token, operations, marker
+
+
+def _execution_operation(ops: Mapping[str, Operation], arn: str) -> Operation:
+    op = ops.get(arn.rsplit("/", 1)[-1])
+    if op is not None and op.type is OperationType.EXECUTION:
+        return op
+    found = [o for o in ops.values() if o.type is OperationType.EXECUTION]
+    if len(found) == 1:
+        return found[0]
+    raise CorruptLogError(
+        f"the state of execution {arn!r} holds {len(found)} EXECUTION operations; "
+        "expected exactly one"
+    )
+
+
+def _read_input(op: Operation) -> Any:
+    text = op.input_payload
+    if text is None or not text.strip():
+        return {}
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise CorruptLogError(
+            f"the input of execution operation {op.id!r} is not JSON ({e}): {text!r:.80}"
+        ) from e
+
+
+@overload
+def durable_handler(
+    workflow: None = None,
+    /,
+    *,
+    client: Any = None,
+    limits: BatchLimits | None = None,
+    retry: ApiRetry | None = None,
+    on_nondeterminism: Literal["raise", "fail"] = "raise",
+    max_workers: int = 16,
+    hooks: Sequence[Hooks] = (),
+) -> Callable[[Callable[..., Any]], DurableHandler]: ...
+
+
+@overload
+def durable_handler(
+    workflow: Callable[..., Any],
+    /,
+    *,
+    client: Any = None,
+    limits: BatchLimits | None = None,
+    retry: ApiRetry | None = None,
+    on_nondeterminism: Literal["raise", "fail"] = "raise",
+    max_workers: int = 16,
+    hooks: Sequence[Hooks] = (),
+) -> DurableHandler: ...
+
+
+def durable_handler(
+    workflow: Callable[..., Any] | None = None,
+    /,
+    *,
+    client: Any = None,
+    limits: BatchLimits | None = None,
+    retry: ApiRetry | None = None,
+    on_nondeterminism: Literal["raise", "fail"] = "raise",
+    max_workers: int = 16,
+    hooks: Sequence[Hooks] = (),
+) -> DurableHandler | Callable[[Callable[..., Any]], DurableHandler]:
+    """Turn a workflow (a generator function) into a Lambda durable handler.
+
+    Use as ``handler = durable_handler(order_flow)``, or as a decorator, bare or
+    with options (``@durable_handler(client=..., on_nondeterminism="fail")``).
+    """
+
+    def wrap(fn: Callable[..., Any]) -> DurableHandler:
+        return DurableHandler(
+            fn,
+            client=client,
+            limits=limits,
+            retry=retry,
+            on_nondeterminism=on_nondeterminism,
+            max_workers=max_workers,
+            hooks=hooks,
+        )
+
+    if workflow is None:
+        return wrap
+    return wrap(workflow)

@@ -1,0 +1,102 @@
+"""A session-wide AWS durable-service emulator driving our local Invoke endpoint.
+
+``dex-local-runner start-server --skip-time`` (AWS's testing kit) runs in a
+subprocess on a free loopback port (``durable_gen.aws.local.Emulator``); it
+invokes functions at a
+:class:`~durable_gen.aws.local.LocalLambda` served from this process, where tests
+register handlers by name. Both stop at the end of the session.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from durable_gen.aws.local import Emulator as EmulatorProcess
+from durable_gen.aws.local import LocalLambda
+
+#: functions the emulator lets workflows Invoke (tests register handlers under them)
+DURABLE_TARGET = "invoke-durable-target"
+PLAIN_TARGET = "invoke-plain-target"
+
+
+class Emulator:
+    """The running emulator: start executions, wait for them, read their history."""
+
+    def __init__(self, url: str, lam: LocalLambda) -> None:
+        import boto3
+
+        self.url = url
+        self.lam = lam
+        self.client: Any = boto3.client(
+            "lambda",
+            endpoint_url=url,
+            region_name="us-west-2",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def register(self, handler: Any) -> str:
+        """Serve ``handler`` under a fresh function name; returns the name."""
+        name = f"fn-{uuid.uuid4().hex[:12]}"
+        self.lam.register(name, handler)
+        return name
+
+    def start(self, function_name: str, input_value: Any = None) -> str:
+        body = {
+            "AccountId": "123456789012",
+            "FunctionName": function_name,
+            "FunctionQualifier": "$LATEST",
+            "ExecutionName": f"ex-{uuid.uuid4().hex[:12]}",
+            "ExecutionTimeoutSeconds": 120,
+            "ExecutionRetentionPeriodDays": 1,
+            "Input": json.dumps(input_value if input_value is not None else {}),
+        }
+        req = urllib.request.Request(
+            f"{self.url}/start-durable-execution",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return str(json.loads(resp.read())["ExecutionArn"])
+
+    def wait(self, arn: str, timeout: float = 20.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            ex: dict[str, Any] = self.client.get_durable_execution(DurableExecutionArn=arn)
+            if ex["Status"] != "RUNNING":
+                return ex
+            if time.monotonic() > deadline:
+                raise AssertionError(f"execution {arn} still RUNNING after {timeout}s")
+            time.sleep(0.02)
+
+    def run(self, handler: Any, input_value: Any = None) -> tuple[str, dict[str, Any]]:
+        arn = self.start(self.register(handler), input_value)
+        return arn, self.wait(arn)
+
+    def history(self, arn: str) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"DurableExecutionArn": arn, "IncludeExecutionData": True}
+        while True:
+            page = self.client.get_durable_execution_history(**kwargs)
+            events.extend(page["Events"])
+            if not page.get("NextMarker"):
+                return events
+            kwargs["Marker"] = page["NextMarker"]
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[Emulator]:
+    configs = {DURABLE_TARGET: {"DurableConfig": {"ExecutionTimeout": 60}}, PLAIN_TARGET: {}}
+    with (
+        LocalLambda() as lam,
+        EmulatorProcess(lam.url, skip_time=True, function_configs=configs) as emu,
+    ):
+        yield Emulator(emu.url, lam)
