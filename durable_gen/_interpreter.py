@@ -1478,6 +1478,43 @@ class Interpreter:
         """
         return op.is_terminal and not op.replay_children and not self._concurrent()
 
+    def _open_context(
+        self,
+        ctx: _Ctx,
+        op_id: str,
+        op: Operation | None,
+        name: str | None,
+        sub_type: str,
+        decode: Callable[[Operation], Any],
+        make_error: Callable[[ErrorObject, str | None, str], OperationError],
+    ) -> tuple[bool, Outcome, Operation | None]:
+        """The common start of a context-like operation: (done, outcome, recorded).
+
+        ``done``: its recorded outcome is the answer (see :meth:`_shortcut`).
+        Otherwise it must run: ``recorded`` is its operation when it already ended
+        (it is re-driven) and a new one is STARTed.
+        """
+        if op is not None:
+            self._check(ctx, op, _CONTEXT, sub_type, name)
+            if self._shortcut(op):
+                if op.status is _SUCCEEDED:
+                    return True, (decode(op), None), None
+                error = op.error or ErrorObject(type="Error")
+                return True, (None, make_error(error, name, op_id)), None
+            return False, None, op if op.is_terminal else None
+        self._new_op()
+        self._updates.append(
+            OperationUpdate(
+                id=op_id,
+                type=_CONTEXT,
+                action=_START,
+                parent_id=ctx.op_parent,
+                name=name,
+                sub_type=sub_type,
+            )
+        )
+        return False, None, None
+
     def _do_child(self, ctx: _Ctx, desc: ChildContext, op_id: str, op: Operation | None) -> Outcome:
         def body() -> Any:
             return desc.fn(*desc.args)
@@ -1511,27 +1548,11 @@ class Interpreter:
         body: Callable[[], Any],
         make_error: Callable[[ErrorObject, str | None, str], OperationError],
     ) -> Outcome:
-        recorded: Operation | None = None
-        if op is not None:
-            self._check(ctx, op, _CONTEXT, sub_type, name)
-            if self._shortcut(op):
-                if op.status is _SUCCEEDED:
-                    return self._decode(serdes, op, ctx), None
-                return None, make_error(op.error or ErrorObject(type="Error"), name, op_id)
-            if op.is_terminal:
-                recorded = op
-        else:
-            self._new_op()
-            self._updates.append(
-                OperationUpdate(
-                    id=op_id,
-                    type=_CONTEXT,
-                    action=_START,
-                    parent_id=ctx.op_parent,
-                    name=name,
-                    sub_type=sub_type,
-                )
-            )
+        done, outcome, recorded = self._open_context(
+            ctx, op_id, op, name, sub_type, lambda o: self._decode(serdes, o, ctx), make_error
+        )
+        if done:
+            return outcome
         gen = body()
         if not isinstance(gen, Generator):
             raise WorkflowDefinitionError(
@@ -1554,59 +1575,33 @@ class Interpreter:
         self, ctx: _Ctx, desc: Parallel | Map, op_id: str, op: Operation | None
     ) -> Outcome:
         sub_type = OperationSubType.MAP.value if isinstance(desc, Map) else "Parallel"
-        recorded: Operation | None = None
-        if op is not None:
-            self._check(ctx, op, _CONTEXT, sub_type, desc.name)
-            if self._shortcut(op):
-                if op.status is _SUCCEEDED:
-                    return self._decode_batch(desc.serdes, op, ctx), None
-                return None, ChildContextError(
-                    op.error or ErrorObject(type="Error"),
-                    operation_name=desc.name,
-                    operation_id=op_id,
-                )
-            if op.is_terminal:
-                recorded = op
-        else:
-            self._new_op()
-            self._updates.append(
-                OperationUpdate(
-                    id=op_id,
-                    type=_CONTEXT,
-                    action=_START,
-                    parent_id=ctx.op_parent,
-                    name=desc.name,
-                    sub_type=sub_type,
-                )
-            )
+        done, outcome, recorded = self._open_context(
+            ctx,
+            op_id,
+            op,
+            desc.name,
+            sub_type,
+            lambda o: self._decode_batch(desc.serdes, o, ctx),
+            _child_error,
+        )
+        if done:
+            return outcome
         _Batch(self, ctx, op_id, desc, recorded).admit()
         return None
 
     def _do_combinator(self, ctx: _Ctx, desc: Any, op_id: str, op: Operation | None) -> Outcome:
         sub_type = str(desc.kind)
-        recorded: Operation | None = None
-        if op is not None:
-            self._check(ctx, op, _CONTEXT, sub_type, desc.name)
-            if self._shortcut(op):
-                if op.status is _SUCCEEDED:
-                    return self._decode(None, op, ctx), None
-                return None, _combinator_error(
-                    op.error or ErrorObject(type="Error"), desc.name, op_id
-                )
-            if op.is_terminal:
-                recorded = op
-        else:
-            self._new_op()
-            self._updates.append(
-                OperationUpdate(
-                    id=op_id,
-                    type=_CONTEXT,
-                    action=_START,
-                    parent_id=ctx.op_parent,
-                    name=desc.name,
-                    sub_type=sub_type,
-                )
-            )
+        done, outcome, recorded = self._open_context(
+            ctx,
+            op_id,
+            op,
+            desc.name,
+            sub_type,
+            lambda o: self._decode(None, o, ctx),
+            _combinator_error,
+        )
+        if done:
+            return outcome
         _Combination(self, ctx, op_id, desc, sub_type, recorded).start()
         return None
 
