@@ -223,3 +223,21 @@ def test_awaiting_a_foreign_handle_is_refused():
 
     with pytest.raises(WorkflowDefinitionError, match="which this execution never created"):
         InMemoryEngine().run(wf)
+
+
+def test_nondeterminism_when_wait_for_callback_changes():
+    def v1(_):
+        return (yield WaitForCallback(lambda cid: None, "approve"))
+
+    def v2(_):
+        return (yield WaitForCallback(lambda cid: None, "sign-off"))
+
+    engine, ex = started(v1)
+    with pytest.raises(
+        NonDeterminismError,
+        match=re.escape(
+            "at the 1st operation of the root context: the log recorded WaitForCallback "
+            "'approve', but the workflow yielded WaitForCallback 'sign-off'."
+        ),
+    ):
+        engine.resume(v2, ex)
