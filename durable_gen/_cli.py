@@ -1,30 +1,70 @@
-"""The ``durable-gen`` command.
+"""The ``durable-gen`` command (also ``python -m durable_gen``).
 
-``durable-gen run TARGET [--input JSON | --input-file F] [--virtual-time]``
-runs a workflow to completion and prints its JSON result on stdout. TARGET is
-``package.module:function`` or ``path/to/file.py:function``. Bad input gets a
-one-line error on stderr and a non-zero exit status, never a traceback.
+Executions live in a SQLite database: ``--db PATH``, else ``$DURABLE_GEN_DB``,
+else ``$XDG_DATA_HOME/durable_gen/durable_gen.db`` (``~/.local/share/...``).
+
+- ``durable-gen run TARGET [--input JSON | --input-file F] [--id ID] [--no-wait]
+  [--virtual-time]``: start an execution (or, with the ``--id`` of an existing one,
+  resume it -- at once when the process that held it was killed) and drive it
+  until it ends, sleeping through waits. Prints the JSON result on stdout.
+  TARGET is ``package.module:function`` or ``path/to/file.py:function``.
+- ``durable-gen worker [--once]``: advance every execution whose timer is due.
+- ``durable-gen list``, ``show ID [--html FILE]``, ``history ID [--json]``,
+  ``stop ID``.
+- ``durable-gen serve [--port N] --function NAME=TARGET ...``: the engine over
+  HTTP in the Lambda API's shapes (boto3 / AWS CLI with an endpoint URL).
+- ``durable-gen callback succeed|fail|heartbeat CALLBACK_ID [PAYLOAD]``: complete
+  a callback; the execution's holder (a ``run`` waiting on it, or a worker)
+  resumes it.
+
+Exit status: 0 success; 1 the execution failed or was stopped, or the engine
+reported an error; 2 bad command-line input; 3 the execution is suspended
+(``--no-wait``, or it waits for something only the outside world can do; its id
+is printed on stdout); 130 interrupted. Bad input gets a one-line error on
+stderr, never a traceback. Progress goes to stderr when it is a terminal.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
+import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, TextIO
 
-from ._descriptors import check_generator_function
-from ._errors import DurableGenError, NonDeterminismError, WorkflowDefinitionError
-from ._memory import InMemoryEngine, RealClock, VirtualClock
+from . import _service
+from ._engine import TargetError, canonical_target, resolve_target
+from ._errors import (
+    DurableGenError,
+    ErrorObject,
+    NonDeterminismError,
+    SerializationError,
+    StoreError,
+)
+from ._log import Operation, OperationStatus, OperationType
+from ._memory import RealClock, VirtualClock
+from ._serdes import DEFAULT_SERDES
+from ._sqlite import (
+    ExecutionInfo,
+    SqliteEngine,
+    SqliteStore,
+    describe_owner,
+    result_value,
+)
 
 __all__ = ["load_target", "main"]
 
+EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_SUSPENDED = 3
+EXIT_INTERRUPTED = 130
 
 
 class UsageError(Exception):
@@ -33,40 +73,14 @@ class UsageError(Exception):
 
 def load_target(target: str) -> Callable[..., Any]:
     """Resolve ``pkg.module:function`` or ``path/to/file.py:function`` to a workflow."""
-    module_part, sep, attr = target.rpartition(":")
-    if not sep or not module_part or not attr:
-        raise UsageError(
-            f"target {target!r} must look like package.module:function or path/to/file.py:function"
-        )
-    if module_part.endswith(".py") or "/" in module_part or "\\" in module_part:
-        path = Path(module_part)
-        if not path.is_file():
-            raise UsageError(f"no such file: {module_part}")
-        mod_name = "durable_gen_target_" + path.stem
-        spec = importlib.util.spec_from_file_location(mod_name, path)
-        if spec is None or spec.loader is None:
-            raise UsageError(f"cannot import {module_part} as a Python module")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[mod_name] = module
-        sys.path.insert(0, str(path.resolve().parent))
-        spec.loader.exec_module(module)
-    else:
-        try:
-            module = importlib.import_module(module_part)
-        except ModuleNotFoundError as e:
-            raise UsageError(f"cannot import module {module_part!r}: {e}") from None
     try:
-        fn = getattr(module, attr)
-    except AttributeError:
-        raise UsageError(f"module {module_part!r} has no attribute {attr!r}") from None
-    try:
-        check_generator_function(fn, f"target {target!r}")
-    except WorkflowDefinitionError as e:
+        return resolve_target(target)
+    except TargetError as e:
         raise UsageError(str(e)) from None
-    return fn  # type: ignore[no-any-return]
 
 
-def _parse_input(args: argparse.Namespace) -> Any:
+def _parse_input(args: argparse.Namespace) -> tuple[bool, Any]:
+    """(given, value) of --input / --input-file."""
     if args.input is not None and args.input_file is not None:
         raise UsageError("give --input or --input-file, not both")
     text = args.input
@@ -74,47 +88,527 @@ def _parse_input(args: argparse.Namespace) -> Any:
         try:
             text = Path(args.input_file).read_text()
         except OSError as e:
-            raise UsageError(f"cannot read --input-file: {e}") from None
+            raise UsageError(f"cannot read --input-file: {e.strerror}: {args.input_file}") from None
     if text is None:
-        return None
+        return False, None
     try:
-        return json.loads(text)
+        return True, json.loads(text)
     except json.JSONDecodeError as e:
         raise UsageError(f"--input is not valid JSON ({e.msg} at position {e.pos})") from None
 
 
+def _open_store(args: argparse.Namespace) -> SqliteStore:
+    return SqliteStore(args.db)
+
+
+def _fmt_time(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    t = time.gmtime(ms / 1000)
+    return time.strftime("%Y-%m-%d %H:%M:%S", t) + f".{ms % 1000:03d}Z"
+
+
+def _fmt_duration(ms: int) -> str:
+    if ms < 1000:
+        return f"{ms} ms"
+    s = ms / 1000
+    if s < 120:
+        return f"{s:.1f} s"
+    if s < 7200:
+        return f"{s / 60:.1f} min"
+    if s < 172800:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.1f} d"
+
+
+def _short(text: str | None, width: int = 60) -> str:
+    if text is None:
+        return ""
+    text = text.replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+_KIND = {"RunInChildContext": "ChildContext"}
+
+
+def describe_operation(sub_type: str | None, type_: str, name: str | None) -> str:
+    """``Step 'charge'``, ``Wait``, ``ChildContext 'reserve'``."""
+    kind = _KIND.get(sub_type or "", sub_type) or type_
+    return f"{kind} {name!r}" if name else kind
+
+
+# ---------------------------------------------------------------------- progress
+
+
+class _Progress:
+    """One status line on a terminal: operations done, what runs or is awaited."""
+
+    def __init__(self, stream: TextIO, execution_id: str, ops: Mapping[str, Operation]) -> None:
+        self.stream = stream
+        self.execution_id = execution_id
+        self.ops = dict(ops)
+        self.doing = "starting"
+        self._last = 0.0
+        self._shown = False
+
+    def on_change(self, execution_id: str, changed: Mapping[str, Operation]) -> None:
+        if execution_id != self.execution_id:
+            return
+        self.ops.update(changed)
+        for op in changed.values():
+            what = describe_operation(op.sub_type, op.type.value, op.name)
+            if op.type is OperationType.STEP and op.status is OperationStatus.STARTED:
+                self.doing = f"running {what} (attempt {(op.attempt or 0) + 1})"
+            elif op.type is OperationType.STEP and op.status is OperationStatus.PENDING:
+                self.doing = f"{what} failed attempt {op.attempt}; retrying"
+            elif op.type is OperationType.WAIT and op.status is OperationStatus.STARTED:
+                self.doing = f"{what} started"
+        self.render()
+
+    def on_wait(self, execution_id: str, message: str) -> None:
+        if message:
+            self.doing = message
+        else:
+            wake = _service.next_timer(self.ops.values())
+            if wake is not None:
+                left = max(0, wake - RealClock().now())
+                self.doing = f"waiting {_fmt_duration(left)} (until {_fmt_time(wake)})"
+        self.render()
+
+    def render(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < 0.1:
+            return
+        self._last = now
+        done = sum(
+            1
+            for op in self.ops.values()
+            if op.is_terminal and op.type is not OperationType.EXECUTION
+        )
+        line = f"[{self.execution_id[:12]}] {done} operations done · {self.doing}"
+        self.stream.write("\r\x1b[K" + line[:200])
+        self.stream.flush()
+        self._shown = True
+
+    def close(self) -> None:
+        if self._shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
+# ---------------------------------------------------------------------- run
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     workflow = load_target(args.target)
-    value = _parse_input(args)
-    clock = VirtualClock() if args.virtual_time else RealClock()
-    engine = InMemoryEngine(clock=clock)
-    result = engine.run(workflow, value)
-    if result.status == "SUCCEEDED":
-        print(json.dumps(result.result, default=repr))
-        return 0
-    err = result.error
-    if err is not None:
-        print(f"durable-gen: execution failed: {err.type}: {err.message}", file=sys.stderr)
+    given, value = _parse_input(args)
+    target = canonical_target(args.target)
+    clock = VirtualClock(start=RealClock().now()) if args.virtual_time else RealClock()
+    store = _open_store(args)
+    engine = SqliteEngine(store=store, clock=clock)
+    try:
+        execution_id = args.id
+        created = False
+        if execution_id is None or not store.exists(execution_id):
+            try:
+                execution_id = engine.start(
+                    workflow, value, execution_id=execution_id, target=target, workdir=os.getcwd()
+                )
+                created = True
+            except DurableGenError:
+                if execution_id is None or not store.exists(execution_id):
+                    raise
+        assert execution_id is not None
+        if not created:
+            _check_same_execution(store.info(execution_id), target, given, value)
+        progress = None
+        if sys.stderr.isatty():
+            progress = _Progress(sys.stderr, execution_id, store.load(execution_id))
+            store.listener = progress.on_change
+            engine.on_wait = progress.on_wait
+            progress.render(force=True)
+        else:
+            engine.on_wait = _say_once(execution_id)
+        try:
+            result = engine.resume(workflow, execution_id, wait=not args.no_wait)
+        except KeyboardInterrupt:
+            if progress is not None:
+                progress.close()
+            print(
+                f"durable-gen: interrupted; resume with: durable-gen run {args.target} "
+                f"--id {execution_id}",
+                file=sys.stderr,
+            )
+            return EXIT_INTERRUPTED
+        finally:
+            if progress is not None:
+                progress.close()
+        return _report(
+            result.execution_id, result.status, result.result_payload, result.error, store
+        )
+    finally:
+        engine.close()
+
+
+def _say_once(execution_id: str) -> Callable[[str, str], None]:
+    """Without a terminal: say once why ``run`` is waiting for another worker."""
+    said = False
+
+    def on_wait(ex: str, message: str) -> None:
+        nonlocal said
+        if message and not said and message.startswith("execution "):
+            print(f"durable-gen: waiting: {message}", file=sys.stderr, flush=True)
+            said = True
+
+    return on_wait
+
+
+def _check_same_execution(info: ExecutionInfo, target: str, given: bool, value: Any) -> None:
+    if info.target is not None and info.target != target:
+        raise UsageError(f"execution {info.id!r} runs {info.target}, not {target}")
+    if given and DEFAULT_SERDES.serialize(value) != info.input:
+        raise UsageError(
+            f"execution {info.id!r} was started with another input ({_short(info.input)}); "
+            "leave out --input to resume it"
+        )
+
+
+def _report(
+    execution_id: str,
+    status: str,
+    payload: str | None,
+    error: ErrorObject | None,
+    store: SqliteStore,
+) -> int:
+    if status == "SUCCEEDED":
+        try:
+            value = result_value(payload)
+            text = json.dumps(value, default=repr)
+        except (SerializationError, TypeError, ValueError):
+            text = payload or "null"
+        print(text)
+        return EXIT_OK
+    if status == "RUNNING":
+        wake = store.next_timer(execution_id)
+        when = f"until {_fmt_time(wake)}" if wake is not None else "for an external event"
+        print(execution_id)
+        print(
+            f"durable-gen: execution {execution_id} is suspended {when}; "
+            f"`durable-gen worker` or `durable-gen run TARGET --id {execution_id}` resumes it",
+            file=sys.stderr,
+        )
+        return EXIT_SUSPENDED
+    if status == "FAILED" and error is not None:
+        print(f"durable-gen: execution failed: {error.type}: {error.message}", file=sys.stderr)
+    elif status == "STOPPED":
+        print(f"durable-gen: execution {execution_id} was stopped", file=sys.stderr)
     else:
-        print(f"durable-gen: execution ended {result.status}", file=sys.stderr)
+        print(f"durable-gen: execution ended {status}", file=sys.stderr)
     return EXIT_FAILED
+
+
+# ---------------------------------------------------------------------- worker
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    store = _open_store(args)
+    engine = SqliteEngine(store=store)
+    stop = threading.Event()
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+
+    def log(message: str) -> None:
+        print(f"durable-gen worker: {message}", file=sys.stderr, flush=True)
+
+    try:
+        engine.work(once=args.once, poll_seconds=args.poll, stop=stop, log=log)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        engine.close()
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- inspecting
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    with _open_store(args) as store:
+        rows = store.executions(status=args.status, limit=args.limit)
+    if not rows:
+        print("no executions", file=sys.stderr)
+        return EXIT_OK
+    print(f"{'ID':<32}  {'STATUS':<9}  {'STARTED':<24}  {'NOTE':<28}  TARGET")
+    now = RealClock().now()
+    for r in rows:
+        print(
+            f"{r.id:<32}  {r.status:<9}  {_fmt_time(r.created_at):<24}  "
+            f"{_note(r, now):<28}  {r.target or '-'}"
+        )
+    return EXIT_OK
+
+
+def _note(r: ExecutionInfo, now: int) -> str:
+    if r.status != "RUNNING":
+        return f"took {_fmt_duration((r.ended_at or r.updated_at) - r.created_at)}"
+    if r.lease_owner is not None and (r.lease_expires or 0) > now:
+        return f"running ({describe_owner(r.lease_owner)})"
+    if r.wake_at is None:
+        return "waits for an external event"
+    if r.wake_at <= now:
+        return "due now"
+    return f"wakes in {_fmt_duration(r.wake_at - now)}"
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    with _open_store(args) as store:
+        info = store.info(args.id)
+        ops = list(store.load(args.id).values())
+        events = store.history(args.id) if args.html else []
+    if args.html:
+        from ._html import render_timeline
+
+        try:
+            Path(args.html).write_text(render_timeline(info, ops, events), encoding="utf-8")
+        except OSError as e:
+            raise UsageError(f"cannot write {args.html}: {e.strerror}") from None
+        print(f"wrote {args.html}", file=sys.stderr)
+        return EXIT_OK
+    end = info.ended_at
+    print(f"execution {info.id}")
+    print(f"  status   {info.status}")
+    print(f"  target   {info.target or '-'}")
+    took = f"  (took {_fmt_duration(end - info.created_at)})" if end is not None else ""
+    print(f"  started  {_fmt_time(info.created_at)}")
+    if end is not None:
+        print(f"  ended    {_fmt_time(end)}{took}")
+    elif info.wake_at is not None:
+        print(f"  wakes    {_fmt_time(info.wake_at)}")
+    print(f"  input    {_short(info.input, 200)}")
+    if info.result is not None:
+        print(f"  result   {_short(info.result, 200)}")
+    if info.error is not None:
+        print(f"  error    {info.error.type}: {_short(info.error.message, 200)}")
+    tree = [op for op in ops if op.type is not OperationType.EXECUTION]
+    print(f"operations ({len(tree)})")
+    children: dict[str | None, list[Operation]] = {}
+    for op in tree:
+        children.setdefault(op.parent_id, []).append(op)
+    _print_tree(children, None, "")
+    return EXIT_OK
+
+
+def _op_line(op: Operation) -> str:
+    what = describe_operation(op.sub_type, op.type.value, op.name)
+    parts = [what, op.status.value]
+    if op.end_timestamp is not None:
+        parts.append(_fmt_duration(op.end_timestamp - op.start_timestamp))
+    if op.type is OperationType.STEP and (op.attempt or 0) > 1:
+        parts.append(f"{op.attempt} attempts")
+    if op.status is OperationStatus.PENDING and op.next_attempt_timestamp is not None:
+        parts.append(f"retry at {_fmt_time(op.next_attempt_timestamp)}")
+    if (
+        op.type is OperationType.WAIT
+        and op.status is OperationStatus.STARTED
+        and op.scheduled_end_timestamp
+    ):
+        parts.append(f"until {_fmt_time(op.scheduled_end_timestamp)}")
+    line = "  ".join(parts)
+    if op.status is OperationStatus.SUCCEEDED and op.result:
+        line += f"  → {_short(op.result)}"
+    elif op.error is not None:
+        line += f"  ✗ {op.error.type}: {_short(op.error.message)}"
+    return line
+
+
+def _print_tree(children: dict[str | None, list[Operation]], parent: str | None, pad: str) -> None:
+    kids = children.get(parent, [])
+    for i, op in enumerate(kids):
+        last = i == len(kids) - 1
+        print(f"{pad}{'└── ' if last else '├── '}{_op_line(op)}")
+        _print_tree(children, op.id, pad + ("    " if last else "│   "))
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    with _open_store(args) as store:
+        events = store.history(args.id)
+    if args.json:
+        print(json.dumps({"Events": events}, indent=2))
+        return EXIT_OK
+    for e in events:
+        name = e.get("Name")
+        label = f" {name!r}" if name else ""
+        details = e.get(f"{e['EventType']}Details") or {}
+        print(
+            f"{e['EventId']:>4}  {_fmt_time(e['EventTimestamp'])}  {e['EventType']:<20}"
+            f"{label}  {_short(_summary(details), 80)}".rstrip()
+        )
+    return EXIT_OK
+
+
+def _summary(details: Mapping[str, Any]) -> str:
+    parts = []
+    for key, value in details.items():
+        if isinstance(value, dict) and "Payload" in value:
+            payload = value["Payload"]
+            if isinstance(payload, dict):
+                payload = f"{payload.get('ErrorType')}: {payload.get('ErrorMessage')}"
+            parts.append(f"{key}={payload}")
+        elif isinstance(value, dict):
+            parts.append(f"{key}={json.dumps(value, separators=(',', ':'))}")
+        elif key not in ("StartTimestamp", "EndTimestamp", "ScheduledEndTimestamp"):
+            parts.append(f"{key}={value}")
+    return " ".join(parts)
+
+
+def _cmd_callback(args: argparse.Namespace) -> int:
+    payload = args.payload
+    if payload == "-":
+        payload = sys.stdin.read()
+    error = None
+    if args.action == "fail":
+        error = ErrorObject(type=args.error_type, message=payload)
+        payload = None
+    elif args.action == "heartbeat" and payload is not None:
+        raise UsageError("a heartbeat carries no payload")
+    with _open_store(args) as store:
+        execution_id = store.complete_callback(
+            args.callback_id, args.action, RealClock().now(), payload=payload, error=error
+        )
+    done = {"succeed": "succeeded", "fail": "failed", "heartbeat": "heartbeat sent to"}
+    print(f"{done[args.action]} callback of execution {execution_id}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from ._serve import make_server
+
+    functions: dict[str, str] = {}
+    for spec in args.function:
+        name, sep, target = spec.partition("=")
+        if not sep or not name or not target:
+            raise UsageError(f"--function takes NAME=TARGET, got {spec!r}")
+        functions[name] = target
+    try:
+        server = make_server(args.host, args.port, db=args.db, functions=functions)
+    except TargetError as e:
+        raise UsageError(str(e)) from None
+    except OSError as e:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {e.strerror}") from None
+    host, port = server.server_address[:2]
+    print(f"durable-gen: serving the Lambda API on http://{host!s}:{port}", file=sys.stderr)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        return EXIT_OK
+    finally:
+        server.server_close()
+    return EXIT_OK
+
+
+def _cmd_stop(args: argparse.Namespace) -> int:
+    with _open_store(args) as store:
+        store.stop(args.id, RealClock().now())
+    print(f"stopped execution {args.id}", file=sys.stderr)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- parser
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="durable-gen", description="Run durable workflows written as Python generators."
     )
+    db = argparse.ArgumentParser(add_help=False)
+    db.add_argument(
+        "--db",
+        help="the SQLite database (default: $DURABLE_GEN_DB, else "
+        "$XDG_DATA_HOME/durable_gen/durable_gen.db)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run a workflow to completion and print its JSON result")
+
+    run = sub.add_parser(
+        "run", parents=[db], help="run a workflow until it ends and print its JSON result"
+    )
     run.add_argument("target", help="package.module:function or path/to/file.py:function")
     run.add_argument("--input", help="the workflow's input as JSON")
     run.add_argument("--input-file", help="read the input JSON from this file")
+    run.add_argument("--id", help="the execution id; an existing execution is resumed")
+    run.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="return (exit status 3, id on stdout) once the execution waits on a timer",
+    )
     run.add_argument(
         "--virtual-time",
         action="store_true",
         help="skip through waits and retry delays instead of sleeping",
     )
     run.set_defaults(func=_cmd_run)
+
+    worker = sub.add_parser(
+        "worker", parents=[db], help="advance every execution whose timer is due"
+    )
+    worker.add_argument("--once", action="store_true", help="advance what is due now, then exit")
+    worker.add_argument(
+        "--poll", type=float, default=0.5, help="seconds between looks for new work (0.5)"
+    )
+    worker.set_defaults(func=_cmd_worker)
+
+    lst = sub.add_parser("list", parents=[db], help="list executions, newest first")
+    lst.add_argument("--status", help="only executions with this status (e.g. RUNNING)")
+    lst.add_argument("--limit", type=int, default=50, help="at most this many (50)")
+    lst.set_defaults(func=_cmd_list)
+
+    show = sub.add_parser("show", parents=[db], help="an execution and its operations")
+    show.add_argument("id")
+    show.add_argument("--html", metavar="FILE", help="write a self-contained HTML timeline")
+    show.set_defaults(func=_cmd_show)
+
+    history = sub.add_parser("history", parents=[db], help="an execution's history events")
+    history.add_argument("id")
+    history.add_argument(
+        "--json", action="store_true", help="GetDurableExecutionHistory-shaped JSON"
+    )
+    history.set_defaults(func=_cmd_history)
+
+    callback = sub.add_parser(
+        "callback", parents=[db], help="complete (or heartbeat) a callback of an execution"
+    )
+    callback.add_argument("action", choices=["succeed", "fail", "heartbeat"])
+    callback.add_argument("callback_id")
+    callback.add_argument(
+        "payload",
+        nargs="?",
+        help="succeed: the result, passed as is (- reads stdin); fail: the error message",
+    )
+    callback.add_argument(
+        "--error-type", default="CallbackFailed", help="fail: the ErrorType (CallbackFailed)"
+    )
+    callback.set_defaults(func=_cmd_callback)
+
+    serve = sub.add_parser(
+        "serve", parents=[db], help="serve the engine over HTTP in the Lambda API's shapes"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument(
+        "--function",
+        action="append",
+        default=[],
+        metavar="NAME=TARGET",
+        help="serve TARGET (module:function or file.py:function) as function NAME",
+    )
+    serve.set_defaults(func=_cmd_serve)
+
+    stop = sub.add_parser("stop", parents=[db], help="stop a running execution")
+    stop.add_argument("id")
+    stop.set_defaults(func=_cmd_stop)
     return parser
 
 
@@ -126,9 +620,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         print(f"durable-gen: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except NonDeterminismError as e:
+    except (NonDeterminismError, StoreError) as e:
         print(f"durable-gen: {e}", file=sys.stderr)
         return EXIT_FAILED
     except DurableGenError as e:
         print(f"durable-gen: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("durable-gen: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
         return EXIT_FAILED

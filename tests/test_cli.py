@@ -24,6 +24,12 @@ def plain(event):
 """
 
 
+@pytest.fixture(autouse=True)
+def _own_database(tmp_path, monkeypatch):
+    """Each test runs on its own SQLite database, not the user's default one."""
+    monkeypatch.setenv("DURABLE_GEN_DB", str(tmp_path / "cli.db"))
+
+
 @pytest.fixture
 def wf_file(tmp_path):
     p = tmp_path / "wf.py"

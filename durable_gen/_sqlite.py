@@ -1,0 +1,1600 @@
+"""The embedded engine: durable executions in one SQLite file, shared by processes.
+
+:class:`SqliteStore` keeps executions, their checkpoint logs and their history
+events in a SQLite database and plays the durable service's part with the pure
+functions of ``_service`` -- so a local log and history read like AWS's.
+:class:`SqliteEngine` drives executions on it with the shared resume loop
+(``_engine.LocalEngine``) and is the worker of ``durable-gen worker``.
+
+Durability
+    The database runs in WAL mode with ``synchronous=FULL`` by default: every
+    durable checkpoint is one transaction, fsync'ed before ``checkpoint`` returns,
+    so nothing the engine acts on (an at-most-once START, a step's result before
+    the next step runs) can be lost, not even to a power cut. ``synchronous=
+    "NORMAL"`` survives a killed process but may lose the last commits to an OS
+    crash or power loss. Updates handed over with ``durable=False`` (the START of
+    an at-least-once step) are buffered in memory and written in the transaction
+    of the next durable checkpoint: such a step costs one commit.
+
+Where the database is
+    ``--db PATH``, else ``$DURABLE_GEN_DB``, else
+    ``$XDG_DATA_HOME/durable_gen/durable_gen.db`` (``~/.local/share/...``): one
+    per user, so ``durable-gen list`` sees every execution wherever it is run.
+
+Schema (version 1)
+    ``executions``: one row per execution (id, target ``module:function`` or
+    ``/abs/file.py:function`` plus the directory it was started from, status,
+    input, result, error, timestamps, wake time, lease owner and expiry, the
+    running invocation, a version bumped by writers other than the lease holder).
+    ``journal``: the log, one row per commit, keyed ``execution pk << 32 | n``:
+    ``ops`` is a JSON array of ``Operation.to_dict()`` (the operations' new
+    states), ``events`` a JSON array of history events. A step's commit appends
+    one row -- one page -- which is what keeps a step close to a bare commit;
+    loading an execution reads its rows in key order, the last state of each
+    operation winning. ``callbacks`` maps callback ids to their execution.
+    ``operations`` and ``events`` are SQL views over the journal for people with
+    a ``sqlite3`` shell. ``durable_gen_schema`` holds the schema version; a
+    database written by a newer schema, a SQLite database that is not
+    durable_gen's, and a file that is not SQLite at all are refused with an
+    error, and nothing is ever rewritten to "fix" them.
+
+One worker at a time
+    Several processes may share a database. Advancing an execution needs its
+    lease (owner = host, pid, process start token and a random part; an expiry),
+    taken in a write transaction. Every durable checkpoint checks, in its own
+    transaction, that this store still holds the lease and the execution is still
+    RUNNING (a fencing check), so a worker that lost its lease can never write.
+    A lease whose holder is a dead process on this machine (its pid is gone, a
+    zombie, or reused by a process started later) is taken over at once, and the
+    invocation it was running is recorded as ended with ``Runtime.ExitError``;
+    otherwise a lease is taken over once it expired. The engine renews its lease
+    from a background thread while a long step runs or it sleeps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from . import _service
+from ._driver import InvocationOutcome
+from ._engine import (
+    EngineClock,
+    ExecutionResult,
+    LocalEngine,
+    TargetError,
+    canonical_target,
+    resolve_target,
+    target_of,
+)
+from ._errors import CorruptLogError, DurableGenError, ErrorObject, StoreError
+from ._log import Operation, OperationStatus, OperationType, OperationUpdate
+from ._memory import RealClock
+from ._serdes import DEFAULT_SERDES
+
+__all__ = [
+    "DEFAULT_LEASE_SECONDS",
+    "SCHEMA_VERSION",
+    "ExecutionInfo",
+    "LeaseHeldError",
+    "LeaseLostError",
+    "SqliteEngine",
+    "SqliteStore",
+    "default_db_path",
+]
+
+#: The schema this version of durable_gen writes; it refuses databases with a newer one.
+SCHEMA_VERSION = 1
+#: ``PRAGMA application_id`` of durable_gen databases ("dgdb").
+APPLICATION_ID = 0x64676462
+#: How long a lease lasts without renewal; the engine renews it every third of this.
+DEFAULT_LEASE_SECONDS = 30.0
+#: How long an execution whose invocation failed (non-determinism, a workflow that
+#: cannot be loaded) rests before a worker tries it again, in milliseconds.
+ERROR_BACKOFF_MS = 60_000
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+_SCHEMA = """
+CREATE TABLE durable_gen_schema (version INTEGER NOT NULL);
+CREATE TABLE executions (
+    pk INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    target TEXT,
+    workdir TEXT,
+    status TEXT NOT NULL,
+    input TEXT NOT NULL,
+    result TEXT,
+    error TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    wake_at INTEGER,
+    lease_owner TEXT,
+    lease_expires INTEGER,
+    invocation_id TEXT,
+    invocation_started INTEGER,
+    parent TEXT,
+    parent_op TEXT,
+    version INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX executions_due ON executions (status, wake_at);
+CREATE TABLE journal (
+    key INTEGER PRIMARY KEY,
+    ops TEXT,
+    events TEXT
+);
+CREATE TABLE callbacks (
+    callback_id TEXT PRIMARY KEY,
+    execution INTEGER NOT NULL REFERENCES executions (pk),
+    op_id TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE VIEW operations AS
+SELECT execution, op_id, body FROM (
+    SELECT journal.key >> 32 AS execution,
+           json_extract(o.value, '$.Id') AS op_id,
+           o.value AS body,
+           row_number() OVER (
+               PARTITION BY journal.key >> 32, json_extract(o.value, '$.Id')
+               ORDER BY journal.key DESC
+           ) AS newest
+    FROM journal, json_each(journal.ops) AS o
+) WHERE newest = 1;
+CREATE VIEW events AS
+SELECT journal.key >> 32 AS execution, journal.key & 4294967295 AS seq, e.value AS body
+FROM journal, json_each(journal.events) AS e;
+"""
+
+#: Journal keys: ``execution pk << 32 | sequence number`` (one row per commit).
+_SEQ_BITS = 32
+
+
+def default_db_path() -> Path:
+    """``$DURABLE_GEN_DB``, else ``$XDG_DATA_HOME/durable_gen/durable_gen.db``."""
+    env = os.environ.get("DURABLE_GEN_DB")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
+    return Path(base) / "durable_gen" / "durable_gen.db"
+
+
+class LeaseHeldError(StoreError):
+    """Another live worker holds the lease of the execution."""
+
+    def __init__(self, execution_id: str, owner: str, expires: int) -> None:
+        self.execution_id = execution_id
+        self.owner = owner
+        self.expires = expires
+        super().__init__(
+            f"execution {execution_id!r} is being advanced by another worker "
+            f"({describe_owner(owner)}); its lease expires at {_fmt_ms(expires)}",
+            retryable=True,
+        )
+
+
+class LeaseLostError(StoreError):
+    """This store no longer holds the execution's lease, or the execution ended."""
+
+    def __init__(self, execution_id: str, status: str | None, owner: str | None) -> None:
+        self.execution_id = execution_id
+        self.status = status
+        self.owner = owner
+        if status is None:
+            why = "it no longer exists"
+        elif status != "RUNNING":
+            why = f"it ended {status}"
+        elif owner is None:
+            why = "the lease was released"
+        else:
+            why = f"the lease passed to {describe_owner(owner)}"
+        super().__init__(f"stopped advancing execution {execution_id!r}: {why}")
+
+
+@attrs.frozen(kw_only=True)
+class ExecutionInfo:
+    """One row of the executions table (times in epoch ms)."""
+
+    id: str
+    target: str | None
+    workdir: str | None
+    status: str
+    input: str
+    result: str | None
+    error: ErrorObject | None
+    created_at: int
+    updated_at: int
+    ended_at: int | None
+    wake_at: int | None
+    lease_owner: str | None
+    lease_expires: int | None
+
+
+# ---------------------------------------------------------------------- lease owners
+
+
+def _process_start_token(pid: int) -> str | None:
+    """The boot id and start time of ``pid`` (Linux), or None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    if len(fields) < 20:
+        return None
+    return f"{_BOOT_ID}.{fields[19].decode()}"
+
+
+def _read_boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()[:8]
+    except OSError:
+        return "noboot"
+
+
+_BOOT_ID = _read_boot_id()
+_HOST = socket.gethostname()
+#: Owners created by this process whose stores are open: liveness of our own pid.
+_LIVE_OWNERS: set[str] = set()
+
+
+def _new_owner() -> str:
+    pid = os.getpid()
+    token = _process_start_token(pid) or "-"
+    return f"{_HOST}:{pid}:{token}:{secrets.token_hex(4)}"
+
+
+def _parse_owner(owner: str) -> tuple[str, int, str] | None:
+    parts = owner.rsplit(":", 3)
+    if len(parts) != 4:
+        return None
+    host, pid, token, _ = parts
+    try:
+        return host, int(pid), token
+    except ValueError:
+        return None
+
+
+def describe_owner(owner: str) -> str:
+    parsed = _parse_owner(owner)
+    if parsed is None:
+        return f"owner {owner!r}"
+    host, pid, _ = parsed
+    return f"pid {pid} on {host}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True when ``owner`` is known to be a process of this machine that is gone."""
+    parsed = _parse_owner(owner)
+    if parsed is None:
+        return False
+    host, pid, token = parsed
+    if host != _HOST:
+        return False  # cannot tell: wait for the lease to expire
+    if pid == os.getpid() and token == (_process_start_token(pid) or "-"):
+        return owner not in _LIVE_OWNERS
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # exists, owned by someone else
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    if fields and fields[0] in (b"Z", b"X"):
+        return True  # a zombie: dead, not yet reaped
+    return token != "-" and token != _process_start_token(pid)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _fmt_ms(ms: int) -> str:
+    t = time.gmtime(ms / 1000)
+    return time.strftime("%Y-%m-%d %H:%M:%S", t) + f".{ms % 1000:03d}Z"
+
+
+# ---------------------------------------------------------------------- the store
+
+
+_STARTED = OperationStatus.STARTED
+
+
+class _Conflict(Exception):
+    """Another process changed an operation this store was about to overwrite."""
+
+
+class _Cached:
+    """This store's view of one execution's log, valid while ``version`` matches."""
+
+    __slots__ = ("ops", "pending_events", "pending_ops", "pk", "seq", "stale", "version")
+
+    def __init__(self, pk: int, version: int, seq: int, ops: dict[str, Operation]) -> None:
+        self.pk = pk
+        self.version = version
+        self.seq = seq  # the last journal sequence number of the execution
+        self.ops = ops
+        self.pending_ops: dict[str, Operation] = {}
+        self.pending_events: list[dict[str, Any]] = []
+        self.stale = False
+
+
+_Extra = Callable[[sqlite3.Connection, int], None]
+
+
+def _new_callback_id(op_id: str) -> str:
+    return secrets.token_urlsafe(32)
+
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
+
+_FAST_APPEND = (
+    "INSERT INTO journal (key, ops, events) SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM "
+    "executions WHERE pk = ? AND version = ? AND lease_owner = ? AND status = 'RUNNING')"
+)
+
+
+class SqliteStore:
+    """Executions in a SQLite database, updated with the service's semantics.
+
+    ``path`` defaults to :func:`default_db_path`. ``synchronous`` is ``"FULL"``
+    (default: every durable checkpoint survives power loss) or ``"NORMAL"``.
+    Writing to an execution needs its lease (:meth:`acquire`); the engine takes
+    care of that.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        synchronous: str = "FULL",
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        busy_timeout: float = 30.0,
+    ) -> None:
+        if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
+            raise StoreError(
+                f"synchronous must be 'FULL', 'EXTRA' or 'NORMAL', got {synchronous!r}"
+            )
+        self.path = Path(path) if path is not None else default_db_path()
+        self.synchronous = synchronous.upper()
+        self.lease_ms = round(lease_seconds * 1000)
+        self.busy_timeout = busy_timeout
+        self.owner = _new_owner()
+        self._lock = threading.RLock()
+        self._cache: dict[str, _Cached] = {}
+        self._held: set[str] = set()
+        self.listener: Callable[[str, Mapping[str, Operation]], None] | None = None
+        self._conn = self._open()
+        self._renew_conn: sqlite3.Connection | None = None
+        self._renew_lock = threading.Lock()
+        _LIVE_OWNERS.add(self.owner)
+
+    # ------------------------------------------------------------------ opening
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            str(self.path),
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=self.busy_timeout,
+        )
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        path = self.path
+        if path.is_dir():
+            raise StoreError(f"{path} is a directory, not a durable_gen database file")
+        if path.exists():
+            try:
+                with open(path, "rb") as f:
+                    head = f.read(len(_SQLITE_HEADER))
+            except OSError as e:
+                raise StoreError(f"cannot read {path}: {e.strerror}") from None
+            if head and head != _SQLITE_HEADER:
+                raise CorruptLogError(
+                    f"{path} is not a SQLite database (it lacks the SQLite file header); "
+                    "durable_gen leaves it untouched: pass another path with --db or "
+                    "DURABLE_GEN_DB"
+                )
+        else:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StoreError(f"cannot create {path.parent}: {e.strerror}") from None
+        try:
+            conn = self._connect()
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open {path}: {e}") from None
+        try:
+            tables = {
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            raise CorruptLogError(
+                f"{path} cannot be read as a SQLite database ({e}); durable_gen leaves it "
+                "untouched: pass another path with --db or DURABLE_GEN_DB"
+            ) from None
+        try:
+            if not tables:
+                self._initialize(conn)
+            elif "durable_gen_schema" not in tables:
+                conn.close()
+                raise CorruptLogError(
+                    f"{path} is a SQLite database but not a durable_gen one (it has no "
+                    "durable_gen_schema table); durable_gen leaves it untouched: pass "
+                    "another path with --db or DURABLE_GEN_DB"
+                )
+            self._check_version(conn)
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"cannot put {path} in WAL mode (journal_mode is {mode})")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            raise CorruptLogError(f"{path} cannot be used as a durable_gen database: {e}") from None
+        except DurableGenError:
+            conn.close()
+            raise
+        return conn
+
+    def _initialize(self, conn: sqlite3.Connection) -> None:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            tables = {
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+            if not tables:  # nobody initialized it since we looked
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                for stmt in _SCHEMA.split(";"):
+                    if stmt.strip():
+                        conn.execute(stmt)
+                conn.execute(
+                    "INSERT INTO durable_gen_schema (version) VALUES (?)", (SCHEMA_VERSION,)
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _check_version(self, conn: sqlite3.Connection) -> None:
+        rows = conn.execute("SELECT version FROM durable_gen_schema").fetchall()
+        if len(rows) != 1 or type(rows[0][0]) is not int:
+            raise CorruptLogError(
+                f"{self.path} has a damaged durable_gen_schema table "
+                f"(expected one integer version, found {rows!r:.60})"
+            )
+        version = rows[0][0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} was written by a newer durable_gen (schema version {version}; "
+                f"this version reads up to {SCHEMA_VERSION}); upgrade durable_gen to open it"
+            )
+
+    def close(self) -> None:
+        """Close the database connections (leases held are released first)."""
+        with self._lock:
+            for execution_id in list(self._held):
+                with contextlib.suppress(DurableGenError):
+                    self.release(execution_id, None, keep_wake=True)
+            _LIVE_OWNERS.discard(self.owner)
+            self._conn.close()
+            with self._renew_lock:
+                if self._renew_conn is not None:
+                    self._renew_conn.close()
+                    self._renew_conn = None
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ plumbing
+
+    @contextlib.contextmanager
+    def _tx(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
+        conn = conn or self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            raise _store_error(self.path, e) from None
+        try:
+            yield conn
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise _store_error(self.path, e) from None
+
+    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        try:
+            return self._conn.execute(sql, args).fetchall()
+        except sqlite3.Error as e:
+            raise _store_error(self.path, e) from None
+
+    def _pk(self, execution_id: str) -> tuple[int, int]:
+        rows = self._query("SELECT pk, version FROM executions WHERE id = ?", (execution_id,))
+        if not rows:
+            raise StoreError(f"no execution with id {execution_id!r}")
+        return rows[0][0], rows[0][1]
+
+    def _cached(self, execution_id: str) -> _Cached:
+        c = self._cache.get(execution_id)
+        pk, version = self._pk(execution_id)
+        if c is not None and not c.stale and c.version == version:
+            return c
+        lo = pk << _SEQ_BITS
+        rows = self._query(
+            "SELECT key, ops FROM journal WHERE key > ? AND key < ? ORDER BY key",
+            (lo, lo + (1 << _SEQ_BITS)),
+        )
+        ops: dict[str, Operation] = {}
+        from_dict = Operation.from_dict
+        loads = json.loads
+        for _, body in rows:
+            if body is None:
+                continue
+            try:
+                for d in loads(body):
+                    op = from_dict(d)
+                    ops[op.id] = op
+            except (ValueError, TypeError) as e:
+                raise CorruptLogError(
+                    f"execution {execution_id!r} has a journal row that is not valid "
+                    f"JSON ({e}) in {self.path}"
+                ) from None
+        seq = rows[-1][0] - lo if rows else 0
+        fresh = _Cached(pk, version, seq, ops)
+        if c is not None and c.pending_ops:  # keep what this store has not written yet
+            fresh.ops.update(c.pending_ops)
+            fresh.pending_ops = c.pending_ops
+            fresh.pending_events = c.pending_events
+        self._cache[execution_id] = fresh
+        return fresh
+
+    def _flush(self, execution_id: str, c: _Cached, now: int, extra: _Extra | None = None) -> None:
+        """Write the pending changes as one journal row (and ``extra``) in one transaction.
+
+        Fenced: the transaction first checks that this store holds the lease and the
+        execution is RUNNING. A step's commit touches one page of the journal.
+        """
+        if extra is None and c.pending_ops and not c.stale and self._fast_flush(c):
+            return
+        try:
+            with self._tx() as conn:
+                row = conn.execute(
+                    "SELECT version, lease_owner, status FROM executions WHERE pk = ?", (c.pk,)
+                ).fetchone()
+                if row is None or row[1] != self.owner or row[2] != "RUNNING":
+                    raise LeaseLostError(
+                        execution_id, row[2] if row else None, row[1] if row else None
+                    )
+                version = row[0]
+                seq = c.seq
+                if version != c.version:  # someone else wrote (a callback, a takeover note)
+                    if any(
+                        op.type is OperationType.CALLBACK and op.status is not _STARTED
+                        for op in c.pending_ops.values()
+                    ):
+                        raise _Conflict  # a timeout computed on a callback completed meanwhile
+                    lo = c.pk << _SEQ_BITS
+                    last = conn.execute(
+                        "SELECT MAX(key) FROM journal WHERE key > ? AND key < ?",
+                        (lo, lo + (1 << _SEQ_BITS)),
+                    ).fetchone()[0]
+                    seq = 0 if last is None else last - lo
+                    c.stale = True
+                pending_ops = c.pending_ops
+                if pending_ops or c.pending_events:
+                    seq += 1
+                    conn.execute(
+                        "INSERT INTO journal (key, ops, events) VALUES (?, ?, ?)",
+                        (
+                            (c.pk << _SEQ_BITS) | seq,
+                            _dumps([op.to_dict() for op in pending_ops.values()])
+                            if pending_ops
+                            else None,
+                            _dumps(c.pending_events) if c.pending_events else None,
+                        ),
+                    )
+                    for op in pending_ops.values():
+                        if op.callback_id is not None:
+                            conn.execute(
+                                "INSERT INTO callbacks (callback_id, execution, op_id, body) "
+                                "VALUES (?, ?, ?, ?) ON CONFLICT (callback_id) DO UPDATE SET "
+                                "body = excluded.body",
+                                (op.callback_id, c.pk, op.id, _dumps(op.to_dict())),
+                            )
+                if extra is not None:
+                    version += 1
+                    conn.execute(
+                        "UPDATE executions SET version = ?, updated_at = ? WHERE pk = ?",
+                        (version, now, c.pk),
+                    )
+                    extra(conn, c.pk)
+        except LeaseLostError:
+            self._cache.pop(execution_id, None)
+            self._held.discard(execution_id)
+            raise
+        except _Conflict:
+            self._cache.pop(execution_id, None)
+            raise
+        except sqlite3.Error as e:
+            self._cache.pop(execution_id, None)
+            raise _store_error(self.path, e) from None
+        except BaseException:
+            self._cache.pop(execution_id, None)
+            raise
+        c.version = version
+        c.seq = seq
+        c.pending_ops = {}
+        c.pending_events = []
+
+    def _fast_flush(self, c: _Cached) -> bool:
+        """The common case (a step's result): one fenced INSERT, its own transaction.
+
+        In autocommit mode a single write statement is a transaction of its own
+        that takes the write lock first, so fence and append are atomic. False:
+        the fence did not hold (or a callback changed); take the slow path.
+        """
+        pending_ops = c.pending_ops
+        for op in pending_ops.values():
+            if op.callback_id is not None:
+                return False
+        seq = c.seq + 1
+        events = c.pending_events
+        try:
+            cur = self._conn.execute(
+                _FAST_APPEND,
+                (
+                    (c.pk << _SEQ_BITS) | seq,
+                    _dumps([op.to_dict() for op in pending_ops.values()]),
+                    _dumps(events) if events else None,
+                    c.pk,
+                    c.version,
+                    self.owner,
+                ),
+            )
+        except sqlite3.Error as e:
+            raise _store_error(self.path, e) from None
+        if cur.rowcount != 1:
+            return False
+        c.seq = seq
+        c.pending_ops = {}
+        c.pending_events = []
+        return True
+
+    # ------------------------------------------------------------------ the store interface
+
+    def create(
+        self,
+        execution_id: str,
+        input_payload: str,
+        now: int,
+        *,
+        target: str | None = None,
+        workdir: str | None = None,
+        parent: str | None = None,
+        parent_op: str | None = None,
+    ) -> None:
+        """Record a new RUNNING execution (due at once) with its EXECUTION operation.
+
+        ``parent``/``parent_op``: the execution and CHAINED_INVOKE operation that
+        invoked it; when it ends, that operation is completed with its outcome.
+        """
+        op, event = _service.start_execution(execution_id, input_payload, now)
+        with self._lock:
+            try:
+                with self._tx() as conn:
+                    cur = conn.execute(
+                        "INSERT INTO executions (id, target, workdir, status, input, "
+                        "created_at, updated_at, wake_at, parent, parent_op) "
+                        "VALUES (?, ?, ?, 'RUNNING', ?, ?, ?, ?, ?, ?)",
+                        (
+                            execution_id,
+                            target,
+                            workdir,
+                            input_payload,
+                            now,
+                            now,
+                            now,
+                            parent,
+                            parent_op,
+                        ),
+                    )
+                    pk = cur.lastrowid
+                    assert pk is not None
+                    conn.execute(
+                        "INSERT INTO journal (key, ops, events) VALUES (?, ?, ?)",
+                        ((pk << _SEQ_BITS) | 1, _dumps([op.to_dict()]), _dumps([event])),
+                    )
+            except sqlite3.IntegrityError:
+                raise StoreError(f"an execution with id {execution_id!r} already exists") from None
+
+    def exists(self, execution_id: str) -> bool:
+        with self._lock:
+            return bool(self._query("SELECT 1 FROM executions WHERE id = ?", (execution_id,)))
+
+    def load(self, execution_id: str) -> Mapping[str, Operation]:
+        with self._lock:
+            return self._cached(execution_id).ops
+
+    def checkpoint(
+        self, execution_id: str, updates: list[OperationUpdate], now: int, *, durable: bool
+    ) -> Mapping[str, Operation]:
+        with self._lock:
+            c = self._cache.get(execution_id)
+            if c is None or c.stale:
+                c = self._cached(execution_id)
+            if updates:
+                changed, events = _service.apply_updates(
+                    c.ops, updates, now, new_callback_id=_new_callback_id
+                )
+                c.ops.update(changed)
+                c.pending_ops.update(changed)
+                c.pending_events.extend(events)
+            else:
+                changed = {}
+            if durable and (c.pending_ops or c.pending_events):
+                self._flush(execution_id, c, now)
+            if self.listener is not None and changed:
+                self.listener(execution_id, changed)
+            return changed
+
+    def fire_timers(self, execution_id: str, now: int) -> None:
+        self.begin_invocation(execution_id, None, now)
+
+    def begin_invocation(self, execution_id: str, request_id: str | None, now: int) -> None:
+        """Fire due timers and note the invocation now running, in one transaction."""
+        for _ in range(5):
+            try:
+                self._begin_invocation(execution_id, request_id, now)
+                return
+            except _Conflict:
+                continue  # reload what the other process wrote, and fire timers again
+        raise StoreError(
+            f"execution {execution_id!r} keeps changing under this worker; try again",
+            retryable=True,
+        )
+
+    def _begin_invocation(self, execution_id: str, request_id: str | None, now: int) -> None:
+        with self._lock:
+            c = self._cached(execution_id)
+            changed, events = _service.fire_timers(c.ops, now)
+            c.ops.update(changed)
+            c.pending_ops.update(changed)
+            c.pending_events.extend(events)
+
+            def note(conn: sqlite3.Connection, pk: int) -> None:
+                conn.execute(
+                    "UPDATE executions SET invocation_id = ?, invocation_started = ? WHERE pk = ?",
+                    (request_id, now if request_id else None, pk),
+                )
+
+            if request_id is not None or changed:
+                self._flush(execution_id, c, now, note if request_id is not None else None)
+            if self.listener is not None and changed:
+                self.listener(execution_id, changed)
+
+    def end_invocation(self, execution_id: str, event: dict[str, Any]) -> None:
+        """Record the InvocationCompleted event; no invocation is running any more."""
+        with self._lock:
+            c = self._cached(execution_id)
+            c.pending_events.append(event)
+
+            def clear(conn: sqlite3.Connection, pk: int) -> None:
+                conn.execute(
+                    "UPDATE executions SET invocation_id = NULL, invocation_started = NULL "
+                    "WHERE pk = ?",
+                    (pk,),
+                )
+
+            self._flush(execution_id, c, event["EventTimestamp"], clear)
+
+    def next_timer(self, execution_id: str) -> int | None:
+        with self._lock:
+            return _service.next_timer(self._cached(execution_id).ops.values())
+
+    def finish(
+        self,
+        execution_id: str,
+        status: str,
+        now: int,
+        *,
+        result: str | None = None,
+        error: ErrorObject | None = None,
+    ) -> None:
+        with self._lock:
+            c = self._cached(execution_id)
+            c.pending_events.append(
+                _service.execution_finished_event(
+                    execution_id, status, now, result=result, error=error
+                )
+            )
+
+            def end(conn: sqlite3.Connection, pk: int) -> None:
+                conn.execute(
+                    "UPDATE executions SET status = ?, result = ?, error = ?, ended_at = ?, "
+                    "wake_at = NULL, invocation_id = NULL, invocation_started = NULL "
+                    "WHERE pk = ?",
+                    (status, result, None if error is None else _dumps(error.to_dict()), now, pk),
+                )
+                self._complete_parent(conn, pk, status, now, result, error)
+
+            self._flush(execution_id, c, now, end)
+
+    def add_event(self, execution_id: str, event: dict[str, Any]) -> None:
+        with self._lock:
+            c = self._cached(execution_id)
+            c.pending_events.append(event)
+            self._flush(execution_id, c, event.get("EventTimestamp") or _now_ms())
+
+    def status(self, execution_id: str) -> tuple[str, str | None, ErrorObject | None]:
+        with self._lock:
+            rows = self._query(
+                "SELECT status, result, error FROM executions WHERE id = ?", (execution_id,)
+            )
+        if not rows:
+            raise StoreError(f"no execution with id {execution_id!r}")
+        status, result, error = rows[0]
+        return status, result, _error(error)
+
+    def history(self, execution_id: str) -> list[dict[str, Any]]:
+        """The execution's events (GetDurableExecutionHistory shapes), EventId from 1."""
+        with self._lock:
+            pk, _ = self._pk(execution_id)
+            lo = pk << _SEQ_BITS
+            rows = self._query(
+                "SELECT events FROM journal WHERE key > ? AND key < ? AND events IS NOT NULL "
+                "ORDER BY key",
+                (lo, lo + (1 << _SEQ_BITS)),
+            )
+        events = [e for (body,) in rows for e in json.loads(body)]
+        return [{**e, "EventId": i} for i, e in enumerate(events, 1)]
+
+    # ------------------------------------------------------------------ executions
+
+    def info(self, execution_id: str) -> ExecutionInfo:
+        """The execution's row; StoreError when there is none."""
+        with self._lock:
+            rows = self._query(
+                f"SELECT {_INFO_COLUMNS} FROM executions WHERE id = ?", (execution_id,)
+            )
+        if not rows:
+            raise StoreError(f"no execution with id {execution_id!r}")
+        return _info(rows[0])
+
+    def executions(self, *, status: str | None = None, limit: int = 100) -> list[ExecutionInfo]:
+        """Executions, newest first."""
+        sql = f"SELECT {_INFO_COLUMNS} FROM executions"
+        args: tuple[Any, ...] = ()
+        if status is not None:
+            sql += " WHERE status = ?"
+            args = (status,)
+        sql += " ORDER BY created_at DESC, pk DESC LIMIT ?"
+        with self._lock:
+            rows = self._query(sql, (*args, limit))
+        return [_info(r) for r in rows]
+
+    def due(self, now: int, *, limit: int = 100) -> list[str]:
+        """Ids of RUNNING executions whose wake time has come and that a worker may take."""
+        real = _now_ms()
+        with self._lock:
+            rows = self._query(
+                "SELECT id, lease_owner, lease_expires FROM executions "
+                "WHERE status = 'RUNNING' AND wake_at IS NOT NULL AND wake_at <= ? "
+                "ORDER BY wake_at LIMIT ?",
+                (now, limit),
+            )
+        return [
+            r[0]
+            for r in rows
+            if r[1] is None or r[1] == self.owner or r[2] <= real or owner_is_dead(r[1])
+        ]
+
+    def next_wake(self) -> int | None:
+        """The earliest wake time of a RUNNING execution no live lease holds, or None."""
+        with self._lock:
+            rows = self._query(
+                "SELECT MIN(wake_at) FROM executions WHERE status = 'RUNNING' "
+                "AND (lease_owner IS NULL OR lease_expires <= ?)",
+                (_now_ms(),),
+            )
+        return rows[0][0] if rows else None
+
+    def changed_elsewhere(self, execution_id: str) -> bool:
+        """True when another process wrote to the execution since this store last looked."""
+        with self._lock:
+            c = self._cache.get(execution_id)
+            _, version = self._pk(execution_id)
+            return c is None or c.stale or c.version != version
+
+    def callback_execution(self, callback_id: str) -> str:
+        """The execution a callback id belongs to."""
+        with self._lock:
+            rows = self._query(
+                "SELECT e.id FROM callbacks c JOIN executions e ON e.pk = c.execution "
+                "WHERE c.callback_id = ?",
+                (callback_id,),
+            )
+        if not rows:
+            raise StoreError(f"no callback with id {callback_id!r:.80}")
+        return str(rows[0][0])
+
+    def complete_callback(
+        self,
+        callback_id: str,
+        action: str,
+        now: int,
+        *,
+        payload: str | None = None,
+        error: ErrorObject | None = None,
+    ) -> str:
+        """Succeed, fail or heartbeat a callback (from any process); returns its execution id.
+
+        Needs no lease: the completion is appended to the journal and the execution
+        is made due, so its holder (or a worker) re-invokes it.
+        """
+        with self._lock, self._tx() as conn:
+            row = conn.execute(
+                "SELECT c.execution, c.body, e.id, e.status FROM callbacks c "
+                "JOIN executions e ON e.pk = c.execution WHERE c.callback_id = ?",
+                (callback_id,),
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"no callback with id {callback_id!r:.80}")
+            pk, body, execution_id, status = row
+            if status != "RUNNING":
+                raise StoreError(
+                    f"execution {execution_id!r} of callback {callback_id!r:.80} already "
+                    f"ended {status}"
+                )
+            op = Operation.from_dict(json.loads(body))
+            new, events = _service.complete_callback(op, action, now, payload=payload, error=error)
+            self._append(conn, pk, [new.to_dict()], events)
+            conn.execute(
+                "UPDATE callbacks SET body = ? WHERE callback_id = ?",
+                (_dumps(new.to_dict()), callback_id),
+            )
+            if action != "heartbeat":
+                conn.execute(
+                    "UPDATE executions SET wake_at = ?, updated_at = ? WHERE pk = ?",
+                    (now, now, pk),
+                )
+        return str(execution_id)
+
+    def stop(self, execution_id: str, now: int, *, error: ErrorObject | None = None) -> None:
+        """End a RUNNING execution as STOPPED; its lease holder can write no more."""
+        error = error or ErrorObject(type="ExecutionStopped", message="stopped by request")
+        with self._lock:
+            with self._tx() as conn:
+                row = conn.execute(
+                    "SELECT pk, status FROM executions WHERE id = ?", (execution_id,)
+                ).fetchone()
+                if row is None:
+                    raise StoreError(f"no execution with id {execution_id!r}")
+                pk, status = row
+                if status != "RUNNING":
+                    raise StoreError(f"execution {execution_id!r} already ended {status}")
+                conn.execute(
+                    "UPDATE executions SET status = 'STOPPED', error = ?, ended_at = ?, "
+                    "updated_at = ?, wake_at = NULL, version = version + 1 WHERE pk = ?",
+                    (_dumps(error.to_dict()), now, now, pk),
+                )
+                first = conn.execute(
+                    "SELECT ops FROM journal WHERE key = ?", ((pk << _SEQ_BITS) | 1,)
+                ).fetchone()
+                ops: list[dict[str, Any]] = []
+                for d in json.loads(first[0]) if first and first[0] else ():
+                    if d.get("Id") == execution_id:
+                        op = attrs.evolve(
+                            Operation.from_dict(d),
+                            status=OperationStatus.STOPPED,
+                            end_timestamp=now,
+                        )
+                        ops.append(op.to_dict())
+                event = _service.execution_finished_event(
+                    execution_id, "STOPPED", now, result=None, error=error
+                )
+                self._append(conn, pk, ops, [event])
+                self._complete_parent(conn, pk, "STOPPED", now, None, error)
+            self._cache.pop(execution_id, None)
+
+    # ------------------------------------------------------------------ leases
+
+    def acquire(self, execution_id: str, now: int) -> None:
+        """Take the lease of ``execution_id`` for this store.
+
+        Free, expired, or held by a dead process of this machine: taken (an
+        invocation the dead holder was running gets its InvocationCompleted event
+        with ``Runtime.ExitError``). Otherwise :class:`LeaseHeldError`.
+        """
+        real = _now_ms()
+        with self._lock:
+            with self._tx() as conn:
+                row = conn.execute(
+                    "SELECT pk, lease_owner, lease_expires, invocation_id, invocation_started, "
+                    "version FROM executions WHERE id = ?",
+                    (execution_id,),
+                ).fetchone()
+                if row is None:
+                    raise StoreError(f"no execution with id {execution_id!r}")
+                pk, owner, expires, invocation_id, invocation_started, version = row
+                if (
+                    owner is not None
+                    and owner != self.owner
+                    and expires > real
+                    and not owner_is_dead(owner)
+                ):
+                    raise LeaseHeldError(execution_id, owner, expires)
+                conn.execute(
+                    "UPDATE executions SET lease_owner = ?, lease_expires = ?, "
+                    "version = version + 1 WHERE pk = ?",
+                    (self.owner, real + self.lease_ms, pk),
+                )
+                if invocation_id is not None and owner != self.owner:
+                    who = describe_owner(owner) if owner else "a worker"
+                    event = _service.invocation_completed_event(
+                        execution_id,
+                        invocation_started,
+                        now,
+                        invocation_id,
+                        ErrorObject(
+                            type="Runtime.ExitError",
+                            message=f"the worker running this invocation ({who}) stopped "
+                            "before it ended",
+                        ),
+                    )
+                    self._append(conn, pk, [], [event])
+                    conn.execute(
+                        "UPDATE executions SET invocation_id = NULL, invocation_started = NULL "
+                        "WHERE pk = ?",
+                        (pk,),
+                    )
+            c = self._cache.get(execution_id)
+            if c is not None and c.version == version and not c.pending_ops:
+                c.version = version + 1  # nobody wrote since this store last did
+            else:
+                self._cache.pop(execution_id, None)  # read what the last holder wrote
+            self._held.add(execution_id)
+
+    def release(self, execution_id: str, wake_at: int | None, *, keep_wake: bool = False) -> None:
+        """Give the lease up; a RUNNING execution is due again at ``wake_at``."""
+        with self._lock:
+            self._held.discard(execution_id)
+            c = self._cache.get(execution_id)
+            if c is not None and (c.pending_ops or c.pending_events):
+                del self._cache[execution_id]  # never written: as if the process had died
+            sql = "UPDATE executions SET lease_owner = NULL, lease_expires = NULL"
+            args: tuple[Any, ...] = ()
+            if not keep_wake:
+                sql += ", wake_at = CASE WHEN status = 'RUNNING' THEN ? ELSE NULL END"
+                args = (wake_at,)
+            with self._tx() as conn:
+                conn.execute(
+                    sql + " WHERE id = ? AND lease_owner = ?", (*args, execution_id, self.owner)
+                )
+
+    def running_invokes(self, execution_id: str) -> list[Operation]:
+        """CHAINED_INVOKE operations started and not yet completed."""
+        with self._lock:
+            return [
+                op
+                for op in self._cached(execution_id).ops.values()
+                if op.type is OperationType.CHAINED_INVOKE and op.status is _STARTED
+            ]
+
+    def complete_invoke(
+        self,
+        execution_id: str,
+        op_id: str,
+        status: str,
+        now: int,
+        *,
+        result: str | None = None,
+        error: ErrorObject | None = None,
+    ) -> None:
+        """Complete a chained invoke with the outcome of the execution it started."""
+        with self._lock, self._tx() as conn:
+            self._complete_invoke_in(conn, execution_id, op_id, status, now, result, error)
+
+    def _complete_parent(
+        self,
+        conn: sqlite3.Connection,
+        pk: int,
+        status: str,
+        now: int,
+        result: str | None,
+        error: ErrorObject | None,
+    ) -> None:
+        row = conn.execute(
+            "SELECT parent, parent_op FROM executions WHERE pk = ?", (pk,)
+        ).fetchone()
+        if row is not None and row[0] is not None:
+            self._complete_invoke_in(conn, row[0], row[1], status, now, result, error)
+
+    def _complete_invoke_in(
+        self,
+        conn: sqlite3.Connection,
+        execution_id: str,
+        op_id: str,
+        status: str,
+        now: int,
+        result: str | None,
+        error: ErrorObject | None,
+    ) -> None:
+        row = conn.execute(
+            "SELECT pk, status FROM executions WHERE id = ?", (execution_id,)
+        ).fetchone()
+        if row is None or row[1] != "RUNNING":
+            return  # the invoking execution ended (e.g. stopped): nothing waits for this
+        pk = row[0]
+        lo = pk << _SEQ_BITS
+        body = conn.execute(
+            "SELECT ops FROM journal WHERE key > ? AND key < ? AND instr(ops, ?) > 0 "
+            "ORDER BY key DESC LIMIT 1",
+            (lo, lo + (1 << _SEQ_BITS), f'"Id":"{op_id}"'),
+        ).fetchone()
+        op = None
+        for d in json.loads(body[0]) if body else ():
+            if d.get("Id") == op_id:
+                op = Operation.from_dict(d)
+        if op is None or op.type is not OperationType.CHAINED_INVOKE or op.status is not _STARTED:
+            return
+        new, events = _service.complete_chained_invoke(op, status, now, result=result, error=error)
+        self._append(conn, pk, [new.to_dict()], events)
+        conn.execute("UPDATE executions SET wake_at = ? WHERE pk = ?", (now, pk))
+
+    def _append(
+        self,
+        conn: sqlite3.Connection,
+        pk: int,
+        ops: list[dict[str, Any]],
+        events: list[dict[str, Any]],
+    ) -> None:
+        """Append a journal row outside the lease holder's flow (it bumps the version)."""
+        lo = pk << _SEQ_BITS
+        last = conn.execute(
+            "SELECT MAX(key) FROM journal WHERE key > ? AND key < ?", (lo, lo + (1 << _SEQ_BITS))
+        ).fetchone()[0]
+        conn.execute(
+            "INSERT INTO journal (key, ops, events) VALUES (?, ?, ?)",
+            ((last or lo) + 1, _dumps(ops) if ops else None, _dumps(events) if events else None),
+        )
+        conn.execute("UPDATE executions SET version = version + 1 WHERE pk = ?", (pk,))
+
+    def renew(self, execution_id: str) -> bool:
+        """Extend the lease (from any thread); False when it is no longer ours or ended."""
+        with self._renew_lock:
+            if self._renew_conn is None:
+                self._renew_conn = self._connect()
+                self._renew_conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            with self._tx(self._renew_conn) as conn:
+                cur = conn.execute(
+                    "UPDATE executions SET lease_expires = ? "
+                    "WHERE id = ? AND lease_owner = ? AND status = 'RUNNING'",
+                    (_now_ms() + self.lease_ms, execution_id, self.owner),
+                )
+                return cur.rowcount == 1
+
+
+_INFO_COLUMNS = (
+    "id, target, workdir, status, input, result, error, created_at, updated_at, "
+    "ended_at, wake_at, lease_owner, lease_expires"
+)
+
+
+def _error(text: str | None) -> ErrorObject | None:
+    if text is None:
+        return None
+    try:
+        return ErrorObject.from_dict(json.loads(text))
+    except ValueError as e:
+        raise CorruptLogError(f"a recorded execution error is not valid JSON: {e}") from None
+
+
+def _info(r: tuple[Any, ...]) -> ExecutionInfo:
+    return ExecutionInfo(
+        id=r[0],
+        target=r[1],
+        workdir=r[2],
+        status=r[3],
+        input=r[4],
+        result=r[5],
+        error=_error(r[6]),
+        created_at=r[7],
+        updated_at=r[8],
+        ended_at=r[9],
+        wake_at=r[10],
+        lease_owner=r[11],
+        lease_expires=r[12],
+    )
+
+
+def _store_error(path: Path, e: sqlite3.Error) -> DurableGenError:
+    text = str(e)
+    if isinstance(e, sqlite3.DatabaseError) and ("malformed" in text or "not a database" in text):
+        return CorruptLogError(f"{path} is damaged: {text}")
+    retryable = "locked" in text or "busy" in text
+    return StoreError(f"database {path}: {text}", retryable=retryable)
+
+
+# ---------------------------------------------------------------------- the engine
+
+
+class _Heartbeat:
+    """Renews a lease from a daemon thread until stopped; notes when it is lost."""
+
+    def __init__(self, store: SqliteStore, execution_id: str) -> None:
+        self.store = store
+        self.execution_id = execution_id
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"durable-gen-lease-{execution_id[:12]}", daemon=True
+        )
+
+    def start(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        interval = self.store.lease_ms / 3000
+        while not self._stop.wait(interval):
+            try:
+                if not self.store.renew(self.execution_id):
+                    self.lost = True
+                    return
+            except DurableGenError:
+                continue  # a busy database: try again at the next beat
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+
+class SqliteEngine(LocalEngine):
+    """Drives executions stored in a SQLite database (the embedded engine).
+
+    ``SqliteEngine(path)`` opens (or creates) the database; ``run``, ``start`` and
+    ``resume`` work as on :class:`~durable_gen.InMemoryEngine`, on the real clock
+    by default. Advancing an execution takes its lease: with ``wait_for_lease``
+    (default) the engine waits for another live worker to let go of it, otherwise
+    it raises :class:`LeaseHeldError`. :meth:`work` is the worker loop.
+    """
+
+    store: SqliteStore
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        store: SqliteStore | None = None,
+        clock: EngineClock | None = None,
+        check_args: bool = True,
+        max_invocations: int = 100_000,
+        wait_for_lease: bool = True,
+        functions: Mapping[str, Callable[..., Any]] | None = None,
+    ) -> None:
+        if store is not None and path is not None:
+            raise StoreError("pass a path or a store, not both")
+        super().__init__(
+            store if store is not None else SqliteStore(path),
+            clock if clock is not None else RealClock(),
+            check_args=check_args,
+            max_invocations=max_invocations,
+        )
+        self.wait_for_lease = wait_for_lease
+        #: Durable functions ``Invoke(name, ...)`` reaches by name; a name that looks
+        #: like ``module:function`` or ``file.py:function`` is imported instead.
+        self.functions: dict[str, Callable[..., Any]] = dict(functions or {})
+        self.on_wait: Callable[[str, str], None] | None = None
+        self._heartbeats: dict[str, _Heartbeat] = {}
+        self._workflows: dict[tuple[str, str | None], Callable[..., Any]] = {}
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> SqliteEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(
+        self,
+        workflow: Callable[..., Any],
+        input: Any = None,
+        *,
+        execution_id: str | None = None,
+        target: str | None = None,
+        workdir: str | None = None,
+    ) -> str:
+        """Record a new execution (without running it) and return its id.
+
+        ``target`` (default: the workflow's ``module:qualname``, when importable)
+        is how a worker loads the workflow; ``workdir`` is put on ``sys.path`` then.
+        """
+        from ._descriptors import check_generator_function
+
+        check_generator_function(workflow, "a workflow")
+        execution_id = execution_id or uuid.uuid4().hex
+        self.store.create(
+            execution_id,
+            DEFAULT_SERDES.serialize(input),
+            self.clock.now(),
+            target=canonical_target(target) if target else target_of(workflow),
+            workdir=workdir,
+        )
+        return execution_id
+
+    def register(self, function_name: str, workflow: Callable[..., Any]) -> None:
+        """Make ``workflow`` invocable as ``Invoke(function_name, payload)``."""
+        from ._descriptors import check_generator_function
+
+        check_generator_function(workflow, f"function {function_name!r}")
+        self.functions[function_name] = workflow
+
+    def resume(
+        self, workflow: Callable[..., Any], execution_id: str, *, wait: bool = True
+    ) -> ExecutionResult:
+        """Drive the execution; chained invokes start child executions.
+
+        A child runs its function (registered, or imported from a ``module:function``
+        name). With ``wait`` it is driven here; otherwise it is left due for a
+        worker. When it ends, the store completes the invoke and the parent is due.
+        """
+        while True:
+            try:
+                result = super().resume(workflow, execution_id, wait=wait)
+            except LeaseLostError as e:
+                if e.status is not None and e.status != "RUNNING":
+                    return self.result(execution_id)  # stopped while we ran it
+                raise
+            if result.status != "RUNNING" or not self._advance_invokes(execution_id, wait):
+                return result
+
+    def _advance_invokes(self, execution_id: str, wait: bool) -> bool:
+        """Start (and with ``wait``, drive) the executions of started invokes."""
+        store = self.store
+        progressed = False
+        invokes = store.running_invokes(execution_id)
+        workdir = store.info(execution_id).workdir if invokes else None
+        for op in invokes:
+            name = op.function_name or ""
+            try:
+                fn, target = self._function(name, workdir)
+            except TargetError as e:
+                store.complete_invoke(
+                    execution_id,
+                    op.id,
+                    "FAILED",
+                    self.clock.now(),
+                    error=ErrorObject(type="ResourceNotFoundException", message=str(e)),
+                )
+                progressed = True
+                continue
+            child = f"{execution_id}.{op.id[:16]}"  # deterministic: never started twice
+            if not store.exists(child):
+                store.create(
+                    child,
+                    op.input_payload or "null",
+                    self.clock.now(),
+                    target=target,
+                    workdir=workdir,
+                    parent=execution_id,
+                    parent_op=op.id,
+                )
+            if wait and self.resume(fn, child, wait=True).status != "RUNNING":
+                progressed = True  # its end completed the invoke
+        return progressed
+
+    def _function(self, name: str, workdir: str | None) -> tuple[Callable[..., Any], str | None]:
+        fn = self.functions.get(name)
+        if fn is not None:
+            return fn, target_of(fn)
+        if ":" in name:
+            return resolve_target(name, workdir=workdir), name
+        known = ", ".join(sorted(self.functions)) or "none"
+        raise TargetError(
+            f"no durable function named {name!r} is registered with this engine "
+            f"(registered: {known}); register it, or invoke a module:function name"
+        )
+
+    def invoke_once(self, workflow: Callable[..., Any], execution_id: str) -> InvocationOutcome:
+        """Run exactly one invocation (taking the execution's lease for it if needed)."""
+        if execution_id in self._heartbeats:
+            return super().invoke_once(workflow, execution_id)
+        with self._hold(execution_id):
+            return super().invoke_once(workflow, execution_id)
+
+    # ------------------------------------------------------------------ hooks
+
+    @contextlib.contextmanager
+    def _hold(self, execution_id: str) -> Iterator[None]:
+        store = self.store
+        notified = False
+        while True:
+            try:
+                store.acquire(execution_id, self.clock.now())
+                break
+            except LeaseHeldError as e:
+                if not self.wait_for_lease:
+                    raise
+                if not notified and self.on_wait is not None:
+                    self.on_wait(execution_id, str(e))
+                notified = True
+                time.sleep(0.05 if owner_is_dead(e.owner) else 0.2)
+        beat = _Heartbeat(store, execution_id).start()
+        self._heartbeats[execution_id] = beat
+        wake: int | None = self.clock.now()
+        try:
+            yield
+            wake = store.next_timer(execution_id)
+        except Exception:
+            wake = self.clock.now() + ERROR_BACKOFF_MS
+            raise
+        finally:
+            beat.stop()
+            self._heartbeats.pop(execution_id, None)
+            with contextlib.suppress(DurableGenError):
+                store.release(execution_id, wake)
+
+    def _begin_invocation(self, execution_id: str, request_id: str, now: int) -> None:
+        self.store.begin_invocation(execution_id, request_id, now)
+
+    def _end_invocation(self, execution_id: str, event: dict[str, Any]) -> None:
+        self.store.end_invocation(execution_id, event)
+
+    def _sleep_until(self, execution_id: str, when: int) -> bool:
+        """Sleep in short slices: wake early when another process completed a callback."""
+        if self.store.running_invokes(execution_id):
+            return False  # resume() starts the invoked executions first
+        if not isinstance(self.clock, RealClock):
+            if self._callback_pending(execution_id):
+                # on a virtual clock, skipping to the callback's timeout would time it
+                # out before anyone could complete it: wait for the outside world instead
+                return self._await_event(execution_id)
+            self.clock.sleep_until(when)  # a virtual clock jumps there at once
+            return True
+        beat = self._heartbeats.get(execution_id)
+        clock = self.clock
+        while True:
+            now = clock.now()
+            if now >= when:
+                return True
+            if beat is not None and beat.lost:
+                return False
+            if self.store.changed_elsewhere(execution_id):
+                return True
+            if self.on_wait is not None:
+                self.on_wait(execution_id, "")
+            clock.sleep_until(min(when, now + 250))
+
+    def _await_event(self, execution_id: str) -> bool:
+        if self.store.running_invokes(execution_id):
+            return False  # resume() starts the invoked executions first
+        beat = self._heartbeats.get(execution_id)
+        while True:
+            if beat is not None and beat.lost:
+                return False
+            if self.store.changed_elsewhere(execution_id):
+                return True
+            if self.on_wait is not None:
+                self.on_wait(execution_id, "waiting for a callback")
+            time.sleep(0.2)
+
+    def _callback_pending(self, execution_id: str) -> bool:
+        return any(
+            op.type is OperationType.CALLBACK and op.status is OperationStatus.STARTED
+            for op in self.store.load(execution_id).values()
+        )
+
+    # ------------------------------------------------------------------ worker
+
+    def workflow_for(self, info: ExecutionInfo) -> Callable[..., Any]:
+        """The workflow of a stored execution, loaded from its target."""
+        if info.target is None:
+            raise StoreError(
+                f"execution {info.id!r} was started without an importable target; resume it "
+                "from Python with engine.resume(workflow, execution_id)"
+            )
+        key = (info.target, info.workdir)
+        fn = self._workflows.get(key)
+        if fn is None:
+            fn = self._workflows[key] = resolve_target(info.target, workdir=info.workdir)
+        return fn
+
+    def work(
+        self,
+        *,
+        once: bool = False,
+        poll_seconds: float = 0.5,
+        stop: threading.Event | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> int:
+        """Advance every due execution, until ``stop`` is set (or, ``once``, none is due).
+
+        Each due execution is driven until it suspends on a timer that is not due
+        yet (its lease is then released) or ends. Returns how many executions
+        ended while working.
+        """
+        stop = stop or threading.Event()
+        skipped: dict[str, int] = {}
+        ended = 0
+        while not stop.is_set():
+            now = self.clock.now()
+            due = [ex for ex in self.store.due(now) if skipped.get(ex, 0) <= now]
+            for execution_id in due:
+                if stop.is_set():
+                    break
+                try:
+                    info = self.store.info(execution_id)
+                    workflow = self.workflow_for(info)
+                except DurableGenError as e:
+                    skipped[execution_id] = now + ERROR_BACKOFF_MS
+                    if log is not None:
+                        log(f"execution {execution_id}: {e}")
+                    continue
+                saved = self.wait_for_lease
+                self.wait_for_lease = False
+                try:
+                    result = self.resume(workflow, execution_id, wait=False)
+                except LeaseHeldError:
+                    continue
+                except DurableGenError as e:
+                    if log is not None:
+                        log(f"execution {execution_id}: {type(e).__name__}: {e}")
+                    continue
+                finally:
+                    self.wait_for_lease = saved
+                if result.status != "RUNNING":
+                    ended += 1
+                    if log is not None:
+                        log(f"execution {execution_id} {result.status}")
+            if once:
+                break
+            if due:
+                continue
+            wake = self.store.next_wake()
+            delay = poll_seconds
+            if wake is not None:
+                delay = max(0.01, min(poll_seconds, (wake - self.clock.now()) / 1000))
+            stop.wait(delay)
+        return ended
+
+
+def result_value(payload: str | None) -> Any:
+    """The value of a stored result payload."""
+    return None if payload is None else DEFAULT_SERDES.deserialize(payload)

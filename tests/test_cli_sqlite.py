@@ -1,0 +1,329 @@
+"""The durable-gen command on the SQLite engine: resume, list/show/history/stop, callbacks."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import sys
+
+import pytest
+
+from durable_gen._cli import main
+from durable_gen._sqlite import SqliteStore
+
+WF = """
+import os
+from durable_gen import CreateCallback, Step, Wait, ChildContext
+
+COUNT = os.environ["DG_COUNT_FILE"]
+
+def counted(x):
+    with open(COUNT, "a") as f:
+        f.write("x\\n")
+    return x * 2
+
+def kid(x):
+    return (yield Step(counted, x, name="in-kid"))
+
+def flow(event):
+    a = yield Step(counted, event["n"], name="double")
+    b = yield ChildContext(kid, a, name="kid")
+    return {"a": a, "b": b}
+
+def sleepy(event):
+    yield Step(counted, 1, name="first")
+    yield Wait(seconds=3600, name="an-hour")
+    return "woke"
+
+def approval(event):
+    handle = yield CreateCallback("approval", timeout=3600)
+    yield Step(counted, 1, name="notify")
+    return {"answer": (yield handle.result())}
+"""
+
+
+@pytest.fixture
+def wf(tmp_path, monkeypatch):
+    p = tmp_path / "clwf.py"
+    p.write_text(WF)
+    monkeypatch.setenv("DG_COUNT_FILE", str(tmp_path / "count"))
+    monkeypatch.setenv("DURABLE_GEN_DB", str(tmp_path / "cli.db"))
+    return p
+
+
+def calls(tmp_path):
+    p = tmp_path / "count"
+    return len(p.read_text().splitlines()) if p.exists() else 0
+
+
+def test_run_then_run_again_with_the_id_replays_without_rerunning(wf, tmp_path, capsys):
+    args = ["run", f"{wf}:flow", "--input", '{"n": 21}', "--id", "r1"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out) == {"a": 42, "b": 84}
+    assert calls(tmp_path) == 2
+    assert main(args) == 0  # already ended: reports the recorded result
+    assert json.loads(capsys.readouterr().out) == {"a": 42, "b": 84}
+    assert calls(tmp_path) == 2
+
+
+def test_db_option_wins_over_the_environment(wf, tmp_path, capsys):
+    other = tmp_path / "other.db"
+    assert main(["run", f"{wf}:flow", "--input", '{"n": 1}', "--id", "o", "--db", str(other)]) == 0
+    with SqliteStore(other) as store:
+        assert store.status("o")[0] == "SUCCEEDED"
+    assert main(["show", "o"]) == 1
+    assert capsys.readouterr().err.endswith("durable-gen: no execution with id 'o'\n")
+
+
+def test_resume_refuses_another_target_or_input(wf, capsys):
+    assert main(["run", f"{wf}:flow", "--input", '{"n": 1}', "--id", "r2"]) == 0
+    capsys.readouterr()
+    assert main(["run", f"{wf}:sleepy", "--id", "r2"]) == 2
+    assert (
+        capsys.readouterr().err == f"durable-gen: execution 'r2' runs {wf}:flow, not {wf}:sleepy\n"
+    )
+    assert main(["run", f"{wf}:flow", "--input", '{"n": 2}', "--id", "r2"]) == 2
+    assert capsys.readouterr().err == (
+        "durable-gen: execution 'r2' was started with another input ({\"n\":1}); "
+        "leave out --input to resume it\n"
+    )
+
+
+def test_no_wait_suspends_with_exit_3_and_the_id_on_stdout(wf, capsys):
+    assert main(["run", f"{wf}:sleepy", "--id", "s1", "--no-wait"]) == 3
+    out = capsys.readouterr()
+    assert out.out == "s1\n"
+    assert re.fullmatch(
+        r"durable-gen: execution s1 is suspended until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}Z; "
+        r"`durable-gen worker` or `durable-gen run TARGET --id s1` resumes it\n",
+        out.err,
+    )
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["ID", "STATUS", "STARTED", "NOTE", "TARGET"]
+    assert lines[1].startswith("s1 ")
+    assert " RUNNING " in lines[1]
+    assert "wakes in 60.0 min" in lines[1] or "wakes in 59.9 min" in lines[1]
+    assert main(["stop", "s1"]) == 0
+    assert capsys.readouterr().err == "stopped execution s1\n"
+    assert main(["stop", "s1"]) == 1
+    assert capsys.readouterr().err == "durable-gen: execution 's1' already ended STOPPED\n"
+    assert main(["run", f"{wf}:sleepy", "--id", "s1"]) == 1
+    assert capsys.readouterr().err == "durable-gen: execution s1 was stopped\n"
+
+
+def test_show_prints_status_result_and_the_operation_tree(wf, capsys):
+    assert main(["run", f"{wf}:flow", "--input", '{"n": 3}', "--id", "t1"]) == 0
+    capsys.readouterr()
+    assert main(["show", "t1"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == "execution t1"
+    assert lines[1] == "  status   SUCCEEDED"
+    assert lines[2] == f"  target   {wf}:flow"
+    assert '  input    {"n":3}' in lines
+    assert '  result   {"a":6,"b":12}' in lines
+    tree = lines[lines.index("operations (3)") + 1 :]
+    assert [re.sub(r"  \d+ ms", "", line) for line in tree] == [
+        "├── Step 'double'  SUCCEEDED  → 6",
+        "└── ChildContext 'kid'  SUCCEEDED  → 12",
+        "    └── Step 'in-kid'  SUCCEEDED  → 12",
+    ]
+
+
+def test_history_text_and_json(wf, capsys):
+    assert main(["run", f"{wf}:flow", "--input", '{"n": 3}', "--id", "h1"]) == 0
+    capsys.readouterr()
+    assert main(["history", "h1", "--json"]) == 0
+    events = json.loads(capsys.readouterr().out)["Events"]
+    assert [e["EventType"] for e in events] == [
+        "ExecutionStarted",
+        "StepStarted",
+        "StepSucceeded",
+        "ContextStarted",
+        "StepStarted",
+        "StepSucceeded",
+        "ContextSucceeded",
+        "InvocationCompleted",
+        "ExecutionSucceeded",
+    ]
+    assert [e["EventId"] for e in events] == list(range(1, 10))
+    assert events[2]["StepSucceededDetails"] == {"Result": {"Payload": "6", "Truncated": False}}
+    assert main(["history", "h1"]) == 0
+    text = capsys.readouterr().out.splitlines()
+    assert len(text) == 9
+    assert re.fullmatch(
+        r"   3  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}Z  StepSucceeded +'double'  Result=6", text[2]
+    )
+
+
+def test_show_html_writes_a_self_contained_timeline(wf, tmp_path, capsys):
+    assert main(["run", f"{wf}:flow", "--input", '{"n": 3}', "--id", "v1"]) == 0
+    out = tmp_path / "t.html"
+    assert main(["show", "v1", "--html", str(out)]) == 0
+    assert capsys.readouterr().err.endswith(f"wrote {out}\n")
+    page = out.read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    assert "durable_gen execution v1" in page
+    for needle in ("Step &#x27;double&#x27;", "ChildContext &#x27;kid&#x27;", "invocations"):
+        assert needle in page
+    assert page.count('class="bar ok"') == 2  # the two step attempts
+    assert page.count('class="bar inv"') == 1
+    for remote in ("http://", "https://", "<script", "<link", "@import", "url("):
+        assert remote not in page
+
+
+def test_html_shows_retries_and_waits(tmp_path):
+    from durable_gen import Jitter, RetryPolicy, Step, VirtualClock, Wait, current_attempt
+    from durable_gen._html import render_timeline
+    from durable_gen._sqlite import SqliteEngine
+
+    def flaky():
+        if current_attempt() < 3:
+            raise ConnectionError("try again")
+        return "ok"
+
+    def wf(_):
+        yield Step(flaky, name="flaky", retry=RetryPolicy(initial_delay=2, jitter=Jitter.NONE))
+        yield Wait(seconds=5, name="rest")
+        return 1
+
+    with SqliteEngine(tmp_path / "h.db", clock=VirtualClock()) as engine:
+        engine.run(wf, execution_id="h")
+        store = engine.store
+        page = render_timeline(store.info("h"), list(store.load("h").values()), store.history("h"))
+    assert page.count('class="bar fail"') == 2
+    assert page.count('class="bar delay"') == 2
+    assert page.count('class="bar ok"') == 1
+    assert page.count('class="bar wait"') == 1
+    assert page.count('class="bar inv"') == 4
+    assert "attempt 2: failed in 0 ms — ConnectionError: try again" in page
+
+
+def test_callbacks_from_the_command_line(wf, capsys):
+    assert main(["run", f"{wf}:approval", "--id", "c1", "--no-wait"]) == 3
+    capsys.readouterr()
+    with SqliteStore() as store:
+        history = store.history("c1")
+    cid = next(e for e in history if e["EventType"] == "CallbackStarted")["CallbackStartedDetails"][
+        "CallbackId"
+    ]
+    assert main(["callback", "heartbeat", cid]) == 0
+    assert capsys.readouterr().err == "heartbeat sent to callback of execution c1\n"
+    assert main(["callback", "succeed", cid, '{"ok": true}']) == 0
+    assert capsys.readouterr().err == "succeeded callback of execution c1\n"
+    assert main(["callback", "succeed", cid, "again"]) == 1
+    assert capsys.readouterr().err == (
+        f"durable-gen: callback {cid!r} already ended SUCCEEDED; it cannot be completed again\n"
+    )
+    assert main(["callback", "fail", "nope"]) == 1
+    assert capsys.readouterr().err == "durable-gen: no callback with id 'nope'\n"
+    assert main(["run", f"{wf}:approval", "--id", "c1"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"answer": '{"ok": true}'}
+
+
+def test_worker_once_finishes_due_executions(wf, capsys):
+    assert main(["run", f"{wf}:approval", "--id", "c2", "--no-wait"]) == 3
+    capsys.readouterr()
+    with SqliteStore() as store:
+        cid = next(
+            e["CallbackStartedDetails"]["CallbackId"]
+            for e in store.history("c2")
+            if e["EventType"] == "CallbackStarted"
+        )
+        store.complete_callback(cid, "fail", 0)
+    assert main(["worker", "--once"]) == 0
+    assert capsys.readouterr().err == "durable-gen worker: execution c2 FAILED\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "code"),
+    [
+        (["show", "nope"], "no execution with id 'nope'", 1),
+        (["history", "nope"], "no execution with id 'nope'", 1),
+        (["stop", "nope"], "no execution with id 'nope'", 1),
+        (
+            ["callback", "heartbeat", "cb", "payload"],
+            "a heartbeat carries no payload",
+            2,
+        ),
+        (
+            ["run", "{wf}:flow", "--input", "1", "--input-file", "x"],
+            "give --input or --input-file, not both",
+            2,
+        ),
+    ],
+)
+def test_bad_input_gets_one_line(wf, capsys, args, message, code):
+    args = [a.replace("{wf}", str(wf)) for a in args]
+    assert main(args) == code
+    assert capsys.readouterr().err == f"durable-gen: {message}\n"
+
+
+def test_a_target_that_fails_to_import_gets_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DURABLE_GEN_DB", str(tmp_path / "x.db"))
+    bad = tmp_path / "broken.py"
+    bad.write_text("def flow(:\n")
+    assert main(["run", f"{bad}:flow"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"durable-gen: importing {bad} failed: SyntaxError: ")
+    assert err.count("\n") == 1
+
+
+def test_a_file_that_is_not_a_database_gets_one_line(wf, tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database")
+    assert main(["list", "--db", str(notes)]) == 1
+    assert capsys.readouterr().err == (
+        f"durable-gen: CorruptLogError: {notes} is not a SQLite database (it lacks the SQLite "
+        "file header); durable_gen leaves it untouched: pass another path with --db or "
+        "DURABLE_GEN_DB\n"
+    )
+    assert notes.read_text() == "not a database"
+
+
+class _Tty(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_on_a_terminal(wf, monkeypatch, capsys):
+    from durable_gen._cli import _Progress
+    from durable_gen._log import Operation, OperationStatus, OperationType
+
+    stream = _Tty()
+    p = _Progress(stream, "abcdef0123456789", {})
+    step = Operation(
+        id="s",
+        type=OperationType.STEP,
+        status=OperationStatus.STARTED,
+        start_timestamp=1,
+        name="charge",
+        sub_type="Step",
+    )
+    p.on_change("abcdef0123456789", {"s": step})
+    p.render(force=True)
+    assert stream.getvalue().endswith(
+        "\r\x1b[K[abcdef012345] 0 operations done · running Step 'charge' (attempt 1)"
+    )
+    done = Operation(
+        id="s",
+        type=OperationType.STEP,
+        status=OperationStatus.SUCCEEDED,
+        start_timestamp=1,
+        name="charge",
+        sub_type="Step",
+        attempt=1,
+    )
+    p.on_change("abcdef0123456789", {"s": done})
+    p.on_wait("abcdef0123456789", "waiting for a callback")
+    p.render(force=True)
+    assert stream.getvalue().endswith("1 operations done · waiting for a callback")
+    p.close()
+    assert stream.getvalue().endswith("\r\x1b[K")
+
+    monkeypatch.setattr(sys, "stderr", _Tty())
+    assert main(["run", f"{wf}:flow", "--input", '{"n": 1}', "--id", "p1"]) == 0
+    assert sys.stderr.getvalue().startswith("\r\x1b[K[p1] 0 operations done · starting")
+    assert sys.stderr.getvalue().endswith("\r\x1b[K")
