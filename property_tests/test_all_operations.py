@@ -1,70 +1,114 @@
-"""Crash anywhere, for workflows mixing every operation kind: same result, same final log."""
+"""Crash anywhere, for workflows mixing every operation kind: same result, same final log.
 
-import random
+``check_replay`` runs each generated program uninterrupted, then with the process
+dying at a few random points -- after checkpoints, or while step attempts run
+(inside Parallel/Map branches and combinators too) -- and resumes it from the log:
+same result, same final log, no recorded success re-run, and the body interpreted
+twice against every prefix of the log asks for the same commands.
+"""
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from durable_gen import MemoryStore
+from durable_gen.testing import CrashPlan, ReplayCheckFailed, WorkflowRunner, check_replay
 
-from .programs import Ledger, build, drive, new_engine, ops_strategy, snapshot
-
-
-class Crash(BaseException):
-    pass
+from .programs import PROGRAM_FUNCTIONS, build_workflow, chooser, programs
 
 
-class CrashingStore(MemoryStore):
-    def __init__(self, crash_after):
-        super().__init__()
-        self.crash_after = crash_after
-        self.checkpoints = 0
+def points(data, total, label, max_size):
+    """Up to ``max_size`` of the points 1..total, drawn as permilles of the run.
 
-    def checkpoint(self, execution_id, updates, now, *, durable):
-        delta = super().checkpoint(execution_id, updates, now, durable=durable)
-        if updates:
-            self.checkpoints += 1
-            if self.checkpoints in self.crash_after:
-                raise Crash
-        return delta
+    The draw does not depend on ``total``: with concurrent branches the number of
+    checkpoints varies from run to run (the order of updates is fixed, how the
+    engine groups them into checkpoints is not), and hypothesis needs the same
+    choices to draw the same data.
+    """
+    permilles = data.draw(st.frozensets(st.integers(0, 999), max_size=max_size), label=label)
+    return frozenset(1 + p * total // 1000 for p in permilles) if total else frozenset()
 
 
-def chooser(seed):
-    waits = [0]
-
-    def choose(pending):
-        waits[0] += 1
-        rnd = random.Random(f"{seed}-{waits[0]}")
-        return rnd.sample(pending, rnd.randint(1, len(pending)))
-
-    return choose
-
-
-def run(program, crash_after=(), choose=None):
-    store = CrashingStore(set(crash_after))
-    ledger = Ledger(store)
-    engine = new_engine(store)
-    workflow = build(program, ledger)
-    # the same execution id in every run: retry jitter is keyed by it
-    ex = engine.start(workflow, {}, execution_id="prop-execution")
-    result = drive(engine, workflow, ex, choose=choose, crash=Crash)
-    return result, snapshot(engine, ex), store.checkpoints, ledger
-
-
-@given(program=ops_strategy(), data=st.data())
-def test_crash_after_any_checkpoint_same_result_and_log(program, data):
-    baseline, base_log, total, base_ledger = run(program)
-    assert baseline.status == "SUCCEEDED", baseline.error
-    assert base_ledger.violations == []
-    crashes = data.draw(st.sets(st.integers(1, max(total, 1)), max_size=4), label="crash after")
+# Invokes are generated only where no completion policy races them (see the xfail
+# below): sequential code, child contexts, combinators of steps and waits.
+@given(program=programs(invokes=False), data=st.data())
+def test_crash_anywhere_equals_uninterrupted(program, data):
+    workflow = build_workflow(program)
     seed = data.draw(st.integers(0, 2**32), label="callback seed")
-    # Complete a random non-empty subset of the pending callbacks each time the
-    # execution waits on them. The choice depends on the seed and on how many times
-    # it has waited so far -- logical points that crashes do not move -- so both runs
-    # see the outside world act at the same points.
-    baseline, base_log, _, _ = run(program, (), chooser(seed))
-    result, log, _, ledger = run(program, crashes, chooser(seed))
-    assert result.status == baseline.status
-    assert result.result == baseline.result
-    assert log == base_log
-    assert ledger.violations == []
+    # Complete a random subset of the pending callbacks each time the execution
+    # waits on them; the choice hangs on logical points crashes do not move.
+    report = check_replay(
+        workflow, functions=PROGRAM_FUNCTIONS, callbacks=chooser(seed), crash_plans=()
+    )
+    assert report.result.status == "SUCCEEDED", report.result.error
+    plans = [
+        CrashPlan(
+            after_checkpoints=points(data, report.checkpoints, "crash after checkpoint", 3),
+            during_attempts=points(data, report.attempts, "crash during attempt", 2),
+        )
+        for _ in range(data.draw(st.integers(1, 2), label="crashed runs"))
+    ]
+    check_replay(
+        workflow,
+        functions=PROGRAM_FUNCTIONS,
+        callbacks=chooser(seed),
+        crash_plans=plans,
+        determinism=False,
+    )
+
+
+@given(program=programs(max_leaves=4, max_ops=3, invokes=False), seed=st.integers(0, 2**32))
+def test_small_programs_survive_a_crash_at_every_point(program, seed):
+    # every checkpoint and every step attempt of the uninterrupted run, one at a time
+    report = check_replay(
+        build_workflow(program), functions=PROGRAM_FUNCTIONS, callbacks=chooser(seed)
+    )
+    assert report.crash_runs == report.checkpoints + report.attempts
+
+
+@given(program=programs(batches=False), data=st.data())
+def test_crash_anywhere_with_invokes_in_sequential_code(program, data):
+    report = check_replay(build_workflow(program), functions=PROGRAM_FUNCTIONS, crash_plans=())
+    crashes = points(data, report.checkpoints, "crash after checkpoint", 3) or {1}
+    check_replay(
+        build_workflow(program),
+        functions=PROGRAM_FUNCTIONS,
+        crash_plans=[CrashPlan(after_checkpoints=crashes)],
+        determinism=False,
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ReplayCheckFailed,
+    reason="InMemoryEngine re-invokes the parent before an invoked child execution a crash "
+    "interrupted, so a Map with first_successful sees the other invoke finish first",
+)
+def test_a_crash_inside_an_invoked_execution_does_not_change_which_branch_wins():
+    program = [("map", 2, [("step", 2), ("invoke", 0)], "first", None)]
+    check_replay(
+        build_workflow(program),
+        functions=PROGRAM_FUNCTIONS,
+        crash_plans=[CrashPlan.after(17)],
+        determinism=False,
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a finished Race re-driven on replay (a Parallel branch still runs) starts new "
+    "attempts of the operand it decided without",
+)
+def test_an_operand_a_race_decided_without_never_runs_again():
+    program = [
+        (
+            "parallel",
+            [[("race", [("step", 2), ("step", 0)])], [("step", 2)]],
+            "all_completed",
+            None,
+        )
+    ]
+    runner = WorkflowRunner(functions=PROGRAM_FUNCTIONS)
+    assert runner.run(build_workflow(program)).status == "SUCCEEDED"
+    # the race settled with operand 1 at once; operand 0 had failed its first attempt
+    assert runner.operation("r.0.b0.0.1").status.value == "SUCCEEDED"
+    assert [c.attempt for c in runner.step_calls if c.name == "r.0.b0.0.0"] == [1]

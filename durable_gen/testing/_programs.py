@@ -1,0 +1,243 @@
+"""Random workflow programs over every operation kind, as hypothesis strategies.
+
+A program is a list of ops (plain tuples, so hypothesis shows and shrinks them
+readably); :func:`build_workflow` turns it into a workflow function. Each op gets
+a label from its position (``r.0``, ``r.2.b1.0`` ...) used as its name, and a
+step's result depends only on its label, never on timing or attempts -- so any
+correct engine and store give the same result however often the process
+crashes. Use them to fuzz engines and stores::
+
+    @given(program=programs())
+    def test_my_store(program):
+        check_replay(build_workflow(program), functions=PROGRAM_FUNCTIONS)
+
+Op shapes::
+
+    ("step", fail_times)            Step failing its first fail_times attempts (retried)
+    ("wait", seconds)               Wait
+    ("wfc", polls)                  WaitForCondition polling ``polls`` times
+    ("callback",)                   CreateCallback then awaiting it
+    ("wfcb",)                       WaitForCallback
+    ("invoke", n)                   Invoke of the registered function "echo"
+    ("child", ops, raises)          ChildContext (raising at its end when ``raises``)
+    (comb, [step/wait ops])         comb: "all", "allsettled", "any" or "race"
+    ("parallel", [ops...], policy, max_concurrency)
+    ("map", n_items, ops, policy, max_concurrency)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any
+
+from .._batch import CompletionPolicy
+from .._descriptors import (
+    All,
+    AllSettled,
+    Any_,
+    ChildContext,
+    CreateCallback,
+    Invoke,
+    Map,
+    Parallel,
+    Race,
+    Step,
+    Wait,
+    WaitForCallback,
+    WaitForCondition,
+)
+from .._driver import current_attempt
+from .._errors import OperationError
+from .._retry import Jitter, RetryPolicy, WaitStrategy
+
+__all__ = ["COMPLETION_POLICIES", "PROGRAM_FUNCTIONS", "build_workflow", "programs"]
+
+RETRY = RetryPolicy(max_attempts=3, initial_delay=1, max_delay=4, jitter=Jitter.FULL)
+
+#: Completion policies a generated Parallel/Map picks from, by name.
+COMPLETION_POLICIES: dict[str, CompletionPolicy | None] = {
+    "all_completed": CompletionPolicy.all_completed(),
+    "first": CompletionPolicy.first_successful(),
+    "fail_fast": None,
+    "tolerate1": CompletionPolicy(tolerated_failure_count=1),
+}
+
+Op = tuple[Any, ...]
+
+
+def _upper(text: str) -> str:
+    return str(text).upper()
+
+
+def _echo(payload: Any) -> Generator[Any, Any, Any]:
+    """The durable function generated ``Invoke`` ops call."""
+    return (yield Step(_upper, payload, name="upper"))
+
+
+#: Durable functions generated programs invoke (pass as ``functions=``).
+PROGRAM_FUNCTIONS: dict[str, Callable[..., Any]] = {"echo": _echo}
+
+
+def programs(
+    *,
+    callbacks: bool = True,
+    batches: bool = True,
+    invokes: bool = True,
+    max_leaves: int = 10,
+    max_ops: int = 5,
+) -> Any:
+    """A hypothesis strategy of programs (lists of ops; see the module docstring)."""
+    from hypothesis import strategies as st
+
+    step = st.tuples(st.just("step"), st.integers(0, 3))
+    wait = st.tuples(st.just("wait"), st.integers(1, 600))
+    leaves: list[Any] = [step, wait, st.tuples(st.just("wfc"), st.integers(1, 3))]
+    if callbacks:
+        leaves += [st.tuples(st.just("callback")), st.tuples(st.just("wfcb"))]
+    if invokes:
+        leaves.append(st.tuples(st.just("invoke"), st.integers(0, 99)))
+    combinable = st.one_of(step, wait)
+    policy = st.sampled_from(sorted(COMPLETION_POLICIES))
+    concurrency = st.sampled_from([None, 1, 2])
+
+    def extend(children: Any) -> Any:
+        options = [
+            st.tuples(st.just("child"), st.lists(children, max_size=3), st.booleans()),
+            st.tuples(
+                st.sampled_from(["all", "allsettled", "any"]),
+                st.lists(combinable, max_size=3),
+            ),
+            # Race([]) never settles (as a JS Promise.race([])): give it an operand
+            st.tuples(st.just("race"), st.lists(combinable, min_size=1, max_size=3)),
+        ]
+        if batches:
+            options += [
+                st.tuples(
+                    st.just("parallel"),
+                    st.lists(st.lists(children, max_size=3), max_size=3),
+                    policy,
+                    concurrency,
+                ),
+                st.tuples(
+                    st.just("map"),
+                    st.integers(0, 4),
+                    st.lists(children, max_size=2),
+                    policy,
+                    concurrency,
+                ),
+            ]
+        return st.one_of(options)
+
+    return st.lists(
+        st.recursive(st.one_of(leaves), extend, max_leaves=max_leaves), min_size=1, max_size=max_ops
+    )
+
+
+def _step_fn(label: str, fail_times: int) -> Callable[..., str]:
+    def fn(*_args: Any) -> str:
+        attempt = current_attempt()
+        if attempt <= fail_times:
+            raise ConnectionError(f"{label} failed attempt {attempt}")
+        return f"{label}:ok"
+
+    fn.__name__ = "fn"
+    return fn
+
+
+def _ignore(_callback_id: str) -> None:
+    return None
+
+
+def _comb_operand(label: str, op: Op) -> Any:
+    if op[0] == "step":
+        return Step(_step_fn(label, op[1]), name=label, retry=RETRY)
+    return Wait(seconds=op[1], name=label)
+
+
+_COMBINATORS: dict[str, Any] = {"all": All, "allsettled": AllSettled, "any": Any_, "race": Race}
+
+
+def build_workflow(program: list[Op]) -> Callable[[Any], Generator[Any, Any, Any]]:
+    """The workflow function of ``program`` (its input is ignored)."""
+
+    def run_ops(ops: list[Op], path: str) -> Generator[Any, Any, list[Any]]:
+        results = []
+        for i, op in enumerate(ops):
+            results.append((yield from run_op(op, f"{path}.{i}")))
+        return results
+
+    def run_op(op: Op, label: str) -> Generator[Any, Any, Any]:
+        kind = op[0]
+        if kind == "step":
+            try:
+                return (yield Step(_step_fn(label, op[1]), name=label, retry=RETRY))
+            except OperationError as e:
+                return f"failed:{e.error_message}"
+        if kind == "wait":
+            yield Wait(seconds=op[1], name=label)
+            return "waited"
+        if kind == "wfc":
+            polls: int = op[1]
+            strategy = WaitStrategy(
+                should_continue=lambda s: bool(s < polls),
+                initial_delay=2,
+                jitter=Jitter.NONE,
+            )
+            return (yield WaitForCondition(lambda s: s + 1, 0, strategy, name=label))
+        if kind == "callback":
+            handle = yield CreateCallback(label)
+            return (yield handle.result())
+        if kind == "wfcb":
+            return (yield WaitForCallback(_ignore, label))
+        if kind == "invoke":
+            return (yield Invoke("echo", f"{label}:{op[1]}", name=label))
+        if kind == "child":
+            try:
+                return (yield ChildContext(child_body, op[1], label, op[2], name=label))
+            except OperationError as e:
+                return f"failed:{e.error_type}:{e.error_message}"
+        if kind in _COMBINATORS:
+            descs = [_comb_operand(f"{label}.{j}", o) for j, o in enumerate(op[1])]
+            try:
+                return (yield _COMBINATORS[kind](descs, name=label))
+            except OperationError as e:
+                return f"failed:{type(e).__name__}"
+        if kind == "parallel":
+            _, branches, policy, conc = op
+            fns = [branch_fn(b, f"{label}.b{j}") for j, b in enumerate(branches)]
+            r = yield Parallel(
+                fns, name=label, completion=COMPLETION_POLICIES[policy], max_concurrency=conc
+            )
+            return [(it.index, it.status.value, it.result) for it in r.all]
+        if kind == "map":
+            _, n, body, policy, conc = op
+
+            def item_fn(item: Any, index: int) -> Generator[Any, Any, Any]:
+                return (yield from run_ops(body, f"{label}.m{index}"))
+
+            r = yield Map(
+                range(n),
+                item_fn,
+                name=label,
+                completion=COMPLETION_POLICIES[policy],
+                max_concurrency=conc,
+            )
+            return [(it.index, it.status.value, it.result) for it in r.all]
+        raise ValueError(f"unknown op {op!r}")
+
+    def branch_fn(body: list[Op], path: str) -> Callable[[], Generator[Any, Any, Any]]:
+        def fn() -> Generator[Any, Any, Any]:
+            return (yield from run_ops(body, path))
+
+        return fn
+
+    def child_body(ops: list[Op], path: str, raises: bool) -> Generator[Any, Any, Any]:
+        results = yield from run_ops(ops, path)
+        if raises:
+            raise ValueError(f"{path} raised after {len(results)} ops")
+        return results
+
+    def workflow(_input: Any) -> Generator[Any, Any, Any]:
+        return (yield from run_ops(program, "r"))
+
+    return workflow
