@@ -629,6 +629,11 @@ class _Combination(_Owner):
             return
         label = describe_operation(self.sub_type, None, self.desc.name)
         for i, d in enumerate(self.desc.operations):
+            if self.recorded is not None and not self._ended_in_log(i, d):
+                # Re-driving a combinator that already decided: an operand with no
+                # recorded end was abandoned when it decided, so it must not start
+                # new work (a retry, a new operation) now.
+                continue
             ctx = _Ctx(
                 _operand(d), self.op_id, self.op_id, label, self.parent, _OperandOwner(self, i)
             )
@@ -636,6 +641,20 @@ class _Combination(_Owner):
             self.ctxs[i] = ctx
             self.interp._open.append(ctx)
             self.interp._ready.append(ctx)
+        self._finish_recorded_if_stuck()
+
+    def _finish_recorded_if_stuck(self) -> None:
+        """A re-driven combinator whose replayed operands cannot decide: its record can."""
+        if not self.finished and self.recorded is not None and not self.ctxs:
+            self.finish(self.recorded.status is OperationStatus.SUCCEEDED, None)
+
+    def _ended_in_log(self, i: int, desc: Any) -> bool:
+        if isinstance(desc, AwaitCallback | CallbackHandle):
+            handle = desc.handle if isinstance(desc, AwaitCallback) else desc
+            op = self.interp._ops.get(handle.operation_id)
+        else:
+            op = self.interp._ops.get(operation_id(self.op_id, i + 1))
+        return op is not None and op.is_terminal
 
     def settle(self, i: int, ok: bool, value: Any) -> None:
         if self.finished:
@@ -643,6 +662,7 @@ class _Combination(_Owner):
         self.ctxs.pop(i, None)
         self.settled[i] = (ok, value)
         self.decide()
+        self._finish_recorded_if_stuck()
 
     def decide(self) -> None:
         kind = self.kind

@@ -276,6 +276,10 @@ class InMemoryEngine(LocalEngine):
         self, workflow: Callable[..., Any], execution_id: str, *, wait: bool = True
     ) -> ExecutionResult:
         """Drive the execution; chained invokes run as executions of registered functions."""
+        # After a crash, invoked executions that were running finish their work first,
+        # as they would have before the parent was re-invoked had nothing crashed.
+        if self.store.exists(execution_id):
+            self._advance_invokes(execution_id)
         while True:
             result = super().resume(workflow, execution_id, wait=wait)
             if result.status != "RUNNING" or not self._advance_invokes(execution_id):

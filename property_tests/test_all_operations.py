@@ -7,11 +7,10 @@ same result, same final log, no recorded success re-run, and the body interprete
 twice against every prefix of the log asks for the same commands.
 """
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from durable_gen.testing import CrashPlan, ReplayCheckFailed, WorkflowRunner, check_replay
+from durable_gen.testing import CrashPlan, WorkflowRunner, check_replay
 
 from .programs import PROGRAM_FUNCTIONS, build_workflow, chooser, programs
 
@@ -28,9 +27,7 @@ def points(data, total, label, max_size):
     return frozenset(1 + p * total // 1000 for p in permilles) if total else frozenset()
 
 
-# Invokes are generated only where no completion policy races them (see the xfail
-# below): sequential code, child contexts, combinators of steps and waits.
-@given(program=programs(invokes=False), data=st.data())
+@given(program=programs(), data=st.data())
 def test_crash_anywhere_equals_uninterrupted(program, data):
     workflow = build_workflow(program)
     seed = data.draw(st.integers(0, 2**32), label="callback seed")
@@ -77,12 +74,6 @@ def test_crash_anywhere_with_invokes_in_sequential_code(program, data):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ReplayCheckFailed,
-    reason="InMemoryEngine re-invokes the parent before an invoked child execution a crash "
-    "interrupted, so a Map with first_successful sees the other invoke finish first",
-)
 def test_a_crash_inside_an_invoked_execution_does_not_change_which_branch_wins():
     program = [("map", 2, [("step", 2), ("invoke", 0)], "first", None)]
     check_replay(
@@ -93,11 +84,6 @@ def test_a_crash_inside_an_invoked_execution_does_not_change_which_branch_wins()
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a finished Race re-driven on replay (a Parallel branch still runs) starts new "
-    "attempts of the operand it decided without",
-)
 def test_an_operand_a_race_decided_without_never_runs_again():
     program = [
         (
