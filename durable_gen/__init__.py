@@ -52,6 +52,7 @@ from ._errors import (
     InvokeError,
     NonDeterminismError,
     OperationError,
+    PayloadTooLargeError,
     SerializationError,
     StepError,
     StepInterruptedError,
@@ -73,12 +74,52 @@ from ._log import (
 )
 from ._logging import DurableLogger, get_logger
 from ._memory import ExecutionResult, InMemoryEngine, MemoryStore, RealClock, VirtualClock
+from ._meter import (
+    CostBreakdown,
+    Estimate,
+    KindUsage,
+    Meter,
+    MeterKind,
+    PayloadSize,
+    Prices,
+    compute_meter,
+    estimate,
+    load_prices,
+    meter_execution,
+    prices_from_flags,
+)
 from ._retry import Backoff, Jitter, RetryDecision, RetryPolicy, WaitStrategy
 from ._serdes import DEFAULT_SERDES, DefaultSerdes, JsonSerdes, PassThroughSerdes, Serdes
+from ._sqlite import (
+    ExecutionInfo,
+    LeaseHeldError,
+    LeaseLostError,
+    SqliteEngine,
+    SqliteStore,
+    default_db_path,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CostBreakdown",
+    "Estimate",
+    "ExecutionInfo",
+    "KindUsage",
+    "LeaseHeldError",
+    "LeaseLostError",
+    "Meter",
+    "MeterKind",
+    "PayloadSize",
+    "Prices",
+    "SqliteEngine",
+    "SqliteStore",
+    "compute_meter",
+    "default_db_path",
+    "estimate",
+    "load_prices",
+    "meter_execution",
+    "prices_from_flags",
     "DecryptionError",
     "EncryptedStore",
     "KeyRing",
@@ -136,6 +177,7 @@ __all__ = [
     "OperationType",
     "OperationUpdate",
     "PassThroughSerdes",
+    "PayloadTooLargeError",
     "RealClock",
     "RetryDecision",
     "RetryPolicy",

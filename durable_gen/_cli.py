@@ -9,7 +9,7 @@ else ``$XDG_DATA_HOME/durable_gen/durable_gen.db`` (``~/.local/share/...``).
   until it ends, sleeping through waits. Prints the JSON result on stdout.
   TARGET is ``package.module:function`` or ``path/to/file.py:function``.
 - ``durable-gen worker [--once]``: advance every execution whose timer is due.
-- ``durable-gen list``, ``show ID [--html FILE]``, ``history ID [--json]``,
+- ``durable-gen list``, ``show ID [--html FILE | --meter [--json]]``, ``history ID [--json]``,
   ``stop ID``.
 - ``durable-gen serve [--port N] --function NAME=TARGET ...``: the engine over
   HTTP in the Lambda API's shapes (boto3 / AWS CLI with an endpoint URL).
@@ -46,6 +46,7 @@ from ._errors import (
     NonDeterminismError,
     SerializationError,
     StoreError,
+    ValidationError,
 )
 from ._log import Operation, OperationStatus, OperationType
 from ._memory import RealClock, VirtualClock
@@ -364,7 +365,49 @@ def _note(r: ExecutionInfo, now: int) -> str:
     return f"wakes in {_fmt_duration(r.wake_at - now)}"
 
 
+_PRICE_FLAGS = (
+    "price_per_million_operations",
+    "price_per_gb_persisted",
+    "price_per_gb_month_retained",
+)
+
+
+def _show_meter(args: argparse.Namespace) -> int:
+    """``show ID --meter``: durable operations and bytes, and a cost estimate if priced."""
+    from ._meter import estimate, meter_execution, prices_from_flags
+
+    with _open_store(args) as store:
+        store.info(args.id)  # a clear error for an unknown id
+        try:
+            meter = meter_execution(store, args.id, retention_days=args.retention_days)
+        except ValidationError as e:
+            raise UsageError(str(e)) from None
+    flags = {k: getattr(args, k) for k in _PRICE_FLAGS}
+    priced = args.prices is not None or any(v is not None for v in flags.values())
+    est = None
+    if priced:
+        try:
+            prices = prices_from_flags({"prices": args.prices, **flags})
+            est = estimate(meter, prices, args.executions_per_month)
+        except (ValidationError, OSError) as e:
+            raise UsageError(f"cannot price the meter: {e}") from None
+    if args.json:
+        doc = meter.to_dict()
+        if est is not None:
+            doc["estimate"] = est.to_dict()
+        print(json.dumps(doc, indent=2))
+    else:
+        print(meter.to_table())
+        if est is not None:
+            print(est.to_table())
+    return EXIT_OK
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
+    if args.meter:
+        return _show_meter(args)
+    if args.json or args.retention_days is not None or args.prices is not None:
+        raise UsageError("--json, --retention-days and --prices go with --meter")
     with _open_store(args) as store:
         info = store.info(args.id)
         ops = list(store.load(args.id).values())
@@ -568,6 +611,36 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", parents=[db], help="an execution and its operations")
     show.add_argument("id")
     show.add_argument("--html", metavar="FILE", help="write a self-contained HTML timeline")
+    show.add_argument(
+        "--meter",
+        action="store_true",
+        help="durable operations and bytes persisted, as Lambda meters them",
+    )
+    show.add_argument("--json", action="store_true", help="with --meter: print JSON")
+    show.add_argument(
+        "--retention-days",
+        type=float,
+        metavar="DAYS",
+        help="with --meter: report data retained for this retention period",
+    )
+    show.add_argument(
+        "--prices", metavar="FILE", help="with --meter: a JSON/TOML file of unit prices"
+    )
+    for flag in _PRICE_FLAGS:
+        show.add_argument(
+            "--" + flag.replace("_", "-"),
+            dest=flag,
+            type=float,
+            metavar="PRICE",
+            help="with --meter: a unit price (overrides --prices)",
+        )
+    show.add_argument(
+        "--executions-per-month",
+        type=int,
+        default=1_000_000,
+        metavar="N",
+        help="with a price: the monthly volume to estimate (default 1,000,000)",
+    )
     show.set_defaults(func=_cmd_show)
 
     history = sub.add_parser("history", parents=[db], help="an execution's history events")

@@ -667,6 +667,11 @@ def _combinator(kind: str, doc: str) -> type:
 
         def __init__(self, operations: Iterable[Any], *, name: str | None = None) -> None:
             ops = tuple(operations)
+            if kind == "Race" and not ops:
+                raise WorkflowDefinitionError(
+                    "Race() of no operations would never settle; pass at least one "
+                    "operation descriptor"
+                )
             for i, d in enumerate(ops):
                 if not isinstance(d, _DESCRIPTOR_TYPES):
                     raise WorkflowDefinitionError(

@@ -19,7 +19,7 @@ import importlib
 import importlib.util
 import sys
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -36,6 +36,7 @@ from ._errors import (
     WorkflowFailedError,
     error_from_exception,
 )
+from ._hooks import Hooks
 from ._log import Operation, OperationUpdate
 from ._serdes import DEFAULT_SERDES
 
@@ -136,11 +137,14 @@ class LocalEngine:
         *,
         check_args: bool = True,
         max_invocations: int = 100_000,
+        hooks: Sequence[Hooks] = (),
     ) -> None:
         self.store = store
         self.clock = clock
         self.check_args = check_args
         self.max_invocations = max_invocations
+        #: Lifecycle hooks called in every invocation (see :class:`~durable_gen.Hooks`).
+        self.hooks: tuple[Hooks, ...] = tuple(hooks)
 
     # ------------------------------------------------------------------ public API
 
@@ -176,7 +180,12 @@ class LocalEngine:
         self._begin_invocation(execution_id, request_id, started)
         try:
             outcome = run_invocation(
-                workflow, execution_id, self.store, clock.now, check_args=self.check_args
+                workflow,
+                execution_id,
+                self.store,
+                clock.now,
+                check_args=self.check_args,
+                hooks=self.hooks,
             )
         except DurableGenError as e:
             event = _service.invocation_completed_event(

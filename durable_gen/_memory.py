@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -20,6 +20,7 @@ import attrs
 from . import _service
 from ._engine import ExecutionResult, LocalEngine
 from ._errors import ErrorObject, StoreError
+from ._hooks import Hooks
 from ._log import Operation, OperationStatus, OperationType, OperationUpdate
 
 __all__ = [
@@ -255,12 +256,14 @@ class InMemoryEngine(LocalEngine):
         check_args: bool = True,
         max_invocations: int = 100_000,
         functions: Mapping[str, Callable[..., Any]] | None = None,
+        hooks: Sequence[Hooks] = (),
     ) -> None:
         super().__init__(
             store if store is not None else MemoryStore(),
             clock if clock is not None else VirtualClock(),
             check_args=check_args,
             max_invocations=max_invocations,
+            hooks=hooks,
         )
         #: Durable functions that ``Invoke(function_name, ...)`` can reach, by name.
         self.functions: dict[str, Callable[..., Any]] = dict(functions or {})

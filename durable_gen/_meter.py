@@ -966,6 +966,10 @@ def _norm_key(key: str) -> str:
 
 def load_prices(path: str | Path) -> Prices:
     """Prices from a JSON or TOML file (``.toml``), top level or under ``[prices]``."""
+    return Prices.from_mapping(_read_prices_file(path), source=str(path))
+
+
+def _read_prices_file(path: str | Path) -> Mapping[str, Any]:
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -979,7 +983,7 @@ def load_prices(path: str | Path) -> Prices:
         data = data["prices"]
     if not isinstance(data, Mapping):
         raise ValidationError(f"the prices file {str(p)!r} must hold an object of prices")
-    return Prices.from_mapping(data, source=str(p))
+    return data
 
 
 _FILE_KEYS = ("prices_file", "prices", "price_file", "prices_config")
@@ -995,15 +999,18 @@ def prices_from_flags(flags: Mapping[str, Any]) -> Prices:
     """
     base: dict[str, Any] = {}
     rest: dict[str, Any] = {}
+    source = "price flags"
     for key, value in flags.items():
         if value is None:
             continue
         k = key.strip().lstrip("-").replace("-", "_").lower()
         if k in _FILE_KEYS:
-            base = load_prices(str(value)).to_dict()
+            # the file may leave out prices the flags give
+            base = {_norm_key(str(fk)): fv for fk, fv in _read_prices_file(str(value)).items()}
+            source = f"{value} and price flags"
         else:
-            rest[key] = value
-    return Prices.from_mapping({**base, **rest}, source="price flags")
+            rest[_norm_key(key)] = value
+    return Prices.from_mapping({**base, **rest}, source=source)
 
 
 @attrs.frozen(kw_only=True)

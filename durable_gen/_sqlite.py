@@ -62,7 +62,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,7 @@ from ._engine import (
     target_of,
 )
 from ._errors import CorruptLogError, DurableGenError, ErrorObject, StoreError
+from ._hooks import Hooks
 from ._log import Operation, OperationStatus, OperationType, OperationUpdate
 from ._memory import RealClock
 from ._serdes import DEFAULT_SERDES
@@ -1306,6 +1307,7 @@ class SqliteEngine(LocalEngine):
         max_invocations: int = 100_000,
         wait_for_lease: bool = True,
         functions: Mapping[str, Callable[..., Any]] | None = None,
+        hooks: Sequence[Hooks] = (),
     ) -> None:
         if store is not None and path is not None:
             raise StoreError("pass a path or a store, not both")
@@ -1314,6 +1316,7 @@ class SqliteEngine(LocalEngine):
             clock if clock is not None else RealClock(),
             check_args=check_args,
             max_invocations=max_invocations,
+            hooks=hooks,
         )
         self.wait_for_lease = wait_for_lease
         #: Durable functions ``Invoke(name, ...)`` reaches by name; a name that looks

@@ -327,3 +327,39 @@ def test_progress_on_a_terminal(wf, monkeypatch, capsys):
     assert main(["run", f"{wf}:flow", "--input", '{"n": 1}', "--id", "p1"]) == 0
     assert sys.stderr.getvalue().startswith("\r\x1b[K[p1] 0 operations done · starting")
     assert sys.stderr.getvalue().endswith("\r\x1b[K")
+
+
+def test_show_meter_counts_the_executions_operations_and_bytes(wf, capsys):
+    assert main(["run", f"{wf}:flow", "--input", '{"n": 21}', "--id", "m1"]) == 0
+    capsys.readouterr()
+    assert main(["show", "m1", "--meter", "--json", "--retention-days", "10"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    # Execution 1 + two steps + the child context; input {"n":21} (8 B) + output
+    # {"a":42,"b":84} (15 B); steps "42", "84" (2 B each); the child context "84"
+    assert doc["operations"] == 4
+    assert doc["by_kind"]["Step"] == {"operations": 2, "bytes": 4}
+    assert doc["by_kind"]["RunInChildContext"] == {"operations": 1, "bytes": 2}
+    assert doc["by_kind"]["Execution"] == {"operations": 1, "bytes": 8 + 15}
+    assert doc["bytes_persisted"] == 29
+    assert doc["retained_byte_days"] == 290
+
+
+def test_show_meter_prices_with_the_users_prices(wf, tmp_path, capsys):
+    assert main(["run", f"{wf}:flow", "--input", '{"n": 1}', "--id", "m2"]) == 0
+    capsys.readouterr()
+    prices = tmp_path / "prices.toml"
+    prices.write_text("[prices]\nper_million_operations = 2.0\nper_gb_persisted = 0\n")
+    args = ["show", "m2", "--meter", "--json", "--prices", str(prices)]
+    assert main([*args, "--price-per-gb-month-retained", "0", "--executions-per-month", "1000"]) == 0
+    est = json.loads(capsys.readouterr().out)["estimate"]
+    assert est["per_month"]["operations"] == pytest.approx(4 * 1000 * 2.0 / 1e6)
+    # a missing price is a usage error naming it, not a made-up default
+    assert main(args) == 2
+    assert "per_gb_month_retained" in capsys.readouterr().err
+
+
+def test_meter_options_without_meter_are_refused(wf, capsys):
+    assert main(["run", f"{wf}:flow", "--input", '{"n": 1}', "--id", "m3"]) == 0
+    capsys.readouterr()
+    assert main(["show", "m3", "--json"]) == 2
+    assert "go with --meter" in capsys.readouterr().err

@@ -161,3 +161,8 @@ def test_combinator_failure_on_replay_is_the_same():
 
     assert InMemoryEngine().run(wf).result == "ok"
     assert seen == [("ValueError", "x"), ("ValueError", "x")]
+
+
+def test_race_of_no_operations_is_refused_at_construction():
+    with pytest.raises(WorkflowDefinitionError, match=r"Race\(\) of no operations would never"):
+        Race([])

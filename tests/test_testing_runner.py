@@ -16,7 +16,6 @@ from durable_gen import (
 from durable_gen.testing import WorkflowRunner
 from examples.human_approval import expense_flow
 
-pytest_plugins = ["durable_gen.testing.pytest_plugin"]
 
 
 def test_a_callback_completed_by_name(durable_runner):
@@ -139,3 +138,27 @@ def test_mistakes_are_explained():
         runner.succeed_callback("nope")
     with pytest.raises(ValidationError, match=r"^no operation named 'x' \(named operations: "):
         runner.operation("x")
+
+
+def test_the_runner_meters_the_execution():
+    from durable_gen import RetryPolicy, Step
+
+    attempts = []
+
+    def flaky():
+        attempts.append(1)
+        if len(attempts) < 2:
+            raise RuntimeError("once")
+        return "ok"
+
+    def flow(event):
+        return (yield Step(flaky, name="flaky", retry=RetryPolicy(max_attempts=3)))
+
+    runner = WorkflowRunner()
+    assert runner.run(flow, None).status == "SUCCEEDED"
+    meter = runner.meter(retention_days=2)
+    # Step: one failed (retried) attempt + one success; Execution: 1
+    assert meter.operations_of("Step") == 2
+    assert meter.operations == 3
+    assert meter.bytes_of("Execution") == len("null") + len('"ok"')
+    assert meter.retained_byte_days == meter.bytes_persisted * 2

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, overload
@@ -62,8 +63,11 @@ from .._errors import (
 from .._hooks import HookRunner, Hooks
 from .._interpreter import Interpreter
 from .._log import TERMINAL_STATUSES, Operation, OperationAction, OperationType, OperationUpdate
+from .._meter import Meter, compute_meter
 from .._serdes import CBOR_PREFIX
 from ._api import ApiRetry, BatchLimits, Checkpointer, TokenRevoked, parse_operations
+
+_meter_logger = logging.getLogger("durable_gen.meter")
 
 __all__ = ["DurableHandler", "InvalidEventError", "LAMBDA_RESPONSE_LIMIT", "durable_handler"]
 
@@ -98,7 +102,9 @@ class DurableHandler:
     state pages, ``retry`` the retries of transient API failures; ``max_workers``
     steps run at once when the workflow starts several together.
     ``last_checkpoint_calls`` is the number of ``CheckpointDurableExecution``
-    calls of the latest invocation.
+    calls of the latest invocation. With ``meter_log=True`` each invocation logs
+    one line (logger ``durable_gen.meter``, level INFO) metering the checkpoints
+    it sent, as Lambda meters durable operations; ``last_meter`` holds it.
     """
 
     def __init__(
@@ -112,6 +118,7 @@ class DurableHandler:
         clock: Callable[[], int] = _now_ms,
         max_workers: int = 16,
         hooks: Sequence[Hooks] = (),
+        meter_log: bool = False,
     ) -> None:
         check_generator_function(workflow, "a workflow")
         if on_nondeterminism not in ("raise", "fail"):
@@ -126,7 +133,9 @@ class DurableHandler:
         self.clock = clock
         self.max_workers = max_workers
         self.hooks = tuple(hooks)
+        self.meter_log = meter_log
         self.last_checkpoint_calls = 0
+        self.last_meter: Meter | None = None
         functools.update_wrapper(self, workflow)
 
     @property
@@ -198,7 +207,17 @@ class DurableHandler:
             response = _failed(outcome.error or ErrorObject(type="Error"))
         if hook:
             hook.call("on_invocation_end", status=response["Status"], error=outcome.error)
+        if self.meter_log:
+            self._log_meter(arn, store)
         return response
+
+    def _log_meter(self, arn: str, store: _ServiceStore) -> None:
+        # What this invocation checkpointed (the service adds what it records
+        # itself, e.g. callback completions, to the execution's history).
+        self.last_meter = compute_meter(
+            updates=store.sent, operations=store.known, execution_id=arn
+        )
+        _meter_logger.info(self.last_meter.summary_line())
 
     def _complete(
         self, outcome: InvocationOutcome, execution_id: str, store: _ServiceStore
@@ -232,6 +251,7 @@ class _ServiceStore:
         self.cp = cp
         self.known = known
         self.buffered: list[OperationUpdate] = []
+        self.sent: list[OperationUpdate] = []  # every update sent, in order
 
     def load(self, execution_id: str) -> Mapping[str, Operation]:
         return self.known
@@ -244,6 +264,7 @@ class _ServiceStore:
             return {}
         batch, self.buffered = self.buffered, []
         delta = self.cp.checkpoint(batch)
+        self.sent.extend(batch)
         self.known.update(delta)
         return delta
 
@@ -351,6 +372,7 @@ def durable_handler(
     on_nondeterminism: Literal["raise", "fail"] = "raise",
     max_workers: int = 16,
     hooks: Sequence[Hooks] = (),
+    meter_log: bool = False,
 ) -> Callable[[Callable[..., Any]], DurableHandler]: ...
 
 
@@ -365,6 +387,7 @@ def durable_handler(
     on_nondeterminism: Literal["raise", "fail"] = "raise",
     max_workers: int = 16,
     hooks: Sequence[Hooks] = (),
+    meter_log: bool = False,
 ) -> DurableHandler: ...
 
 
@@ -378,6 +401,7 @@ def durable_handler(
     on_nondeterminism: Literal["raise", "fail"] = "raise",
     max_workers: int = 16,
     hooks: Sequence[Hooks] = (),
+    meter_log: bool = False,
 ) -> DurableHandler | Callable[[Callable[..., Any]], DurableHandler]:
     """Turn a workflow (a generator function) into a Lambda durable handler.
 
@@ -394,6 +418,7 @@ def durable_handler(
             on_nondeterminism=on_nondeterminism,
             max_workers=max_workers,
             hooks=hooks,
+            meter_log=meter_log,
         )
 
     if workflow is None:

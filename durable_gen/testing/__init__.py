@@ -2,9 +2,9 @@
 
 - :class:`WorkflowRunner`: run a workflow on the in-memory engine with a virtual
   clock; complete callbacks, advance time, register invoke targets; inspect the
-  result, the operations (as a tree) and the history. As a pytest fixture: add
-  ``pytest_plugins = ["durable_gen.testing.pytest_plugin"]`` to a ``conftest.py``
-  and take the ``durable_runner`` argument.
+  result, the operations (as a tree) and the history. As a pytest fixture: take the
+  ``durable_runner`` argument (the plugin is registered when durable_gen is
+  installed).
 - :func:`check_replay` / :func:`fuzz_replay`: crash the workflow after every
   checkpoint and during every step attempt, resume, and compare with the
   uninterrupted run; check the body is deterministic. Failures are

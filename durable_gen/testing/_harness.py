@@ -13,18 +13,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
-import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import attrs
 
-from .. import _service
-from .._driver import InvocationOutcome, run_invocation
 from .._engine import ExecutionResult
-from .._errors import DurableGenError, ErrorObject, error_from_exception
+from .._errors import ErrorObject
 from .._hooks import Hooks
 from .._interpreter import describe_operation
 from .._log import (
@@ -207,46 +203,9 @@ class HarnessEngine(InMemoryEngine):
         functions: Mapping[str, Callable[..., Any]] | None = None,
         check_args: bool = True,
     ) -> None:
-        super().__init__(store=store, clock=clock, functions=functions, check_args=check_args)
-        self.hooks = tuple(hooks)
-
-    def invoke_once(self, workflow: Callable[..., Any], execution_id: str) -> InvocationOutcome:
-        # LocalEngine.invoke_once, with hooks passed to the driver (LocalEngine takes
-        # no hooks yet).
-
-        clock = self.clock
-        request_id = str(uuid.uuid4())
-        started = clock.now()
-        self._begin_invocation(execution_id, request_id, started)
-        try:
-            outcome = run_invocation(
-                workflow,
-                execution_id,
-                self.store,
-                clock.now,
-                check_args=self.check_args,
-                hooks=self.hooks,
-            )
-        except DurableGenError as e:
-            event = _service.invocation_completed_event(
-                execution_id, started, clock.now(), request_id, error_from_exception(e)
-            )
-            with contextlib.suppress(DurableGenError):
-                self._end_invocation(execution_id, event)
-            raise
-        self._end_invocation(
-            execution_id,
-            _service.invocation_completed_event(execution_id, started, clock.now(), request_id),
+        super().__init__(
+            store=store, clock=clock, functions=functions, check_args=check_args, hooks=hooks
         )
-        if outcome.status != "PENDING":
-            self.store.finish(
-                execution_id,
-                outcome.status,
-                clock.now(),
-                result=outcome.result,
-                error=outcome.error,
-            )
-        return outcome
 
 
 # --------------------------------------------------------------------- callbacks

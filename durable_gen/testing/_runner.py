@@ -25,6 +25,7 @@ from .._errors import ErrorObject, ValidationError
 from .._interpreter import describe_operation
 from .._log import Operation, OperationStatus, OperationType
 from .._memory import VirtualClock
+from .._meter import Meter, meter_execution
 from ._harness import HarnessEngine, RecordingStore, StepCall, StepTracker, pending_callbacks
 
 __all__ = ["OperationNode", "WorkflowRunner"]
@@ -219,6 +220,10 @@ class WorkflowRunner:
     def history(self) -> list[dict[str, Any]]:
         """The history events, in the shapes of GetDurableExecutionHistory."""
         return self.store.history(self._current()[1])
+
+    def meter(self, *, retention_days: float | None = None) -> Meter:
+        """Durable operations and bytes persisted so far, as Lambda meters them."""
+        return meter_execution(self.store, self._current()[1], retention_days=retention_days)
 
     def event_types(self) -> list[str]:
         """Just the EventType of each history event."""

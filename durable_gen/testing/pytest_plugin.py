@@ -1,10 +1,7 @@
 """pytest fixtures for durable_gen workflows.
 
-Enable them in a ``conftest.py``::
-
-    pytest_plugins = ["durable_gen.testing.pytest_plugin"]
-
-then::
+The plugin is registered with pytest when durable_gen is installed (entry point
+``pytest11``), so the fixture needs no set-up::
 
     def test_expense(durable_runner):
         durable_runner.run(expense_flow, {"amount": 120})

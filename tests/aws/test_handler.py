@@ -700,3 +700,39 @@ def test_default_client_is_created_once_without_botocore_retries(monkeypatch):
     assert handler.client is client
     assert client.meta.service_model.service_name == "lambda"
     assert client.meta.config.retries["total_max_attempts"] == 1
+
+
+# ---------------------------------------------------------------- metering
+
+
+def test_meter_log_logs_what_each_invocation_checkpointed(caplog):
+    def wf(event):
+        a = yield Step(double, 2, name="a")
+        yield Wait(seconds=30, name="pause")
+        return (yield Step(double, a, name="b"))
+
+    svc, handler = make(wf, meter_log=True)
+    arn = svc.start()
+    with caplog.at_level("INFO", logger="durable_gen.meter"):
+        assert svc.invoke(handler, arn) == {"Status": "PENDING"}
+        first = handler.last_meter
+        ex = svc.run(handler, arn)
+    assert ex.status == "SUCCEEDED"
+    # first invocation: step a (1 op, "4") and the wait (1 op)
+    assert first.operations_of("Step") == 1
+    assert first.bytes_of("Step") == 1
+    assert first.operations_of("Wait") == 1
+    # last invocation: only step b was checkpointed ("8"); a and the wait replayed
+    last = handler.last_meter
+    assert last.operations_of("Step") == 1
+    assert last.operations_of("Wait") == 0
+    lines = [r.getMessage() for r in caplog.records if r.name == "durable_gen.meter"]
+    assert len(lines) == ex.invocations + 1
+    assert all(arn in line for line in lines)
+
+
+def test_meter_log_is_off_by_default(caplog):
+    with caplog.at_level("INFO", logger="durable_gen.meter"):
+        svc, ex = run(three_steps, {"n": 1})
+    assert ex.status == "SUCCEEDED"
+    assert not [r for r in caplog.records if r.name == "durable_gen.meter"]
