@@ -1035,7 +1035,11 @@ class Interpreter:
         payload = serdes.serialize(value)
         if serdes is not DEFAULT_SERDES:
             value = serdes.deserialize(payload)
-        big = len(payload) > REPLAY_CHILDREN_THRESHOLD
+        n = len(payload)  # characters; the limit is in UTF-8 bytes (up to 4 per character)
+        big = n > REPLAY_CHILDREN_THRESHOLD or (
+            n * 4 > REPLAY_CHILDREN_THRESHOLD
+            and len(payload.encode("utf-8")) > REPLAY_CHILDREN_THRESHOLD
+        )
         return ("" if big else payload), value, big
 
     def _decode(self, serdes: Serdes | None, op: Operation, ctx: _Ctx) -> Any:

@@ -588,3 +588,21 @@ def test_oversized_step_result_fails_the_step_with_a_clear_error():
     assert result.invocations == 1  # not retried: the same value would fail again
     # nothing oversized reached the store
     assert all(len(u.payload or "") < 262144 for u in engine.store.updates(result.execution_id))
+
+
+def test_the_replay_children_limit_counts_utf8_bytes_not_characters():
+    wide = "€" * 100_000  # 100,000 characters, 300,000 UTF-8 bytes: over 256 KiB
+
+    def child():
+        yield Wait(seconds=1)
+        return wide
+
+    def wf(_):
+        r = yield ChildContext(child, name="wide")
+        return len(r)
+
+    result = InMemoryEngine().run(wf)
+    assert result.result == 100_000
+    ctx = next(op for op in result.operations if op.name == "wide")
+    assert ctx.replay_children is True
+    assert ctx.result == ""
