@@ -11,8 +11,9 @@ else ``$XDG_DATA_HOME/durable_gen/durable_gen.db`` (``~/.local/share/...``).
 - ``durable-gen worker [--once]``: advance every execution whose timer is due.
 - ``durable-gen list``, ``show ID [--html FILE | --meter [--json]]``, ``history ID [--json]``,
   ``stop ID``.
-- ``durable-gen serve [--port N] --function NAME=TARGET ...``: the engine over
-  HTTP in the Lambda API's shapes (boto3 / AWS CLI with an endpoint URL).
+- ``durable-gen serve [--host H] [--port N] [--token T] --function NAME=TARGET ...``:
+  the engine over HTTP in the Lambda API's shapes (boto3 / AWS CLI with an
+  endpoint URL); loopback only by default, a bearer token on request.
 - ``durable-gen callback succeed|fail|heartbeat CALLBACK_ID [PAYLOAD]``: complete
   a callback; the execution's holder (a ``run`` waiting on it, or a worker)
   resumes it.
@@ -36,7 +37,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from . import _service
 from ._engine import TargetError, canonical_target, resolve_target
@@ -99,7 +100,19 @@ def _parse_input(args: argparse.Namespace) -> tuple[bool, Any]:
 
 
 def _open_store(args: argparse.Namespace) -> SqliteStore:
-    return SqliteStore(args.db)
+    """The database; with $DURABLE_GEN_KEYS or $DURABLE_GEN_KEY_FILE set, its payloads
+    are encrypted at rest (AES-256-GCM) and decrypted for the commands."""
+    from ._crypto import EncryptedStore, PayloadCipher, keys_from_environment
+
+    try:
+        ring = keys_from_environment()
+    except ValidationError as e:
+        raise UsageError(str(e)) from None
+    store = SqliteStore(args.db)
+    if ring is None:
+        return store
+    encrypted: Any = EncryptedStore(store, PayloadCipher(ring))
+    return cast(SqliteStore, encrypted)  # same interface, payloads sealed
 
 
 def _fmt_time(ms: int | None) -> str:
@@ -528,7 +541,7 @@ def _cmd_callback(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from ._serve import make_server
+    from ._serve import load_hooks, make_server
 
     functions: dict[str, str] = {}
     for spec in args.function:
@@ -536,14 +549,32 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if not sep or not name or not target:
             raise UsageError(f"--function takes NAME=TARGET, got {spec!r}")
         functions[name] = target
+    token = args.token if args.token is not None else os.environ.get("DURABLE_GEN_TOKEN")
+    if token is not None and not token.strip():
+        raise UsageError("--token (or DURABLE_GEN_TOKEN) must not be empty")
     try:
-        server = make_server(args.host, args.port, db=args.db, functions=functions)
+        hooks = [h for target in args.hooks for h in load_hooks(target)]
+        server = make_server(
+            args.host,
+            args.port,
+            db=args.db,
+            functions=functions,
+            token=token,
+            skip_time=args.skip_time,
+            hooks=hooks,
+        )
     except TargetError as e:
         raise UsageError(str(e)) from None
     except OSError as e:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {e.strerror}") from None
     host, port = server.server_address[:2]
     print(f"durable-gen: serving the Lambda API on http://{host!s}:{port}", file=sys.stderr)
+    if token is None and args.host not in ("127.0.0.1", "::1", "localhost"):
+        print(
+            f"durable-gen: warning: {args.host} is reachable from other machines and no "
+            "--token is set: anyone who can connect can start, read and complete executions",
+            file=sys.stderr,
+        )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -668,7 +699,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser(
         "serve", parents=[db], help="serve the engine over HTTP in the Lambda API's shapes"
     )
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)"
+    )
+    serve.add_argument(
+        "--token",
+        help="require 'Authorization: Bearer TOKEN' on every request "
+        "(default: $DURABLE_GEN_TOKEN, else no token)",
+    )
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument(
         "--function",
@@ -676,6 +714,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=TARGET",
         help="serve TARGET (module:function or file.py:function) as function NAME",
+    )
+    serve.add_argument(
+        "--skip-time",
+        action="store_true",
+        help="skip through waits and retry delays (callback timeouts still take real time)",
+    )
+    serve.add_argument(
+        "--hooks",
+        action="append",
+        default=[],
+        metavar="MODULE:ATTR",
+        help="install lifecycle hooks: a Hooks instance, a list of them, or a factory",
     )
     serve.set_defaults(func=_cmd_serve)
 

@@ -37,8 +37,8 @@ from typing import Any
 
 import attrs
 
-from ._errors import DurableGenError, ErrorObject, ValidationError
-from ._log import Operation, OperationUpdate
+from ._errors import DurableGenError, ErrorObject, StoreError, ValidationError
+from ._log import Operation, OperationType, OperationUpdate
 
 __all__ = ["DecryptionError", "EncryptedStore", "KeyRing", "PayloadCipher"]
 
@@ -170,6 +170,21 @@ class PayloadCipher:
         return bytes(plain).decode()
 
 
+# operations whose outcome another party writes (see EncryptedStore's outside_plaintext)
+_OUTCOME_FROM_OUTSIDE = (OperationType.CALLBACK, OperationType.CHAINED_INVOKE)
+
+
+def keys_from_environment() -> KeyRing | None:
+    """The key ring the command line uses: ``$DURABLE_GEN_KEYS``, else the JSON file
+    named by ``$DURABLE_GEN_KEY_FILE``, else None (no encryption)."""
+    if os.environ.get("DURABLE_GEN_KEYS", "").strip():
+        return KeyRing.from_env()
+    path = os.environ.get("DURABLE_GEN_KEY_FILE", "").strip()
+    if path:
+        return KeyRing.from_file(path)
+    return None
+
+
 def _ctx(execution_id: str, op_id: str, field: str) -> str:
     return f"durable_gen/{execution_id}/{op_id}/{field}"
 
@@ -177,16 +192,34 @@ def _ctx(execution_id: str, op_id: str, field: str) -> str:
 class EncryptedStore:
     """A local store whose payloads are encrypted at rest with ``cipher``.
 
-    Wraps any store with the engine's interface (MemoryStore, SqliteStore);
-    everything not about payloads is delegated unchanged.
+    Wraps any store with the engine's interface (MemoryStore, SqliteStore, the
+    Lambda shim's checkpoint API); everything not about payloads is delegated
+    unchanged.
+
+    ``outside_plaintext``: on Lambda some payloads are written by others -- the
+    execution's input (the caller), callback outcomes (whoever completes them),
+    chained-invoke results (the invoked function) -- and arrive unencrypted. With
+    it set, exactly those fields are accepted in plain text; every payload this
+    workflow checkpoints must still decrypt and authenticate.
     """
 
-    def __init__(self, inner: Any, cipher: PayloadCipher) -> None:
+    def __init__(
+        self, inner: Any, cipher: PayloadCipher, *, outside_plaintext: bool = False
+    ) -> None:
         self.inner = inner
         self.cipher = cipher
+        self.outside_plaintext = outside_plaintext
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+    def __enter__(self) -> EncryptedStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()
 
     # -- encrypting on the way in ---------------------------------------------------
 
@@ -251,8 +284,14 @@ class EncryptedStore:
         *,
         payload: str | None = None,
         error: ErrorObject | None = None,
+        execution_id: str | None = None,
     ) -> str:
-        execution_id = str(self.inner.callback_execution(callback_id))
+        owner = str(self.inner.callback_execution(callback_id))
+        if execution_id is not None and owner != execution_id:
+            raise StoreError(
+                f"no callback with id {callback_id!r:.80} in execution {execution_id!r:.80}"
+            )
+        execution_id = owner
         op = next(
             (o for o in self.inner.load(execution_id).values() if o.callback_id == callback_id),
             None,
@@ -314,11 +353,23 @@ class EncryptedStore:
     def _open_op(self, execution_id: str, op: Operation) -> Operation:
         if op.result is None and op.error is None and op.input_payload is None:
             return op
+        result, input_payload = op.result, op.input_payload
+        outside = self.outside_plaintext
+        if not (
+            outside and op.type in _OUTCOME_FROM_OUTSIDE and not self.cipher.is_encrypted(result)
+        ):
+            result = self._open(execution_id, op.id, result)
+        if not (
+            outside
+            and op.type is OperationType.EXECUTION
+            and not self.cipher.is_encrypted(input_payload)
+        ):
+            input_payload = self._open(execution_id, op.id, input_payload)
         return attrs.evolve(
             op,
-            result=self._open(execution_id, op.id, op.result),
+            result=result,
             error=self._open_error(execution_id, op.id, op.error),
-            input_payload=self._open(execution_id, op.id, op.input_payload),
+            input_payload=input_payload,
         )
 
     def load(self, execution_id: str) -> Mapping[str, Operation]:
@@ -335,6 +386,22 @@ class EncryptedStore:
             status,
             self._open(execution_id, execution_id, result),
             self._open_error(execution_id, execution_id, error),
+        )
+
+    def info(self, execution_id: str) -> Any:
+        """The execution's row (SQLite store) with input, result and error decrypted."""
+        return self._open_info(self.inner.info(execution_id))
+
+    def executions(self, *args: Any, **kw: Any) -> list[Any]:
+        return [self._open_info(i) for i in self.inner.executions(*args, **kw)]
+
+    def _open_info(self, info: Any) -> Any:
+        eid = info.id
+        return attrs.evolve(
+            info,
+            input=self._open(eid, eid, info.input),
+            result=self._open(eid, eid, info.result),
+            error=self._open_error(eid, eid, info.error),
         )
 
     def history(self, execution_id: str) -> list[dict[str, Any]]:

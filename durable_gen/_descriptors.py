@@ -228,7 +228,20 @@ class Step:
             _validate_semantics(None, None, semantics)
         if serdes is not None:
             _validate_serdes(None, None, serdes)
-        self.__attrs_init__(fn, args, name, retry, semantics, serdes)
+        # What __attrs_init__ does, with the slots' own setters (no per-field lookup).
+        _STEP_FN(self, fn)
+        _STEP_ARGS(self, args)
+        _STEP_NAME(self, name)
+        _STEP_RETRY(self, retry)
+        _STEP_SEMANTICS(self, semantics)
+        _STEP_SERDES(self, serdes)
+
+
+_STEP_FIELDS = ("fn", "args", "name", "retry", "semantics", "serdes")
+assert tuple(f.name for f in attrs.fields(Step)) == _STEP_FIELDS
+_STEP_FN, _STEP_ARGS, _STEP_NAME, _STEP_RETRY, _STEP_SEMANTICS, _STEP_SERDES = (
+    Step.__dict__[name].__set__ for name in _STEP_FIELDS
+)
 
 
 def _seconds(value: object) -> int:
@@ -356,7 +369,8 @@ class WaitForCondition:
     recorded and the next poll runs after the strategy's delay) or stop (the state
     is the operation's result). Running out of polls throws
     :class:`~durable_gen.WaitForConditionError`. An exception in ``check`` goes
-    through ``retry`` like a step's.
+    through ``retry`` like a step's; without one it is not retried (as on AWS):
+    the operation fails and :class:`~durable_gen.WaitForConditionError` is thrown.
     """
 
     check: Callable[[Any], Any]

@@ -140,12 +140,13 @@ def drive_interpreter(
     """
     if hook is None:
         hook = HookRunner((), execution_id)
+    hooked = bool(hook)  # its hooks are fixed: test once, not per update and attempt
     steps = 0
     workflow_log = _logging.WorkflowLogContext(interp)
 
     def persist(updates: list[OperationUpdate], durable: bool) -> Mapping[str, Operation]:
         delta = store.checkpoint(execution_id, updates, now(), durable=durable)
-        if hook:
+        if hooked:
             hook.updates(updates)
         return delta
 
@@ -162,7 +163,7 @@ def drive_interpreter(
             _logging.current.reset(token)
 
     def run_step(cmd: RunStep) -> Any:
-        if hook:
+        if hooked:
             hook.call(
                 "on_step_attempt_start", operation_id=cmd.op_id, name=cmd.name, attempt=cmd.attempt
             )
@@ -170,7 +171,7 @@ def drive_interpreter(
             cmd.fn,
             cmd.args,
             cmd.attempt,
-            _logging.StepLogContext(execution_id, cmd.op_id, cmd.name, cmd.attempt),
+            _logging.StepLogContext(interp.execution_id, cmd.op_id, cmd.name, cmd.attempt),
         )
 
     pending: list[RunStep] = []  # handed out, not yet started
@@ -184,7 +185,7 @@ def drive_interpreter(
             exc = fut.exception()
             if exc is None:
                 value = fut.result()
-        if hook and (exc is None or isinstance(exc, Exception)):
+        if hooked and (exc is None or isinstance(exc, Exception)):
             hook.call(
                 "on_step_attempt_end",
                 operation_id=cmd.op_id,

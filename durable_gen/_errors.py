@@ -17,6 +17,7 @@ Every class keeps its data as attributes; the message is built from them.
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
 
 __all__ = [
@@ -71,8 +72,14 @@ class ErrorObject:
     @classmethod
     def from_dict(cls, d: Any) -> ErrorObject:
         if not isinstance(d, dict):
-            raise CorruptLogError(f"an ErrorObject must be a JSON object, got {d!r}")
+            raise CorruptLogError(f"an ErrorObject must be a JSON object, got {brief(d)}")
         st = d.get("StackTrace")
+        if st is not None and not (
+            isinstance(st, list | tuple) and all(isinstance(x, str) for x in st)
+        ):
+            raise CorruptLogError(
+                f"ErrorObject field StackTrace must be a list of strings, got {brief(st)}"
+            )
         return cls(
             type=_opt_str(d, "ErrorType"),
             message=_opt_str(d, "ErrorMessage"),
@@ -85,7 +92,22 @@ def _opt_str(d: dict[str, Any], key: str) -> str | None:
     v = d.get(key)
     if v is None or isinstance(v, str):
         return v
-    raise CorruptLogError(f"ErrorObject field {key} must be a string, got {v!r}")
+    raise CorruptLogError(f"ErrorObject field {key} must be a string, got {brief(v)}")
+
+
+_BRIEF = reprlib.Repr()
+_BRIEF.maxlevel = 3
+_BRIEF.maxstring = 60
+_BRIEF.maxother = 60
+
+
+def brief(value: object, limit: int = 80) -> str:
+    """A short repr of ``value`` for an error message, safe on deep or huge values."""
+    try:
+        text = _BRIEF.repr(value)
+    except Exception:  # a repr that fails: say what it is
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class DurableGenError(Exception):

@@ -114,6 +114,8 @@ REPLAY_CHILDREN_THRESHOLD = 256 * 1024
 MAX_PAYLOAD_BYTES = 256 * 1024
 
 _DEFAULT_RETRY = RetryPolicy.default()
+#: A WaitForCondition check that raises is not retried unless a policy is given (as on AWS).
+_NO_RETRY = RetryPolicy.none()
 _PASS_THROUGH = PassThroughSerdes()
 
 _SUCCEEDED = OperationStatus.SUCCEEDED
@@ -127,6 +129,7 @@ _WAIT = OperationType.WAIT
 _CONTEXT = OperationType.CONTEXT
 _CALLBACK = OperationType.CALLBACK
 _INVOKE = OperationType.CHAINED_INVOKE
+_AT_MOST_ONCE = StepSemantics.AT_MOST_ONCE_PER_RETRY
 _START = OperationAction.START
 _SUCCEED = OperationAction.SUCCEED
 _FAIL = OperationAction.FAIL
@@ -186,6 +189,12 @@ def args_digest(args: tuple[Any, ...]) -> str | None:
     """
     if not args:
         return None
+    if len(args) == 1:  # the common case, without building the text as str first
+        a = args[0]
+        t = type(a)
+        # For these, bytes' %r (ascii()) writes exactly repr(args).encode().
+        if t is int or t is float or t is bool or a is None or (t is str and a.isascii()):
+            return f"{_crc32(b'(%r,)' % args):08x}"
     for a in args:
         if type(a) not in _SCALARS:
             try:
@@ -195,7 +204,10 @@ def args_digest(args: tuple[Any, ...]) -> str | None:
             break
     else:
         text = repr(args)
-    return f"{zlib.crc32(text.encode()):08x}"
+    return f"{_crc32(text.encode()):08x}"
+
+
+_crc32 = zlib.crc32
 
 
 # ----------------------------------------------------------------------------- contexts
@@ -376,6 +388,7 @@ class _Batch(_Owner):
         self.next_index = 0
         self.active: dict[int, _Ctx] = {}
         self.items: dict[int, BatchItem] = {}
+        self.succeeded = 0  # items that SUCCEEDED; the others in ``items`` failed
         self.finished = False
         self.sub_type = OperationSubType.MAP.value if self.is_map else "Parallel"
         self.branch_sub_type = (
@@ -458,9 +471,15 @@ class _Batch(_Owner):
         if self.finished:
             return
         self.active.pop(i, None)
-        self.items[i] = item
-        succeeded = sum(1 for it in self.items.values() if it.status is BatchItemStatus.SUCCEEDED)
-        failed = len(self.items) - succeeded
+        items = self.items
+        previous = items.get(i)
+        if previous is not None and previous.status is BatchItemStatus.SUCCEEDED:
+            self.succeeded -= 1
+        items[i] = item
+        if item.status is BatchItemStatus.SUCCEEDED:
+            self.succeeded += 1
+        succeeded = self.succeeded
+        failed = len(items) - succeeded
         reason = self.desc.completion.decide(succeeded, failed, self.total)
         if reason is not None:
             self.finish(reason)
@@ -1127,7 +1146,9 @@ class Interpreter:
                     status = op.status
                     if status is _SUCCEEDED:
                         if self._check_args and op.args_digest is not None:
-                            self._check_digest(ctx, op, desc)
+                            digest = args_digest(desc.args)
+                            if digest is not None and digest != op.args_digest:
+                                self._check_digest(ctx, op, desc)  # raises
                         res = op.result
                         if res is None:
                             value = None
@@ -1165,7 +1186,7 @@ class Interpreter:
 
     def _start_step(self, ctx: _Ctx, desc: Step, op_id: str, op: Operation | None) -> None:
         """A step that is new or in flight: run an attempt, or wait for its retry timer."""
-        at_most_once = desc.semantics is StepSemantics.AT_MOST_ONCE_PER_RETRY
+        at_most_once = desc.semantics is _AT_MOST_ONCE
         if op is None:
             self._new_op()
             self._updates.append(
@@ -1286,7 +1307,7 @@ class Interpreter:
 
     def _attempt_failed(self, run: _Running, exc: BaseException, error: ErrorObject) -> None:
         desc = run.desc
-        policy = desc.retry or _DEFAULT_RETRY
+        policy = desc.retry or (_NO_RETRY if type(desc) is WaitForCondition else _DEFAULT_RETRY)
         decision = policy.decide(exc, run.attempt, jitter_key=f"{self.execution_id}/{run.op_id}")
         if not decision.retry:
             self._fail_step(run, error)

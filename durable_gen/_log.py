@@ -14,14 +14,16 @@ Timestamps are integers of epoch milliseconds, as in the invocation event.
 
 from __future__ import annotations
 
+import datetime
 import enum
 import hashlib
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
 
-from ._errors import CorruptLogError, ErrorObject
+from ._errors import CorruptLogError, ErrorObject, brief
 
 __all__ = [
     "Operation",
@@ -220,22 +222,22 @@ class Operation:
     def from_dict(cls, d: Mapping[str, Any]) -> Operation:
         """Parse the wire shape, rejecting malformed input with a clear error."""
         if not isinstance(d, Mapping):
-            raise CorruptLogError(f"an Operation must be a JSON object, got {d!r:.80}")
+            raise CorruptLogError(f"an Operation must be a JSON object, got {brief(d)}")
         op_id = d.get("Id")
         if not isinstance(op_id, str) or not op_id:
-            raise CorruptLogError(f"an Operation needs a non-empty string Id, got {op_id!r:.80}")
+            raise CorruptLogError(f"an Operation needs a non-empty string Id, got {brief(op_id)}")
         try:
             t = OperationType(str(d.get("Type")))
         except ValueError:
             raise CorruptLogError(
-                f"operation {op_id!r} has unknown Type {d.get('Type')!r:.40}; "
+                f"operation {op_id!r} has unknown Type {brief(d.get('Type'), 40)}; "
                 f"expected one of {', '.join(x.value for x in OperationType)}"
             ) from None
         try:
             status = OperationStatus(str(d.get("Status")))
         except ValueError:
             raise CorruptLogError(
-                f"operation {op_id!r} has unknown Status {d.get('Status')!r:.40}; "
+                f"operation {op_id!r} has unknown Status {brief(d.get('Status'), 40)}; "
                 f"expected one of {', '.join(x.value for x in OperationStatus)}"
             ) from None
         details = d.get(_DETAILS_KEY[t]) or {}
@@ -268,7 +270,7 @@ class Operation:
                 details.get("ScheduledEndTimestamp"), op_id, "ScheduledEndTimestamp"
             ),
             callback_id=_s(details, "CallbackId", op_id),
-            replay_children=details.get("ReplayChildren"),
+            replay_children=_bool(details, "ReplayChildren", op_id),
             input_payload=input_payload,
             args_digest=_s(d, "X-DurableGen-ArgsDigest", op_id),
             function_name=_s(inv, "FunctionName", op_id),
@@ -282,14 +284,21 @@ def _s(d: Mapping[str, Any], key: str, op_id: str) -> str | None:
     v = d.get(key)
     if v is None or type(v) is str:
         return v
-    raise CorruptLogError(f"operation {op_id!r}: {key} must be a string, got {v!r:.80}")
+    raise CorruptLogError(f"operation {op_id!r}: {key} must be a string, got {brief(v)}")
 
 
 def _int(d: Mapping[str, Any], key: str, op_id: str) -> int | None:
     v = d.get(key)
     if v is None or type(v) is int:
         return v
-    raise CorruptLogError(f"operation {op_id!r}: {key} must be an integer, got {v!r:.80}")
+    raise CorruptLogError(f"operation {op_id!r}: {key} must be an integer, got {brief(v)}")
+
+
+def _bool(d: Mapping[str, Any], key: str, op_id: str) -> bool | None:
+    v = d.get(key)
+    if v is None or type(v) is bool:
+        return v
+    raise CorruptLogError(f"operation {op_id!r}: {key} must be true or false, got {brief(v)}")
 
 
 def _ts(v: Any, op_id: str, key: str) -> int | None:
@@ -298,11 +307,11 @@ def _ts(v: Any, op_id: str, key: str) -> int | None:
         return None
     if type(v) is int:
         return v
-    if type(v) is float:
+    if type(v) is float and math.isfinite(v):
         return round(v * 1000)
-    if hasattr(v, "timestamp"):  # datetime, as botocore parses REST timestamps
-        return round(float(v.timestamp()) * 1000)
-    raise CorruptLogError(f"operation {op_id!r}: {key} must be a timestamp, got {v!r:.80}")
+    if isinstance(v, datetime.datetime):  # as botocore parses REST timestamps
+        return round(v.timestamp() * 1000)
+    raise CorruptLogError(f"operation {op_id!r}: {key} must be a timestamp, got {brief(v)}")
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -362,21 +371,21 @@ class OperationUpdate:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> OperationUpdate:
         if not isinstance(d, Mapping):
-            raise CorruptLogError(f"an OperationUpdate must be a JSON object, got {d!r:.80}")
+            raise CorruptLogError(f"an OperationUpdate must be a JSON object, got {brief(d)}")
         op_id = d.get("Id")
         if not isinstance(op_id, str) or not op_id:
-            raise CorruptLogError(f"an OperationUpdate needs a string Id, got {op_id!r:.80}")
+            raise CorruptLogError(f"an OperationUpdate needs a string Id, got {brief(op_id)}")
         try:
             t = OperationType(str(d.get("Type")))
             action = OperationAction(str(d.get("Action")))
         except ValueError as e:
             raise CorruptLogError(f"update {op_id!r}: {e}") from None
         err = d.get("Error")
-        step = d.get("StepOptions") or {}
-        wait = d.get("WaitOptions") or {}
-        cb = d.get("CallbackOptions") or {}
-        inv = d.get("ChainedInvokeOptions") or {}
-        ctx = d.get("ContextOptions") or {}
+        step = _options(d, "StepOptions", op_id)
+        wait = _options(d, "WaitOptions", op_id)
+        cb = _options(d, "CallbackOptions", op_id)
+        inv = _options(d, "ChainedInvokeOptions", op_id)
+        ctx = _options(d, "ContextOptions", op_id)
         return cls(
             id=op_id,
             type=t,
@@ -392,9 +401,16 @@ class OperationUpdate:
             callback_heartbeat_timeout_seconds=_int(cb, "HeartbeatTimeoutSeconds", op_id),
             function_name=_s(inv, "FunctionName", op_id),
             tenant_id=_s(inv, "TenantId", op_id),
-            replay_children=ctx.get("ReplayChildren"),
+            replay_children=_bool(ctx, "ReplayChildren", op_id),
             args_digest=_s(d, "X-DurableGen-ArgsDigest", op_id),
         )
+
+
+def _options(d: Mapping[str, Any], key: str, op_id: str) -> Mapping[str, Any]:
+    v = d.get(key) or {}
+    if not isinstance(v, Mapping):
+        raise CorruptLogError(f"update {op_id!r}: {key} must be an object, got {brief(v)}")
+    return v
 
 
 def index_operations(operations: Iterable[Operation]) -> dict[str, Operation]:

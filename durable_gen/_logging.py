@@ -11,7 +11,9 @@ Lines a workflow body emits while it is being replayed (re-running code that an
 earlier invocation already ran) are dropped, so each line appears once per
 execution. Every record carries ``execution_id``, ``operation_id``,
 ``operation_name`` and ``attempt`` (in step functions) as attributes, usable in
-formats: ``%(execution_id)s``. It is a standard :class:`logging.LoggerAdapter`:
+formats: ``%(execution_id)s``; also ``executionArn`` (the same id: on Lambda the
+execution's ARN), the field CloudWatch's execution-scoped log queries filter on
+when Lambda writes records in its JSON log format. It is a standard :class:`logging.LoggerAdapter`:
 handlers, levels and formatters are the ``logging`` module's.
 
 The engine (not the interpreter) sets the current log context: the interpreter
@@ -54,6 +56,7 @@ class StepLogContext(LogContext):
     def fields(self) -> dict[str, Any]:
         return {
             "execution_id": self.execution_id,
+            "executionArn": self.execution_id,
             "operation_id": self.operation_id,
             "operation_name": self.operation_name,
             "attempt": self.attempt,
@@ -75,6 +78,7 @@ class WorkflowLogContext(LogContext):
         ctx_id, label = self.interp.current_operation
         return {
             "execution_id": self.interp.execution_id,
+            "executionArn": self.interp.execution_id,
             "operation_id": ctx_id,
             "operation_name": label,
             "attempt": None,
@@ -91,7 +95,7 @@ class DurableLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
 
     def isEnabledFor(self, level: int) -> bool:
         ctx = current.get()
-        if ctx is not None and ctx.replaying():
+        if ctx is not None and ctx.replaying() and not (self.extra or {}).get("log_replays"):
             return False
         return bool(self.logger.isEnabledFor(level))
 
@@ -104,6 +108,7 @@ class DurableLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
             if ctx is not None
             else {
                 "execution_id": None,
+                "executionArn": None,
                 "operation_id": None,
                 "operation_name": None,
                 "attempt": None,
@@ -114,6 +119,10 @@ class DurableLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         return msg, kwargs
 
 
-def get_logger(name: str = "durable_gen.workflow") -> DurableLogger:
-    """A replay-aware logger over ``logging.getLogger(name)``."""
-    return DurableLogger(logging.getLogger(name), {})
+def get_logger(name: str = "durable_gen.workflow", *, log_replays: bool = False) -> DurableLogger:
+    """A replay-aware logger over ``logging.getLogger(name)``.
+
+    With ``log_replays`` it also logs while the workflow body is being replayed
+    (to observe re-execution, e.g. of a ReplayChildren context).
+    """
+    return DurableLogger(logging.getLogger(name), {"log_replays": log_replays})

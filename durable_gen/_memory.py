@@ -116,7 +116,11 @@ class MemoryStore:
         with self._lock:
             ex = self._get(execution_id)
             changed, events = _service.apply_updates(
-                ex.operations, updates, now, new_callback_id=_new_callback_id
+                ex.operations,
+                updates,
+                now,
+                new_callback_id=_new_callback_id,
+                execution_id=execution_id,
             )
             ex.operations.update(changed)
             ex.events.extend(events)
@@ -143,10 +147,19 @@ class MemoryStore:
         *,
         payload: str | None = None,
         error: ErrorObject | None = None,
+        execution_id: str | None = None,
     ) -> str:
-        """Succeed, fail or heartbeat a callback; returns its execution id."""
+        """Succeed, fail or heartbeat a callback; returns its execution id.
+
+        With ``execution_id``, a callback of any other execution is refused as unknown.
+        """
         with self._lock:
-            execution_id = self.callback_execution(callback_id)
+            owner = self.callback_execution(callback_id)
+            if execution_id is not None and owner != execution_id:
+                raise StoreError(
+                    f"no callback with id {callback_id!r:.80} in execution {execution_id!r:.80}"
+                )
+            execution_id = owner
             _, op_id = self._callbacks[callback_id]
             ex = self._get(execution_id)
             new, events = _service.complete_callback(
@@ -311,7 +324,7 @@ class InMemoryEngine(LocalEngine):
                 )
                 progressed = True
                 continue
-            child = f"{execution_id}.{op.id[:16]}"  # deterministic: never started twice
+            child = _service.chained_execution_id(execution_id, op.id)  # never started twice
             if not self.store.exists(child):
                 self.store.create(child, op.input_payload or "null", now())
             outcome = self.resume(target, child, wait=True)

@@ -82,6 +82,25 @@ _EVENT_SUFFIX = {
     OperationAction.CANCEL: "Cancelled",
 }
 
+# Reading an enum member through its class (``OperationType.STEP``) runs a Python
+# descriptor on 3.11, ~0.15 µs each; the per-update code compares with these.
+_EXECUTION = OperationType.EXECUTION
+_CONTEXT = OperationType.CONTEXT
+_STEP = OperationType.STEP
+_WAIT = OperationType.WAIT
+_CALLBACK = OperationType.CALLBACK
+_CHAINED_INVOKE = OperationType.CHAINED_INVOKE
+_START = OperationAction.START
+_SUCCEED = OperationAction.SUCCEED
+_FAIL = OperationAction.FAIL
+_RETRY = OperationAction.RETRY
+_STARTED = OperationStatus.STARTED
+_PENDING = OperationStatus.PENDING
+_READY = OperationStatus.READY
+_SUCCEEDED = OperationStatus.SUCCEEDED
+_TIMED_OUT = OperationStatus.TIMED_OUT
+_WAIT_FOR_CONDITION = OperationSubType.WAIT_FOR_CONDITION
+
 
 class InvalidUpdateError(StoreError):
     """A checkpoint update the service refuses (``InvalidParameterValueException``)."""
@@ -106,6 +125,36 @@ def _event(event_type: str, op: Operation, now: int, details: dict[str, Any] | N
     if details is not None:
         ev[f"{event_type}Details"] = details
     return ev
+
+
+def _make_evolve() -> Callable[[Operation, Mapping[str, Any]], Operation]:
+    """Build ``_evolve(op, changes)``: ``attrs.evolve(op, **changes)``, specialised.
+
+    Every checkpoint update makes a new Operation from the current one; the generic
+    ``attrs.evolve`` walks the fields with ``getattr``, builds keyword arguments and
+    goes through the frozen ``__init__`` (one ``object.__setattr__`` per field). This
+    writes each slot once through its descriptor, about 2.5x faster. It is exactly
+    what ``evolve`` builds because Operation has no validators, converters or
+    ``__attrs_post_init__`` (checked here: should one be added, this is ``evolve``).
+    """
+    fields = attrs.fields(Operation)
+    if any(f.validator or f.converter for f in fields) or hasattr(Operation, "__attrs_post_init__"):
+        return lambda op, changes: attrs.evolve(op, **changes)
+    setters = {f"_set_{f.name}": getattr(Operation, f.name).__set__ for f in fields}
+    lines = [
+        "def _evolve(op, changes):",
+        "    new = _new(_Operation)",
+        "    get = changes.get",
+        *(f"    _set_{f.name}(new, get({f.name!r}, op.{f.name}))" for f in fields),
+        "    return new",
+    ]
+    namespace: dict[str, Any] = {"_new": object.__new__, "_Operation": Operation, **setters}
+    exec("\n".join(lines), namespace)  # generated code, as attrs generates __init__
+    evolve: Callable[[Operation, Mapping[str, Any]], Operation] = namespace["_evolve"]
+    return evolve
+
+
+_evolve = _make_evolve()
 
 
 def start_execution(
@@ -166,11 +215,13 @@ def apply_updates(
     now: int,
     *,
     new_callback_id: Callable[[str], str] | None = None,
+    execution_id: str | None = None,
 ) -> tuple[dict[str, Operation], list[Event]]:
     """Apply a batch of updates as the service does; returns (changed ops, events).
 
     ``ops`` is not modified. Invalid updates raise :class:`InvalidUpdateError` and
-    nothing of the batch is applied.
+    nothing of the batch is applied. With ``execution_id``, a ChainedInvokeStarted
+    event names the invoked execution and version as AWS records them.
     """
     changed: dict[str, Operation] = {}
     events: list[Event] = []
@@ -178,8 +229,19 @@ def apply_updates(
         cur = changed.get(upd.id) or ops.get(upd.id)
         new, evs = _apply_one(cur, upd, now, ops, changed, new_callback_id)
         changed[upd.id] = new
+        if execution_id is not None and upd.type is _CHAINED_INVOKE:
+            for ev in evs:
+                if ev["EventType"] == "ChainedInvokeStarted":
+                    details = ev["ChainedInvokeStartedDetails"]
+                    details["ExecutedVersion"] = "$LATEST"
+                    details["DurableExecutionArn"] = chained_execution_id(execution_id, upd.id)
         events.extend(evs)
     return changed, events
+
+
+def chained_execution_id(execution_id: str, op_id: str) -> str:
+    """The id of the execution a CHAINED_INVOKE operation starts (deterministic)."""
+    return f"{execution_id}.{op_id[:16]}"
 
 
 def _apply_one(
@@ -207,12 +269,12 @@ def _apply_one(
             )
     if upd.parent_id is not None:
         parent = changed.get(upd.parent_id) or ops.get(upd.parent_id)
-        if parent is None or parent.type is not OperationType.CONTEXT:
+        if parent is None or parent.type is not _CONTEXT:
             raise InvalidUpdateError(
                 f"update for operation {upd.id!r} names parent {upd.parent_id!r}, "
                 "which is not a recorded CONTEXT operation"
             )
-    if t is OperationType.EXECUTION:
+    if t is _EXECUTION:
         if cur is None:
             raise InvalidUpdateError(f"no EXECUTION operation {upd.id!r}")
         status = _STATUS_FOR_ACTION[action]
@@ -225,15 +287,6 @@ def _apply_one(
         ), []
 
     status = _STATUS_FOR_ACTION[action]
-    base = cur or Operation(
-        id=upd.id,
-        type=t,
-        status=status,
-        start_timestamp=now,
-        parent_id=upd.parent_id,
-        name=upd.name,
-        sub_type=upd.sub_type,
-    )
     terminal = status in TERMINAL_STATUSES
     fields: dict[str, Any] = {"status": status}
     if terminal:
@@ -242,24 +295,24 @@ def _apply_one(
     prefix = _EVENT_PREFIX[t]
     event_type = prefix + _EVENT_SUFFIX.get(action, "")
 
-    if t is OperationType.STEP:
-        attempt = base.attempt or 0
-        if action is not OperationAction.START:
+    if t is _STEP:
+        attempt = (cur.attempt or 0) if cur is not None else 0
+        if action is not _START:
             attempt += 1
             fields["attempt"] = attempt
             fields["next_attempt_timestamp"] = None
         if upd.args_digest is not None:
             fields["args_digest"] = upd.args_digest
-        if action is OperationAction.SUCCEED:
+        if action is _SUCCEED:
             fields["result"] = upd.payload
             fields["error"] = None
             details = {"Result": _payload(upd.payload)}
             if attempt > 1:
                 details["RetryDetails"] = {"CurrentAttempt": attempt}
-        elif action is OperationAction.FAIL:
+        elif action is _FAIL:
             fields["error"] = upd.error
             details = {"Error": _error(upd.error), "RetryDetails": {"CurrentAttempt": attempt}}
-        elif action is OperationAction.RETRY:
+        elif action is _RETRY:
             delay = upd.next_attempt_delay_seconds
             if delay is None:
                 raise InvalidUpdateError(
@@ -269,14 +322,14 @@ def _apply_one(
             fields["result"] = upd.payload
             fields["error"] = upd.error
             retry = {"CurrentAttempt": attempt, "NextAttemptDelaySeconds": delay}
-            if upd.error is None and upd.sub_type == OperationSubType.WAIT_FOR_CONDITION:
+            if upd.error is None and upd.sub_type == _WAIT_FOR_CONDITION:
                 event_type = "StepSucceeded"
                 details = {"Result": _payload(upd.payload), "RetryDetails": retry}
             else:
                 event_type = "StepFailed"
                 details = {"Error": _error(upd.error), "RetryDetails": retry}
-    elif t is OperationType.WAIT:
-        if action is OperationAction.START:
+    elif t is _WAIT:
+        if action is _START:
             secs = upd.wait_seconds
             if secs is None or secs < 1:
                 raise InvalidUpdateError(
@@ -286,16 +339,16 @@ def _apply_one(
             details = {"Duration": secs, "ScheduledEndTimestamp": now + secs * 1000}
         else:
             details = {}
-    elif t is OperationType.CONTEXT:
-        if action is OperationAction.SUCCEED:
+    elif t is _CONTEXT:
+        if action is _SUCCEED:
             fields["result"] = upd.payload
             if upd.replay_children is not None:
                 fields["replay_children"] = upd.replay_children
             details = {"Result": _payload(upd.payload)}
-        elif action is OperationAction.FAIL:
+        elif action is _FAIL:
             fields["error"] = upd.error
             details = {"Error": _error(upd.error)}
-    elif t is OperationType.CALLBACK:
+    elif t is _CALLBACK:
         if new_callback_id is None:
             raise InvalidUpdateError("this store cannot create callbacks")
         cb_id = new_callback_id(upd.id)
@@ -307,13 +360,24 @@ def _apply_one(
             "Timeout": upd.callback_timeout_seconds or 0,
             "HeartbeatTimeout": upd.callback_heartbeat_timeout_seconds or 0,
         }
-    elif t is OperationType.CHAINED_INVOKE:
+    elif t is _CHAINED_INVOKE:
         fields["function_name"] = upd.function_name
         fields["input_payload"] = upd.payload
         details = {"Input": _payload(upd.payload), "FunctionName": upd.function_name}
         if upd.tenant_id is not None:
             details["TenantId"] = upd.tenant_id
-    new = attrs.evolve(base, **fields)
+    if cur is None:
+        new = Operation(
+            id=upd.id,
+            type=t,
+            start_timestamp=now,
+            parent_id=upd.parent_id,
+            name=upd.name,
+            sub_type=upd.sub_type,
+            **fields,
+        )
+    else:
+        new = _evolve(cur, fields)
     return new, [_event(event_type, new, now, details)]
 
 
@@ -322,24 +386,22 @@ def fire_timers(ops: Mapping[str, Operation], now: int) -> tuple[dict[str, Opera
     changed: dict[str, Operation] = {}
     events: list[Event] = []
     for op in ops.values():
-        if op.type is OperationType.STEP and op.status is OperationStatus.PENDING:
+        if op.type is _STEP and op.status is _PENDING:
             due = op.next_attempt_timestamp
             if due is not None and due <= now:
-                changed[op.id] = attrs.evolve(op, status=OperationStatus.READY)
-        elif op.type is OperationType.WAIT and op.status is OperationStatus.STARTED:
+                changed[op.id] = attrs.evolve(op, status=_READY)
+        elif op.type is _WAIT and op.status is _STARTED:
             due = op.scheduled_end_timestamp
             if due is not None and due <= now:
-                new = attrs.evolve(op, status=OperationStatus.SUCCEEDED, end_timestamp=now)
+                new = attrs.evolve(op, status=_SUCCEEDED, end_timestamp=now)
                 changed[op.id] = new
                 secs = round((due - op.start_timestamp) / 1000)
                 events.append(_event("WaitSucceeded", new, now, {"Duration": secs}))
-        elif op.type is OperationType.CALLBACK and op.status is OperationStatus.STARTED:
+        elif op.type is _CALLBACK and op.status is _STARTED:
             timed_out = _callback_timed_out(op, now)
             if timed_out is not None:
                 err = ErrorObject(type=timed_out[0], message=timed_out[1])
-                new = attrs.evolve(
-                    op, status=OperationStatus.TIMED_OUT, end_timestamp=now, error=err
-                )
+                new = attrs.evolve(op, status=_TIMED_OUT, end_timestamp=now, error=err)
                 changed[op.id] = new
                 events.append(_event("CallbackTimedOut", new, now, {"Error": _error(err)}))
     return changed, events
@@ -423,11 +485,11 @@ def next_timer(ops: Iterable[Operation]) -> int | None:
     best: int | None = None
     for op in ops:
         due: int | None = None
-        if op.type is OperationType.STEP and op.status is OperationStatus.PENDING:
+        if op.type is _STEP and op.status is _PENDING:
             due = op.next_attempt_timestamp
-        elif op.type is OperationType.WAIT and op.status is OperationStatus.STARTED:
+        elif op.type is _WAIT and op.status is _STARTED:
             due = op.scheduled_end_timestamp
-        elif op.type is OperationType.CALLBACK and op.status is OperationStatus.STARTED:
+        elif op.type is _CALLBACK and op.status is _STARTED:
             deadlines = _callback_deadlines(op)
             due = min(deadlines) if deadlines else None
         if due is not None and (best is None or due < best):

@@ -105,6 +105,9 @@ DEFAULT_LEASE_SECONDS = 30.0
 #: How long an execution whose invocation failed (non-determinism, a workflow that
 #: cannot be loaded) rests before a worker tries it again, in milliseconds.
 ERROR_BACKOFF_MS = 60_000
+#: How long an execution rests after a transient store failure (a locked database, a
+#: full disk) before a worker tries it again, in milliseconds.
+RETRY_BACKOFF_MS = 1_000
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -331,7 +334,16 @@ class _Conflict(Exception):
 class _Cached:
     """This store's view of one execution's log, valid while ``version`` matches."""
 
-    __slots__ = ("ops", "pending_events", "pending_ops", "pk", "seq", "stale", "version")
+    __slots__ = (
+        "foreign",
+        "ops",
+        "pending_events",
+        "pending_ops",
+        "pk",
+        "seq",
+        "stale",
+        "version",
+    )
 
     def __init__(self, pk: int, version: int, seq: int, ops: dict[str, Operation]) -> None:
         self.pk = pk
@@ -341,6 +353,8 @@ class _Cached:
         self.pending_ops: dict[str, Operation] = {}
         self.pending_events: list[dict[str, Any]] = []
         self.stale = False
+        #: another process wrote since the running invocation began (see ``release``)
+        self.foreign = False
 
 
 _Extra = Callable[[sqlite3.Connection, int], None]
@@ -350,7 +364,31 @@ def _new_callback_id(op_id: str) -> str:
     return secrets.token_urlsafe(32)
 
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
+def _make_dumps() -> Callable[[Any], str]:
+    """Compact JSON: ``JSONEncoder(separators=(",", ":"), ensure_ascii=False,
+    check_circular=False).encode``, with its C encoder built once.
+
+    ``encode`` builds a new C encoder object (and a closure) on every call, which is
+    a fifth of the cost of encoding a step's journal row. The text is the same.
+    """
+    enc = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator: the plain encoder
+        return enc.encode
+    chunks = make(
+        None, enc.default, json.encoder.encode_basestring, None, ":", ",", False, False, True
+    )
+    join = "".join
+
+    def dumps(value: Any) -> str:
+        if isinstance(value, str):
+            return enc.encode(value)
+        return join(chunks(value, 0))
+
+    return dumps
+
+
+_dumps = _make_dumps()
 
 _FAST_APPEND = (
     "INSERT INTO journal (key, ops, events) SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM "
@@ -387,6 +425,7 @@ class SqliteStore:
         self._lock = threading.RLock()
         self._cache: dict[str, _Cached] = {}
         self._held: set[str] = set()
+        self._acquired: dict[str, int] = {}  # execution -> its version when we took the lease
         self.listener: Callable[[str, Mapping[str, Operation]], None] | None = None
         self._conn = self._open()
         self._renew_conn: sqlite3.Connection | None = None
@@ -576,6 +615,7 @@ class SqliteStore:
                 ) from None
         seq = rows[-1][0] - lo if rows else 0
         fresh = _Cached(pk, version, seq, ops)
+        fresh.foreign = c is not None  # reloaded: someone else wrote
         if c is not None and c.pending_ops:  # keep what this store has not written yet
             fresh.ops.update(c.pending_ops)
             fresh.pending_ops = c.pending_ops
@@ -589,8 +629,15 @@ class SqliteStore:
         Fenced: the transaction first checks that this store holds the lease and the
         execution is RUNNING. A step's commit touches one page of the journal.
         """
-        if extra is None and c.pending_ops and not c.stale and self._fast_flush(c):
-            return
+        if extra is None and c.pending_ops and not c.stale:
+            try:
+                if self._fast_flush(c):
+                    return
+            except BaseException:
+                # not written: forget it, so that no later write records it behind the
+                # back of the caller this error reaches (the log is read back instead)
+                self._cache.pop(execution_id, None)
+                raise
         try:
             with self._tx() as conn:
                 row = conn.execute(
@@ -615,6 +662,7 @@ class SqliteStore:
                     ).fetchone()[0]
                     seq = 0 if last is None else last - lo
                     c.stale = True
+                    c.foreign = True
                 pending_ops = c.pending_ops
                 if pending_ops or c.pending_events:
                     seq += 1
@@ -759,7 +807,7 @@ class SqliteStore:
                 c = self._cached(execution_id)
             if updates:
                 changed, events = _service.apply_updates(
-                    c.ops, updates, now, new_callback_id=_new_callback_id
+                    c.ops, updates, now, new_callback_id=_new_callback_id, execution_id=execution_id
                 )
                 c.ops.update(changed)
                 c.pending_ops.update(changed)
@@ -791,6 +839,7 @@ class SqliteStore:
     def _begin_invocation(self, execution_id: str, request_id: str | None, now: int) -> None:
         with self._lock:
             c = self._cached(execution_id)
+            c.foreign = False  # the invocation starting now reads all that was written
             changed, events = _service.fire_timers(c.ops, now)
             c.ops.update(changed)
             c.pending_ops.update(changed)
@@ -960,11 +1009,13 @@ class SqliteStore:
         *,
         payload: str | None = None,
         error: ErrorObject | None = None,
+        execution_id: str | None = None,
     ) -> str:
         """Succeed, fail or heartbeat a callback (from any process); returns its execution id.
 
         Needs no lease: the completion is appended to the journal and the execution
-        is made due, so its holder (or a worker) re-invokes it.
+        is made due, so its holder (or a worker) re-invokes it. With
+        ``execution_id``, a callback of any other execution is refused as unknown.
         """
         with self._lock, self._tx() as conn:
             row = conn.execute(
@@ -972,8 +1023,8 @@ class SqliteStore:
                 "JOIN executions e ON e.pk = c.execution WHERE c.callback_id = ?",
                 (callback_id,),
             ).fetchone()
-            if row is None:
-                raise StoreError(f"no callback with id {callback_id!r:.80}")
+            if row is None or (execution_id is not None and row[2] != execution_id):
+                raise StoreError(_no_callback(callback_id, execution_id))
             pk, body, execution_id, status = row
             if status != "RUNNING":
                 raise StoreError(
@@ -1082,6 +1133,7 @@ class SqliteStore:
                         "WHERE pk = ?",
                         (pk,),
                     )
+            self._acquired[execution_id] = version + 1
             c = self._cache.get(execution_id)
             if c is not None and c.version == version and not c.pending_ops:
                 c.version = version + 1  # nobody wrote since this store last did
@@ -1090,17 +1142,30 @@ class SqliteStore:
             self._held.add(execution_id)
 
     def release(self, execution_id: str, wake_at: int | None, *, keep_wake: bool = False) -> None:
-        """Give the lease up; a RUNNING execution is due again at ``wake_at``."""
+        """Give the lease up; a RUNNING execution is due again at ``wake_at``.
+
+        ``wake_at`` was computed from what the last invocation saw. If another
+        process wrote since that invocation began (a callback completed, an invoked
+        execution ended: both make the execution due), the earlier of ``wake_at`` and
+        the wake time that process set is kept, so such a wake-up is never lost.
+        """
         with self._lock:
             self._held.discard(execution_id)
+            acquired = self._acquired.pop(execution_id, None)
             c = self._cache.get(execution_id)
             if c is not None and (c.pending_ops or c.pending_events):
                 del self._cache[execution_id]  # never written: as if the process had died
+                c, acquired = None, None
             sql = "UPDATE executions SET lease_owner = NULL, lease_expires = NULL"
             args: tuple[Any, ...] = ()
             if not keep_wake:
-                sql += ", wake_at = CASE WHEN status = 'RUNNING' THEN ? ELSE NULL END"
-                args = (wake_at,)
+                sql += (
+                    ", wake_at = CASE WHEN status != 'RUNNING' THEN NULL WHEN version = ? "
+                    "THEN ? ELSE MIN(COALESCE(?, wake_at), COALESCE(wake_at, ?)) END"
+                )
+                # no cache: this store has not touched the log since it took the lease
+                known = acquired if c is None else None if c.stale or c.foreign else c.version
+                args = (known, wake_at, wake_at, wake_at)
             with self._tx() as conn:
                 conn.execute(
                     sql + " WHERE id = ? AND lease_owner = ?", (*args, execution_id, self.owner)
@@ -1215,6 +1280,11 @@ _INFO_COLUMNS = (
 )
 
 
+def _no_callback(callback_id: str, execution_id: str | None) -> str:
+    where = "" if execution_id is None else f" in execution {execution_id!r:.80}"
+    return f"no callback with id {callback_id!r:.80}{where}"
+
+
 def _error(text: str | None) -> ErrorObject | None:
     if text is None:
         return None
@@ -1243,11 +1313,32 @@ def _info(r: tuple[Any, ...]) -> ExecutionInfo:
 
 
 def _store_error(path: Path, e: sqlite3.Error) -> DurableGenError:
+    """A SQLite error as a durable_gen error naming the cause and the fix."""
     text = str(e)
     if isinstance(e, sqlite3.DatabaseError) and ("malformed" in text or "not a database" in text):
-        return CorruptLogError(f"{path} is damaged: {text}")
-    retryable = "locked" in text or "busy" in text
-    return StoreError(f"database {path}: {text}", retryable=retryable)
+        return CorruptLogError(
+            f"{path} is damaged: {text}. durable_gen leaves it untouched; restore it from a "
+            "backup (the sqlite3 shell's .recover command may salvage what is left)"
+        )
+    if "locked" in text or "busy" in text:
+        return StoreError(
+            f"database {path} is locked: another process holds a write transaction on it "
+            f"and did not let go in time ({text}); nothing was recorded by this call. Try "
+            "again; if it persists, end the process holding it (e.g. a sqlite3 shell left "
+            "inside BEGIN) or raise busy_timeout",
+            retryable=True,
+        )
+    if "full" in text or "I/O error" in text or "readonly" in text or "read-only" in text:
+        why = {"full": "the disk is full", "I/O error": "the disk failed to write"}
+        cause = next((v for k, v in why.items() if k in text), "the file cannot be written")
+        return StoreError(
+            f"cannot write to database {path}: {cause} ({text}); the change was rolled back "
+            "and nothing was recorded by this call. Free space on (or repair) the disk, or "
+            "fix the file's permissions, then resume the execution: it continues from its "
+            "last checkpoint",
+            retryable=True,
+        )
+    return StoreError(f"database {path}: {text}")
 
 
 # ---------------------------------------------------------------------- the engine
@@ -1408,7 +1499,7 @@ class SqliteEngine(LocalEngine):
                 )
                 progressed = True
                 continue
-            child = f"{execution_id}.{op.id[:16]}"  # deterministic: never started twice
+            child = _service.chained_execution_id(execution_id, op.id)  # never started twice
             if not store.exists(child):
                 store.create(
                     child,
@@ -1465,8 +1556,9 @@ class SqliteEngine(LocalEngine):
         try:
             yield
             wake = store.next_timer(execution_id)
-        except Exception:
-            wake = self.clock.now() + ERROR_BACKOFF_MS
+        except Exception as e:
+            transient = isinstance(e, StoreError) and e.retryable  # a lock, a full disk
+            wake = self.clock.now() + (RETRY_BACKOFF_MS if transient else ERROR_BACKOFF_MS)
             raise
         finally:
             beat.stop()

@@ -108,7 +108,7 @@ def _cli(env, *args):
 
 
 def test_sigkill_at_random_points_then_resume(env):
-    n = 96
+    n = 240  # enough work that the run outlives ten random kills on a fast machine
     expected = {f"m{i}" if i % 3 == 2 else f"l{i}" for i in range(n)}
     expected |= {f"c{k}{s}" for k in range(11, n, 12) for s in "ab"}
     args = _cli(env, "run", f"{env['wf']}:flow", "--input", json.dumps({"n": n}))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import sqlite3
 import sys
 
 import pytest
@@ -350,7 +351,9 @@ def test_show_meter_prices_with_the_users_prices(wf, tmp_path, capsys):
     prices = tmp_path / "prices.toml"
     prices.write_text("[prices]\nper_million_operations = 2.0\nper_gb_persisted = 0\n")
     args = ["show", "m2", "--meter", "--json", "--prices", str(prices)]
-    assert main([*args, "--price-per-gb-month-retained", "0", "--executions-per-month", "1000"]) == 0
+    assert (
+        main([*args, "--price-per-gb-month-retained", "0", "--executions-per-month", "1000"]) == 0
+    )
     est = json.loads(capsys.readouterr().out)["estimate"]
     assert est["per_month"]["operations"] == pytest.approx(4 * 1000 * 2.0 / 1e6)
     # a missing price is a usage error naming it, not a made-up default
@@ -363,3 +366,23 @@ def test_meter_options_without_meter_are_refused(wf, capsys):
     capsys.readouterr()
     assert main(["show", "m3", "--json"]) == 2
     assert "go with --meter" in capsys.readouterr().err
+
+
+def test_keys_in_the_environment_encrypt_the_database_at_rest(wf, tmp_path, monkeypatch, capsys):
+    from durable_gen import KeyRing
+
+    monkeypatch.setenv("DURABLE_GEN_KEYS", f"k1:{KeyRing.generate_key()}")
+    assert main(["run", f"{wf}:flow", "--input", '{"n": 123457}', "--id", "enc"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"a": 246914, "b": 493828}
+    assert main(["show", "enc"]) == 0
+    assert "493828" in capsys.readouterr().out  # the owner reads it in clear
+    raw = "\n".join(sqlite3.connect(tmp_path / "cli.db").iterdump())  # the file does not
+    assert "246914" not in raw
+    assert "123457" not in raw
+    # another key: a clear error, not garbage, and the data stays as it was
+    monkeypatch.setenv("DURABLE_GEN_KEYS", f"k1:{KeyRing.generate_key()}")
+    assert main(["show", "enc"]) == 1
+    assert "does not authenticate with key 'k1'" in capsys.readouterr().err
+    monkeypatch.setenv("DURABLE_GEN_KEYS", "not a key")
+    assert main(["show", "enc"]) == 2
+    assert "DURABLE_GEN_KEYS" in capsys.readouterr().err

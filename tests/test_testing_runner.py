@@ -17,7 +17,6 @@ from durable_gen.testing import WorkflowRunner
 from examples.human_approval import expense_flow
 
 
-
 def test_a_callback_completed_by_name(durable_runner):
     result = durable_runner.run(expense_flow, {"amount": 120})
     assert result.status == "RUNNING"

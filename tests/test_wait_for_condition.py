@@ -93,6 +93,29 @@ def test_check_failing_for_good():
     assert InMemoryEngine().run(wf).result == "KeyError"
 
 
+def test_check_error_is_not_retried_without_a_policy():
+    """As on AWS (conformance 6-7/6-8): no retry policy given, the first error is final."""
+    calls = []
+
+    def broken(state):
+        calls.append(state)
+        raise KeyError("gone")
+
+    def wf(_):
+        try:
+            yield WaitForCondition(broken, 0, STRATEGY)
+        except WaitForConditionError as e:
+            return e.error_type
+
+    engine = InMemoryEngine()
+    result = engine.run(wf)
+    assert result.result == "KeyError"
+    assert calls == [0]
+    kinds = [e["EventType"] for e in engine.store.history(result.execution_id)]
+    assert kinds.count("StepStarted") == 1
+    assert "StepFailed" in kinds
+
+
 def test_strategy_needs_a_predicate():
     with pytest.raises(
         ValidationError, match="wait_strategy must be a WaitStrategy with should_continue"

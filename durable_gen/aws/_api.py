@@ -310,20 +310,53 @@ class Checkpointer:
         self.calls = 0
 
     def get_state_pages(self, marker: str) -> dict[str, Operation]:
-        """Every operation of the state pages from ``marker`` on."""
+        """Every operation of the state pages from ``marker`` on.
+
+        A page that cannot be read -- refused, answered without its required
+        ``Operations``, or a marker chain that loops -- raises a retryable
+        :class:`StoreError`: replaying without the whole log would run recorded
+        operations again, and reading state has no side effect, so the
+        invocation ends and Lambda retries it with a fresh event.
+        """
         out: dict[str, Operation] = {}
+        seen: set[str] = set()
         while marker:
             if self.token is None:
                 raise TokenRevoked
-            resp = call_api(
-                "GetDurableExecutionState",
-                self.client.get_durable_execution_state,
-                self.retry,
-                DurableExecutionArn=self.arn,
-                CheckpointToken=self.token,
-                Marker=marker,
-                MaxItems=self.limits.state_page_size,
-            )
+            if marker in seen:
+                raise StoreError(
+                    f"GetDurableExecutionState returned marker {marker!r:.80} twice; the "
+                    "state pages loop, so the log cannot be read whole. The invocation "
+                    "ends so that Lambda retries it",
+                    retryable=True,
+                )
+            seen.add(marker)
+            try:
+                resp = call_api(
+                    "GetDurableExecutionState",
+                    self.client.get_durable_execution_state,
+                    self.retry,
+                    DurableExecutionArn=self.arn,
+                    CheckpointToken=self.token,
+                    Marker=marker,
+                    MaxItems=self.limits.state_page_size,
+                )
+            except StoreError as e:
+                if e.retryable:
+                    raise
+                raise StoreError(
+                    f"{e}; a page of the execution's state could not be read (marker "
+                    f"{marker!r:.80}), and replaying without it would run recorded "
+                    "operations again. The invocation ends so that Lambda retries it",
+                    retryable=True,
+                ) from e
+            if resp.get("Operations") is None:
+                raise StoreError(
+                    f"GetDurableExecutionState answered the page at marker {marker!r:.80} "
+                    "without Operations; replaying without it would run recorded "
+                    "operations again. The invocation ends so that Lambda retries it",
+                    retryable=True,
+                )
             out.update(parse_operations(_list(resp, "Operations")))
             marker = _marker(resp)
         return out

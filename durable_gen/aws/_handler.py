@@ -48,6 +48,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, overload
 
+from .._crypto import EncryptedStore, PayloadCipher
 from .._descriptors import check_generator_function
 from .._driver import InvocationOutcome, drive_interpreter
 from .._errors import (
@@ -58,6 +59,7 @@ from .._errors import (
     NonDeterminismError,
     SerializationError,
     StoreError,
+    brief,
     error_from_exception,
 )
 from .._hooks import HookRunner, Hooks
@@ -105,6 +107,11 @@ class DurableHandler:
     calls of the latest invocation. With ``meter_log=True`` each invocation logs
     one line (logger ``durable_gen.meter``, level INFO) metering the checkpoints
     it sent, as Lambda meters durable operations; ``last_meter`` holds it.
+    With ``cipher`` (a :class:`~durable_gen.PayloadCipher`) every payload and
+    error message the workflow checkpoints is encrypted (AES-256-GCM, bound to
+    the execution and operation) and decrypted on replay; the execution's input,
+    callback outcomes and invoke results, which others write, may arrive in plain
+    text, and the execution's result is returned to the caller in plain text.
     """
 
     def __init__(
@@ -119,6 +126,7 @@ class DurableHandler:
         max_workers: int = 16,
         hooks: Sequence[Hooks] = (),
         meter_log: bool = False,
+        cipher: PayloadCipher | None = None,
     ) -> None:
         check_generator_function(workflow, "a workflow")
         if on_nondeterminism not in ("raise", "fail"):
@@ -134,6 +142,7 @@ class DurableHandler:
         self.max_workers = max_workers
         self.hooks = tuple(hooks)
         self.meter_log = meter_log
+        self.cipher = cipher
         self.last_checkpoint_calls = 0
         self.last_meter: Meter | None = None
         functools.update_wrapper(self, workflow)
@@ -176,15 +185,23 @@ class DurableHandler:
     ) -> dict[str, Any]:
         if marker:
             operations.update(cp.get_state_pages(marker))
+        service = _ServiceStore(cp, dict(operations))
+        store: Any = service
         execution = _execution_operation(operations, arn)
+        if self.cipher is not None:
+            # payloads are bound to the execution operation's id, as the driver names it
+            store = EncryptedStore(service, self.cipher, outside_plaintext=True)
+            operations = dict(store.load(execution.id))
+            execution = operations[execution.id]
         interp = Interpreter(
             self.workflow,
             _read_input(execution),
             operations,
             now=self.clock(),
-            execution_id=execution.id,
+            # log records name the execution by its ARN (CloudWatch's execution-scoped
+            # queries filter on it); the driver's store still uses the operation id
+            execution_id=arn,
         )
-        store = _ServiceStore(cp, dict(operations))
         hook = HookRunner(self.hooks, arn)
         if hook:
             hook.call("on_invocation_start", first=len(operations) <= 1)
@@ -195,20 +212,21 @@ class DurableHandler:
         finally:
             interp.close()
         if outcome.status == "PENDING":
-            if not _anything_pending(store.known):
+            if not _anything_pending(service.known):
                 raise InternalError(
                     "the workflow suspended but no operation of execution "
                     f"{arn!r} is pending; this is a bug in durable_gen"
                 )
             response: dict[str, Any] = {"Status": "PENDING"}
         elif outcome.status == "SUCCEEDED":
-            response = self._complete(outcome, execution.id, store)
+            # the result goes to the caller in plain text, not through the cipher
+            response = self._complete(outcome, execution.id, service)
         else:
             response = _failed(outcome.error or ErrorObject(type="Error"))
         if hook:
             hook.call("on_invocation_end", status=response["Status"], error=outcome.error)
         if self.meter_log:
-            self._log_meter(arn, store)
+            self._log_meter(arn, service)
         return response
 
     def _log_meter(self, arn: str, store: _ServiceStore) -> None:
@@ -310,10 +328,14 @@ def parse_event(event: Any) -> tuple[str, str, dict[str, Operation], str]:
         )
     arn = event.get("DurableExecutionArn")
     if not isinstance(arn, str) or not arn:
-        raise InvalidEventError("DurableExecutionArn", f"must be a non-empty string, got {arn!r}")
+        raise InvalidEventError(
+            "DurableExecutionArn", f"must be a non-empty string, got {brief(arn)}"
+        )
     token = event.get("CheckpointToken")
     if not isinstance(token, str) or not token:
-        raise InvalidEventError("CheckpointToken", f"must be a non-empty string, got {token!r:.40}")
+        raise InvalidEventError(
+            "CheckpointToken", f"must be a non-empty string, got {brief(token, 40)}"
+        )
     state = event.get("InitialExecutionState")
     if not isinstance(state, Mapping):
         raise InvalidEventError(
@@ -327,7 +349,7 @@ def parse_event(event: Any) -> tuple[str, str, dict[str, Operation], str]:
     marker = state.get("NextMarker") or ""
     if not isinstance(marker, str):
         raise InvalidEventError(
-            "InitialExecutionState.NextMarker", f"must be a string, got {marker!r:.40}"
+            "InitialExecutionState.NextMarker", f"must be a string, got {brief(marker, 40)}"
         )
     try:
         operations = parse_operations(items)
@@ -355,7 +377,7 @@ def _read_input(op: Operation) -> Any:
         return {}
     try:
         return json.loads(text)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # not JSON, or nested too deep to read
         raise CorruptLogError(
             f"the input of execution operation {op.id!r} is not JSON ({e}): {text!r:.80}"
         ) from e
@@ -373,6 +395,7 @@ def durable_handler(
     max_workers: int = 16,
     hooks: Sequence[Hooks] = (),
     meter_log: bool = False,
+    cipher: PayloadCipher | None = None,
 ) -> Callable[[Callable[..., Any]], DurableHandler]: ...
 
 
@@ -388,6 +411,7 @@ def durable_handler(
     max_workers: int = 16,
     hooks: Sequence[Hooks] = (),
     meter_log: bool = False,
+    cipher: PayloadCipher | None = None,
 ) -> DurableHandler: ...
 
 
@@ -402,6 +426,7 @@ def durable_handler(
     max_workers: int = 16,
     hooks: Sequence[Hooks] = (),
     meter_log: bool = False,
+    cipher: PayloadCipher | None = None,
 ) -> DurableHandler | Callable[[Callable[..., Any]], DurableHandler]:
     """Turn a workflow (a generator function) into a Lambda durable handler.
 
@@ -419,6 +444,7 @@ def durable_handler(
             max_workers=max_workers,
             hooks=hooks,
             meter_log=meter_log,
+            cipher=cipher,
         )
 
     if workflow is None:

@@ -110,6 +110,21 @@ class _RequestHandler(BaseHTTPRequestHandler):
         try:
             result = handler(event, context)
             payload = json.dumps(result).encode()
+        except SystemExit as e:
+            # As in Lambda's Python runtime: a handler that exits the process (sys.exit,
+            # a step that crashes the runtime) ends the invocation with Runtime.ExitError.
+            headers["X-Amz-Function-Error"] = "Unhandled"
+            code = e.code if isinstance(e.code, int) else 1
+            self._send(
+                200,
+                {
+                    "errorMessage": f"RequestId: {context.aws_request_id} Error: "
+                    f"Runtime exited with error: exit status {code}",
+                    "errorType": "Runtime.ExitError",
+                },
+                headers,
+            )
+            return
         except Exception as e:
             self.server.owner.errors.append(e)
             headers["X-Amz-Function-Error"] = "Unhandled"

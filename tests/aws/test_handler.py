@@ -733,6 +733,78 @@ def test_meter_log_logs_what_each_invocation_checkpointed(caplog):
 
 def test_meter_log_is_off_by_default(caplog):
     with caplog.at_level("INFO", logger="durable_gen.meter"):
-        svc, ex = run(three_steps, {"n": 1})
+        _svc, ex = run(three_steps, {"n": 1})
     assert ex.status == "SUCCEEDED"
     assert not [r for r in caplog.records if r.name == "durable_gen.meter"]
+
+
+# ---------------------------------------------------------------- encryption
+
+
+def _cipher(active="k1", keys=None):
+    import base64
+
+    from durable_gen import KeyRing, PayloadCipher
+
+    keys = keys or {active: base64.b64decode(KeyRing.generate_key())}
+    return PayloadCipher(KeyRing(active, keys))
+
+
+def test_cipher_encrypts_what_the_workflow_checkpoints_and_replays_it():
+    def secret(x):
+        return {"card": "4111-1111", "n": x}
+
+    def failing():
+        raise ValueError("card 4111-1111 declined")
+
+    def wf(event):
+        a = yield Step(secret, event["n"], name="a")
+        try:
+            yield Step(failing, name="charge", retry=RetryPolicy.none())
+        except StepError as e:
+            msg = e.error_message
+        handle = yield CreateCallback("approval", timeout=600)
+        yield Wait(seconds=5)
+        return {"a": a, "msg": msg, "approved": json.loads((yield handle.result()))}
+
+    cipher = _cipher()
+    svc, handler = make(wf, cipher=cipher)
+    arn = svc.start('{"n": 7}')  # written by the caller: plain text
+    assert svc.invoke(handler, arn) == {"Status": "PENDING"}
+    cb = next(op for op in svc.operations(arn) if op.type.value == "CALLBACK")
+    # the callback outcome comes from outside, in plain text
+    svc.send_durable_execution_callback_success(CallbackId=cb.callback_id, Result=b"true")
+    ex = svc.run(handler, arn)
+    assert ex.status == "SUCCEEDED"
+    assert json.loads(ex.result) == {
+        "a": {"card": "4111-1111", "n": 7},
+        "msg": "card 4111-1111 declined",
+        "approved": True,
+    }
+    stored = {op.name: op for op in svc.operations(arn)}
+    assert stored["a"].result.startswith("enc1:k1:")
+    assert "4111" not in stored["charge"].error.message
+    assert stored["charge"].error.type.endswith("ValueError")  # the type stays legible
+    # nothing the workflow checkpointed shows the secret; only the execution's
+    # result (returned to the caller in plain text) does
+    events = svc.get_durable_execution_history(DurableExecutionArn=arn)["Events"]
+    leaks = [e["EventType"] for e in events if "4111" in json.dumps(e)]
+    assert leaks == ["ExecutionSucceeded"]
+
+
+def test_cipher_with_the_wrong_key_fails_clearly_and_records_nothing():
+    from durable_gen import DecryptionError
+
+    def wf(event):
+        a = yield Step(double, 2, name="a")
+        yield Wait(seconds=5)
+        return a
+
+    svc, handler = make(wf, cipher=_cipher())
+    arn = svc.start()
+    assert svc.invoke(handler, arn) == {"Status": "PENDING"}
+    before = [op.to_dict() for op in svc.operations(arn)]
+    _, wrong = make(wf, svc, cipher=_cipher())
+    with pytest.raises(DecryptionError, match="does not authenticate with key 'k1'"):
+        svc.invoke(wrong, arn)
+    assert [op.to_dict() for op in svc.operations(arn)] == before
