@@ -91,6 +91,8 @@ class MemoryStore:
         self._executions: dict[str, _Execution] = {}
         self._callbacks: dict[str, tuple[str, str]] = {}  # callback id -> (execution, op)
         self._lock = threading.Lock()
+        #: Executions with an invocation begun and not ended (the process died in it).
+        self.open_invocations: set[str] = set()
 
     def _get(self, execution_id: str) -> _Execution:
         try:
@@ -292,9 +294,10 @@ class InMemoryEngine(LocalEngine):
         self, workflow: Callable[..., Any], execution_id: str, *, wait: bool = True
     ) -> ExecutionResult:
         """Drive the execution; chained invokes run as executions of registered functions."""
-        # After a crash, invoked executions that were running finish their work first,
-        # as they would have before the parent was re-invoked had nothing crashed.
-        if self.store.exists(execution_id):
+        # After a crash, continue where the uninterrupted run was: inside the parent's
+        # invocation (re-invoke it first) or, when that invocation had ended, inside an
+        # invoked execution (let the invoked executions finish their work first).
+        if self.store.exists(execution_id) and execution_id not in self.store.open_invocations:
             self._advance_invokes(execution_id)
         while True:
             result = super().resume(workflow, execution_id, wait=wait)
@@ -340,6 +343,14 @@ class InMemoryEngine(LocalEngine):
             )
             progressed = True
         return progressed
+
+    def _begin_invocation(self, execution_id: str, request_id: str, now: int) -> None:
+        self.store.open_invocations.add(execution_id)
+        super()._begin_invocation(execution_id, request_id, now)
+
+    def _end_invocation(self, execution_id: str, event: dict[str, Any]) -> None:
+        super()._end_invocation(execution_id, event)
+        self.store.open_invocations.discard(execution_id)
 
     def _sleep_until(self, execution_id: str, when: int) -> bool:
         # While a callback is pending, time is not skipped: the outside world may

@@ -98,3 +98,16 @@ def test_an_operand_a_race_decided_without_never_runs_again():
     # the race settled with operand 1 at once; operand 0 had failed its first attempt
     assert runner.operation("r.0.b0.0.1").status.value == "SUCCEEDED"
     assert [c.attempt for c in runner.step_calls if c.name == "r.0.b0.0.0"] == [1]
+
+
+def test_a_crash_inside_the_parent_invocation_resumes_the_parent_before_invokes():
+    # the counterpart of the test above: the crash is in the parent's invocation
+    # (branch 0's first step attempt), so the parent goes on before the invoked
+    # execution runs, as it did uninterrupted -- branch 0 still wins
+    program = [("parallel", [[("step", 0), ("step", 0)], [("invoke", 0)]], "first", None)]
+    check_replay(
+        build_workflow(program),
+        functions=PROGRAM_FUNCTIONS,
+        crash_plans=[CrashPlan(during_attempts=frozenset({1}))],
+        determinism=False,
+    )
