@@ -1,5 +1,7 @@
+import importlib.util
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -10,3 +12,21 @@ settings.register_profile(
     "nightly", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# AWS's conformance package declares Python >= 3.14, so the `test` extra cannot
+# install it (pip needs --ignore-requires-python). The default run does not select
+# the conformance tests; without the package it does not collect them either, and
+# asking for them without it is an error that says how to install it.
+_HAS_CONFORMANCE = importlib.util.find_spec("aws_durable_execution_conformance_tests") is not None
+collect_ignore = [] if _HAS_CONFORMANCE else ["conformance"]
+
+
+def pytest_configure(config):
+    markexpr = config.getoption("markexpr", "") or ""
+    wanted = "conformance" in markexpr.replace("not conformance", "")
+    if wanted and not _HAS_CONFORMANCE:
+        raise pytest.UsageError(
+            "the conformance tests need AWS's requirements: pip install "
+            "--ignore-requires-python aws-durable-execution-conformance-tests"
+        )
