@@ -533,7 +533,12 @@ def _cmd_callback(args: argparse.Namespace) -> int:
         raise UsageError("a heartbeat carries no payload")
     with _open_store(args) as store:
         execution_id = store.complete_callback(
-            args.callback_id, args.action, RealClock().now(), payload=payload, error=error
+            args.callback_id,
+            args.action,
+            RealClock().now(),
+            payload=payload,
+            error=error,
+            execution_id=args.execution,
         )
     done = {"succeed": "succeeded", "fail": "failed", "heartbeat": "heartbeat sent to"}
     print(f"{done[args.action]} callback of execution {execution_id}", file=sys.stderr)
@@ -693,6 +698,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     callback.add_argument(
         "--error-type", default="CallbackFailed", help="fail: the ErrorType (CallbackFailed)"
+    )
+    callback.add_argument(
+        "--execution",
+        metavar="ID",
+        help="refuse unless the callback belongs to this execution",
     )
     callback.set_defaults(func=_cmd_callback)
 

@@ -386,3 +386,18 @@ def test_keys_in_the_environment_encrypt_the_database_at_rest(wf, tmp_path, monk
     monkeypatch.setenv("DURABLE_GEN_KEYS", "not a key")
     assert main(["show", "enc"]) == 2
     assert "DURABLE_GEN_KEYS" in capsys.readouterr().err
+
+
+def test_callback_with_execution_refuses_a_callback_of_another_execution(wf, capsys):
+    assert main(["run", f"{wf}:approval", "--id", "ap1", "--no-wait"]) == 3
+    assert main(["run", f"{wf}:approval", "--id", "ap2", "--no-wait"]) == 3
+    capsys.readouterr()
+    with SqliteStore() as store:
+        cb = next(o for o in store.load("ap1").values() if o.callback_id)
+    args = ["callback", "succeed", cb.callback_id, '"yes"']
+    assert main([*args, "--execution", "ap2"]) == 1
+    assert "ap2" in capsys.readouterr().err
+    with SqliteStore() as store:
+        assert store.load("ap1")[cb.id].status.value == "STARTED"  # untouched
+    assert main([*args, "--execution", "ap1"]) == 0
+    assert "execution ap1" in capsys.readouterr().err
