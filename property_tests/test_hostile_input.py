@@ -399,10 +399,14 @@ def _http(srv: Any, method: str, path: str, body: bytes = b"", headers: Any = No
         conn.close()
 
 
+_PENDING = 0  # the server holds the request: an accepted RequestResponse invoke waiting
+
+
 def _raw(srv: Any, data: bytes) -> tuple[int | None, bytes]:
-    """Send raw bytes; the status (None if the reply had no status line) and the body."""
+    """Send raw bytes; the status (None if the reply had no status line, ``_PENDING``
+    if no reply came in time) and the body."""
     host, port = srv.server_address[:2]
-    with socket.create_connection((host, port), timeout=10) as sock:
+    with socket.create_connection((host, port), timeout=5) as sock:
         with contextlib.suppress(OSError):  # the server may close before reading it all
             sock.sendall(data)
             sock.shutdown(socket.SHUT_WR)
@@ -410,6 +414,10 @@ def _raw(srv: Any, data: bytes) -> tuple[int | None, bytes]:
         while True:
             try:
                 chunk = sock.recv(65536)
+            except TimeoutError:
+                if not chunks:
+                    return _PENDING, b""
+                break
             except OSError:
                 break
             if not chunk:
@@ -532,6 +540,9 @@ def test_raw_http_requests_are_refused_cleanly(server, method, path, query, head
         lines.append(b"Content-Length: %d" % len(body))
     lines.append(b"Connection: close")
     status, reply = _raw(srv, b"\r\n".join(lines) + b"\r\n\r\n" + body)
+    # a valid RequestResponse Invoke (possible: the paths include the served
+    # function's) starts an execution and waits for its end: accepted, not refused
+    assume(status != _PENDING)
     if status is None or status >= 400:
         assert status is None or status < 500, reply
         if method != "HEAD" and reply:
