@@ -21,7 +21,6 @@ import argparse
 import json
 import statistics
 import time
-import urllib.request
 import uuid
 from typing import Any
 
@@ -29,7 +28,7 @@ import boto3
 
 from durable_gen import Step, Wait
 from durable_gen.aws import durable_handler
-from durable_gen.aws.local import Emulator, LocalLambda
+from durable_gen.aws.local import Emulator, LocalLambda, start_execution
 
 
 def noop(i):
@@ -92,26 +91,6 @@ class Timed:
             return self.handler(event, context)
         finally:
             self.times.append(time.perf_counter() - t0)
-
-
-def start_execution(url: str, function: str, payload: Any) -> str:
-    body = {
-        "AccountId": "123456789012",
-        "FunctionName": function,
-        "FunctionQualifier": "$LATEST",
-        "ExecutionName": uuid.uuid4().hex,
-        "ExecutionTimeoutSeconds": 600,
-        "ExecutionRetentionPeriodDays": 1,
-        "Input": json.dumps(payload),
-    }
-    req = urllib.request.Request(
-        f"{url}/start-durable-execution",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return str(json.loads(resp.read())["ExecutionArn"])
 
 
 def run_once(emu: Emulator, lam: LocalLambda, kind: str, n: int) -> dict[str, Any]:

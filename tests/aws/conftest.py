@@ -9,9 +9,7 @@ register handlers by name. Both stop at the end of the session.
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -19,7 +17,7 @@ from typing import Any
 import pytest
 
 from durable_gen.aws.local import Emulator as EmulatorProcess
-from durable_gen.aws.local import LocalLambda
+from durable_gen.aws.local import LocalLambda, start_execution
 
 #: functions the emulator lets workflows Invoke (tests register handlers under them)
 DURABLE_TARGET = "invoke-durable-target"
@@ -49,23 +47,9 @@ class Emulator:
         return name
 
     def start(self, function_name: str, input_value: Any = None) -> str:
-        body = {
-            "AccountId": "123456789012",
-            "FunctionName": function_name,
-            "FunctionQualifier": "$LATEST",
-            "ExecutionName": f"ex-{uuid.uuid4().hex[:12]}",
-            "ExecutionTimeoutSeconds": 120,
-            "ExecutionRetentionPeriodDays": 1,
-            "Input": json.dumps(input_value if input_value is not None else {}),
-        }
-        req = urllib.request.Request(
-            f"{self.url}/start-durable-execution",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
+        return start_execution(
+            self.url, function_name, input_value, timeout_seconds=120, request_timeout=10
         )
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return str(json.loads(resp.read())["ExecutionArn"])
 
     def wait(self, arn: str, timeout: float = 20.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

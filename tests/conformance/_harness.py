@@ -47,6 +47,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from durable_gen.aws.local import start_execution
+
 from . import _adapter
 from ._logs import FakeCloudFormationClient, FakeLogsClient, LogSink, SinkHandler, SinkStream
 from ._requirements import Requirement, all_functions
@@ -162,23 +164,7 @@ class EmulatorInvoker:
             from aws_durable_execution_conformance_tests.sam import EventFileReader
 
             payload = EventFileReader.extract_payload(EventFileReader.read(event_file_path))
-        body = {
-            "AccountId": "123456789012",
-            "FunctionName": function_name,
-            "FunctionQualifier": "$LATEST",
-            "ExecutionName": f"ex-{uuid.uuid4().hex[:16]}",
-            "ExecutionTimeoutSeconds": 300,
-            "ExecutionRetentionPeriodDays": 1,
-            "Input": json.dumps(payload),
-        }
-        req = urllib.request.Request(
-            f"{self.url}/start-durable-execution",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return str(json.loads(resp.read())["ExecutionArn"])
+        return start_execution(self.url, function_name, payload)
 
     def invoke(self, function_name: str, event_file_path: str | None = None) -> _Result:
         arn = self._start(function_name, event_file_path)
