@@ -35,10 +35,8 @@ from durable_gen._log import Operation, OperationUpdate
 from durable_gen._memory import VirtualClock
 from durable_gen._serve import MAX_BODY_BYTES, make_server
 from durable_gen._sqlite import SqliteEngine, SqliteStore
-
-boto3 = pytest.importorskip("boto3")
-from durable_gen.aws import LAMBDA_RESPONSE_LIMIT, InvalidEventError, durable_handler  # noqa: E402
-from tests.aws.fake_service import FakeDurableService  # noqa: E402
+from durable_gen.aws import LAMBDA_RESPONSE_LIMIT, InvalidEventError, durable_handler
+from tests.aws.fake_service import FakeDurableService
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 

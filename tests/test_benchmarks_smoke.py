@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-run = pytest.importorskip("benchmarks.run")
+from benchmarks import run
 
 
 def test_quick_run_without_peers_prints_every_durable_gen_table(capsys):

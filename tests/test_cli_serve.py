@@ -11,11 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+import boto3
 import pytest
-
-boto3 = pytest.importorskip("boto3")
-from botocore.config import Config  # noqa: E402
-from botocore.exceptions import ClientError  # noqa: E402
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
 WF = """
 from durable_gen import CreateCallback, Step, Wait

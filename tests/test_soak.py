@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from benchmarks import soak
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(sys.platform == "win32", reason="worker processes share the db"),
@@ -16,7 +18,6 @@ pytestmark = [
 
 
 def test_every_execution_finishes_once_with_the_right_result(tmp_path):
-    soak = pytest.importorskip("benchmarks.soak")
     out = soak.run(50, 2, db=tmp_path / "soak.db", timeout=300, quiet=True)
     assert out["failure_examples"] == []
     assert out["failures"] == 0
