@@ -8,8 +8,9 @@ The store is the I/O port; the clock is injected (virtual in tests, real for the
 ``durable-gen`` command).
 
 Subclasses hook into the loop: :meth:`LocalEngine._hold` (the SQLite engine
-takes a lease there), :meth:`LocalEngine._begin_invocation` and
-:meth:`LocalEngine._end_invocation`.
+takes a lease there) and :meth:`LocalEngine._sleep_until`. The store notes the
+invocation running (``begin_invocation``/``end_invocation``), so after a crash it
+knows one was interrupted.
 """
 
 from __future__ import annotations
@@ -85,6 +86,12 @@ class EngineStore(Protocol):
     ) -> None: ...
 
     def add_event(self, execution_id: str, event: dict[str, Any]) -> None: ...
+
+    def begin_invocation(self, execution_id: str, request_id: str | None, now: int) -> None:
+        """Fire due timers and note that an invocation is running."""
+
+    def end_invocation(self, execution_id: str, event: dict[str, Any]) -> None:
+        """Record the InvocationCompleted ``event``; no invocation is running any more."""
 
     def status(self, execution_id: str) -> tuple[str, str | None, ErrorObject | None]: ...
 
@@ -270,10 +277,10 @@ class LocalEngine:
         yield
 
     def _begin_invocation(self, execution_id: str, request_id: str, now: int) -> None:
-        self.store.fire_timers(execution_id, now)
+        self.store.begin_invocation(execution_id, request_id, now)
 
     def _end_invocation(self, execution_id: str, event: dict[str, Any]) -> None:
-        self.store.add_event(execution_id, event)
+        self.store.end_invocation(execution_id, event)
 
     def _sleep_until(self, execution_id: str, when: int) -> bool:
         """Sleep until ``when``; False when the engine must stop driving instead."""

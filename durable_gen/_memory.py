@@ -77,6 +77,7 @@ class _Execution:
     operations: dict[str, Operation] = attrs.Factory(dict)
     events: list[dict[str, Any]] = attrs.Factory(list)
     updates: list[OperationUpdate] = attrs.Factory(list)
+    invocation: str | None = None  # the request id of the invocation running, if any
 
 
 class MemoryStore:
@@ -91,8 +92,6 @@ class MemoryStore:
         self._executions: dict[str, _Execution] = {}
         self._callbacks: dict[str, tuple[str, str]] = {}  # callback id -> (execution, op)
         self._lock = threading.Lock()
-        #: Executions with an invocation begun and not ended (the process died in it).
-        self.open_invocations: set[str] = set()
 
     def _get(self, execution_id: str) -> _Execution:
         try:
@@ -207,6 +206,22 @@ class MemoryStore:
             ex.operations.update(changed)
             ex.events.extend(events)
 
+    def begin_invocation(self, execution_id: str, request_id: str | None, now: int) -> None:
+        """Fire due timers and note the invocation now running."""
+        self.fire_timers(execution_id, now)
+        self._get(execution_id).invocation = request_id
+
+    def end_invocation(self, execution_id: str, event: dict[str, Any]) -> None:
+        """Record the InvocationCompleted event; no invocation is running any more."""
+        with self._lock:
+            ex = self._get(execution_id)
+            ex.events.append(event)
+            ex.invocation = None
+
+    def invocation_running(self, execution_id: str) -> bool:
+        """Whether an invocation began and did not end (the process died in it)."""
+        return self._get(execution_id).invocation is not None
+
     def next_timer(self, execution_id: str) -> int | None:
         return _service.next_timer(self._get(execution_id).operations.values())
 
@@ -297,7 +312,8 @@ class InMemoryEngine(LocalEngine):
         # After a crash, continue where the uninterrupted run was: inside the parent's
         # invocation (re-invoke it first) or, when that invocation had ended, inside an
         # invoked execution (let the invoked executions finish their work first).
-        if self.store.exists(execution_id) and execution_id not in self.store.open_invocations:
+        store = self.store
+        if store.exists(execution_id) and not store.invocation_running(execution_id):
             self._advance_invokes(execution_id)
         while True:
             result = super().resume(workflow, execution_id, wait=wait)
@@ -343,14 +359,6 @@ class InMemoryEngine(LocalEngine):
             )
             progressed = True
         return progressed
-
-    def _begin_invocation(self, execution_id: str, request_id: str, now: int) -> None:
-        self.store.open_invocations.add(execution_id)
-        super()._begin_invocation(execution_id, request_id, now)
-
-    def _end_invocation(self, execution_id: str, event: dict[str, Any]) -> None:
-        super()._end_invocation(execution_id, event)
-        self.store.open_invocations.discard(execution_id)
 
     def _sleep_until(self, execution_id: str, when: int) -> bool:
         # While a callback is pending, time is not skipped: the outside world may

@@ -1566,12 +1566,6 @@ class SqliteEngine(LocalEngine):
             with contextlib.suppress(DurableGenError):
                 store.release(execution_id, wake)
 
-    def _begin_invocation(self, execution_id: str, request_id: str, now: int) -> None:
-        self.store.begin_invocation(execution_id, request_id, now)
-
-    def _end_invocation(self, execution_id: str, event: dict[str, Any]) -> None:
-        self.store.end_invocation(execution_id, event)
-
     def _sleep_until(self, execution_id: str, when: int) -> bool:
         """Sleep in short slices: wake early when another process completed a callback."""
         if self.store.running_invokes(execution_id):
