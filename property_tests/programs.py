@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from durable_gen import InMemoryEngine, OperationStatus, OperationType
+from durable_gen import InMemoryEngine, MemoryStore, OperationStatus, OperationType
 from durable_gen.testing import (
     PROGRAM_FUNCTIONS,
     CallbackAnswer,
@@ -21,8 +21,8 @@ from durable_gen.testing import (
 
 __all__ = [
     "PROGRAM_FUNCTIONS",
-    "Ledger",
-    "build",
+    "Crash",
+    "CrashingStore",
     "build_workflow",
     "chooser",
     "drive",
@@ -58,21 +58,26 @@ def ops_strategy(*, callbacks: bool = True, batches: bool = True):
     return programs(callbacks=callbacks, batches=batches, invokes=False)
 
 
-class Ledger:
-    """Kept for older properties; :func:`build` ignores it.
-
-    Step calls and re-executions of recorded successes are tracked by
-    ``check_replay`` now (``durable_gen.testing``).
-    """
-
-    def __init__(self, store=None):
-        self.store = store
-        self.violations: list[str] = []
+class Crash(BaseException):
+    """The process died (a BaseException: no workflow or step code catches it)."""
 
 
-def build(program, ledger=None):
-    """The workflow of ``program`` (``ledger`` is ignored; see :class:`Ledger`)."""
-    return build_workflow(program)
+class CrashingStore(MemoryStore):
+    """A memory store whose process "dies" right after the checkpoints numbered in
+    ``crash_after`` (counting checkpoints that carried updates, from 1)."""
+
+    def __init__(self, crash_after: set[int]):
+        super().__init__()
+        self.crash_after = crash_after
+        self.checkpoints = 0
+
+    def checkpoint(self, execution_id, updates, now, *, durable):
+        delta = super().checkpoint(execution_id, updates, now, durable=durable)
+        if updates:
+            self.checkpoints += 1
+            if self.checkpoints in self.crash_after:
+                raise Crash
+        return delta
 
 
 def new_engine(store):

@@ -25,24 +25,7 @@ from durable_gen import (
     current_attempt,
 )
 
-
-class Crash(BaseException):
-    """The process died (a BaseException: no workflow or step code catches it)."""
-
-
-class CrashingStore(MemoryStore):
-    def __init__(self, crash_after: set[int]):
-        super().__init__()
-        self.crash_after = crash_after
-        self.checkpoints = 0
-
-    def checkpoint(self, execution_id, updates, now, *, durable):
-        delta = super().checkpoint(execution_id, updates, now, durable=durable)
-        if updates:
-            self.checkpoints += 1
-            if self.checkpoints in self.crash_after:
-                raise Crash
-        return delta
+from .programs import Crash, CrashingStore
 
 
 class Ledger:

@@ -15,35 +15,16 @@ from collections import Counter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from durable_gen import MemoryStore, OperationAction, OperationType
+from durable_gen import OperationAction, OperationType
 from durable_gen._meter import meter_execution
 
-from .programs import Ledger, build, drive, new_engine, ops_strategy
+from .programs import Crash, CrashingStore, build_workflow, drive, new_engine, ops_strategy
 
 START = OperationAction.START
 ENDED = {OperationAction.RETRY, OperationAction.SUCCEED, OperationAction.FAIL}
 COMPLETED = {OperationAction.SUCCEED, OperationAction.FAIL}
 COUNTED_AT_START = {"Parallel", "ParallelBranch", "Map", "MapIteration", "WaitForCallback"}
 COUNTED_AT_END = {"RunInChildContext", "All", "Any", "Race", "AllSettled"}
-
-
-class Crash(BaseException):
-    pass
-
-
-class CrashingStore(MemoryStore):
-    def __init__(self, crash_after):
-        super().__init__()
-        self.crash_after = crash_after
-        self.checkpoints = 0
-
-    def checkpoint(self, execution_id, updates, now, *, durable):
-        delta = super().checkpoint(execution_id, updates, now, durable=durable)
-        if updates:
-            self.checkpoints += 1
-            if self.checkpoints in self.crash_after:
-                raise Crash
-        return delta
 
 
 class HistoryOnly:
@@ -113,7 +94,7 @@ def derive_bytes(store, execution_id) -> int:
 def test_meter_counts_equal_counts_derived_from_updates(program, crash_after):
     store = CrashingStore(crash_after)
     engine = new_engine(store)
-    workflow = build(program, Ledger(store))
+    workflow = build_workflow(program)
     ex = engine.start(workflow, {}, execution_id="meter-prop")
     result = drive(engine, workflow, ex, crash=Crash)
     assert result.status == "SUCCEEDED", result.error
