@@ -215,6 +215,23 @@ def _dump(path: Path) -> list[str]:
         conn.close()
 
 
+def _settled_dump(path: Path) -> list[str]:
+    """The database once nothing writes to it any more.
+
+    An earlier example may have sent a valid Invoke (accepted, not a refusal): the
+    execution it started runs on until it suspends, and its writes must not be
+    taken for damage done by the next request.
+    """
+    dump = _dump(path)
+    for _ in range(100):
+        time.sleep(0.05)
+        again = _dump(path)
+        if again == dump:
+            return dump
+        dump = again
+    raise AssertionError("the database kept changing for 5 s with no request in flight")
+
+
 @pytest.fixture(scope="module")
 def leased_store(tmp_path_factory):
     path = tmp_path_factory.mktemp("hostile") / "x.db"
@@ -530,7 +547,7 @@ _METHODS = st.one_of(
 def test_raw_http_requests_are_refused_cleanly(server, method, path, query, headers, body):
     srv, db, errors, callback_id = server
     path = path.replace("CB", callback_id)
-    before = _dump(db)
+    before = _settled_dump(db)
     has_length = any(h.lower().startswith(b"content-length") for h in headers)
     lines = [f"{method} {path}{query} HTTP/1.1".encode("utf-8", "surrogateescape"), b"Host: x"]
     lines += headers
@@ -568,7 +585,7 @@ def test_raw_http_requests_are_refused_cleanly(server, method, path, query, head
 )
 def test_garbage_and_truncated_requests(server, data):
     srv, db, errors, _ = server
-    before = _dump(db)
+    before = _settled_dump(db)
     status, reply = _raw(srv, data)
     assert status is None or 400 <= status < 500, (status, reply)
     if reply and status is not None:
@@ -629,7 +646,7 @@ def test_each_refusal_names_the_problem(server, path, body, code, message):
     import re
 
     srv, db, errors, callback_id = server
-    before = _dump(db)
+    before = _settled_dump(db)
     method = "GET" if "history" in path or path.endswith("ex1") else "POST"
     status, reply = _http(srv, method, path.replace("CB", callback_id), body)
     assert status == code, reply
@@ -639,7 +656,7 @@ def test_each_refusal_names_the_problem(server, path, body, code, message):
 
 def test_a_body_over_the_limit_is_413_before_it_is_read(server):
     srv, db, errors, _ = server
-    before = _dump(db)
+    before = _settled_dump(db)
     head = b"GET /2025-12-01/durable-executions/ex1 HTTP/1.1\r\nContent-Length: %d\r\n\r\n"
     status, reply = _raw(srv, head % (MAX_BODY_BYTES + 1))
     assert status == 413
