@@ -9,10 +9,10 @@ fonts, no network resources.
 from __future__ import annotations
 
 import html
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ._cli import _fmt_time, describe_operation
 from ._log import Operation, OperationStatus, OperationType
 from ._sqlite import ExecutionInfo
 
@@ -44,11 +44,6 @@ td.track{position:relative;height:18px}
 """
 
 
-def _fmt_time(ms: int) -> str:
-    t = time.gmtime(ms / 1000)
-    return time.strftime("%Y-%m-%d %H:%M:%S", t) + f".{ms % 1000:03d}Z"
-
-
 def _fmt_span(ms: int) -> str:
     if ms < 1000:
         return f"{ms} ms"
@@ -57,12 +52,6 @@ def _fmt_span(ms: int) -> str:
     if ms < 7_200_000:
         return f"{ms / 60_000:.1f} min"
     return f"{ms / 3_600_000:.1f} h"
-
-
-def _label(op: Operation) -> str:
-    kind = {"RunInChildContext": "ChildContext"}.get(op.sub_type or "", op.sub_type)
-    kind = kind or op.type.value
-    return f"{kind} {op.name!r}" if op.name else kind
 
 
 def _segments(
@@ -156,7 +145,14 @@ def render_timeline(
     walk(None, 0)
     rows: list[tuple[int, str, str, list[tuple[int, int, str, str]]]] = []
     for depth, op in ordered[:MAX_ROWS]:
-        rows.append((depth, _label(op), op.status.value, _segments(op, by_op.get(op.id, []), now)))
+        rows.append(
+            (
+                depth,
+                describe_operation(op.sub_type, op.type.value, op.name),
+                op.status.value,
+                _segments(op, by_op.get(op.id, []), now),
+            )
+        )
 
     t0 = info.created_at
     t1 = max(
