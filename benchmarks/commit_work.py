@@ -105,8 +105,8 @@ def main(argv: list[str] | None = None) -> None:
         mean = statistics.median(r[2] for r in rs)
         worked = statistics.median(r[3] for r in rs)
         print(
-            f"| {name:<22} | {worked * 1e6:>7.1f} | {it * 1e6:>16.1f} | {med * 1e6:>16.1f} | {mean * 1e6:>14.1f} "
-            f"| {base / it:>13.2f}x |"
+            f"| {name:<22} | {worked * 1e6:>7.1f} | {it * 1e6:>16.1f} | {med * 1e6:>16.1f} "
+            f"| {mean * 1e6:>14.1f} | {base / it:>13.2f}x |"
         )
 
 

@@ -194,7 +194,8 @@ def args_digest(args: tuple[Any, ...]) -> str | None:
         t = type(a)
         # For these, bytes' %r (ascii()) writes exactly repr(args).encode().
         if t is int or t is float or t is bool or a is None or (t is str and a.isascii()):
-            return f"{_crc32(b'(%r,)' % args):08x}"
+            # %-formatting: the same text as f"{:08x}", ~75 ns (a fifth of a digest) less
+            return "%08x" % _crc32(b"(%r,)" % args)  # noqa: UP031
     for a in args:
         if type(a) not in _SCALARS:
             try:
