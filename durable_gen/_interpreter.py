@@ -1102,6 +1102,10 @@ class Interpreter:
         gen = ctx.gen
         ops = self._ops
         root_ids = _ROOT_IDS
+        # never rebound (mutated in place), so locals save a lookup per replayed op
+        ready = self._ready
+        queue = self._queue
+        check_args = self._check_args
         value = ctx.send_value
         exc = ctx.send_exc
         ctx.send_value = ctx.send_exc = None
@@ -1146,7 +1150,7 @@ class Interpreter:
                         self._check(ctx, op, _STEP, _ST_STEP, desc.name)
                     status = op.status
                     if status is _SUCCEEDED:
-                        if self._check_args and op.args_digest is not None:
+                        if check_args and op.args_digest is not None:
                             digest = args_digest(desc.args)
                             if digest is not None and digest != op.args_digest:
                                 self._check_digest(ctx, op, desc)  # raises
@@ -1158,7 +1162,7 @@ class Interpreter:
                                 value = (desc.serdes or DEFAULT_SERDES).deserialize(res)
                             except SerializationError as e:
                                 raise self._corrupt(ctx, op, e) from e
-                        if self._ready or self._queue:
+                        if ready or queue:
                             self._resolved(ctx, value, None)
                             return
                         continue
