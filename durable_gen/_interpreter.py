@@ -100,6 +100,7 @@ from ._log import (
     OperationSubType,
     OperationType,
     OperationUpdate,
+    new_step_update,
     operation_id,
 )
 from ._retry import RetryPolicy
@@ -1195,14 +1196,15 @@ class Interpreter:
         if op is None:
             self._new_op()
             self._updates.append(
-                OperationUpdate(
-                    id=op_id,
-                    type=_STEP,
-                    action=_START,
-                    parent_id=ctx.op_parent,
-                    name=desc.name,
-                    sub_type=_ST_STEP,
-                    args_digest=args_digest(desc.args) if self._check_args else None,
+                new_step_update(
+                    op_id,
+                    _STEP,
+                    _START,
+                    ctx.op_parent,
+                    desc.name,
+                    _ST_STEP,
+                    None,
+                    args_digest(desc.args) if self._check_args else None,
                 )
             )
             self._run(ctx, desc, op_id, 1, at_most_once, desc.fn, desc.args)
@@ -1230,13 +1232,8 @@ class Interpreter:
                 return
             self._new_op()
             self._updates.append(
-                OperationUpdate(
-                    id=op_id,
-                    type=_STEP,
-                    action=_START,
-                    parent_id=ctx.op_parent,
-                    name=desc.name,
-                    sub_type=_ST_STEP,
+                new_step_update(
+                    op_id, _STEP, _START, ctx.op_parent, desc.name, _ST_STEP, None, None
                 )
             )
             self._run(ctx, desc, op_id, attempt, at_most_once, desc.fn, desc.args)
@@ -1297,14 +1294,8 @@ class Interpreter:
             self._fail_step(run, err)
             return
         self._updates.append(
-            OperationUpdate(
-                id=run.op_id,
-                type=_STEP,
-                action=_SUCCEED,
-                parent_id=run.ctx.op_parent,
-                name=desc.name,
-                sub_type=_ST_STEP,
-                payload=payload,
+            new_step_update(
+                run.op_id, _STEP, _SUCCEED, run.ctx.op_parent, desc.name, _ST_STEP, payload, None
             )
         )
         ctx = run.ctx

@@ -25,6 +25,7 @@ from ._log import (
     OperationSubType,
     OperationType,
     OperationUpdate,
+    new_started_op,
 )
 
 __all__ = [
@@ -367,15 +368,20 @@ def _apply_one(
         if upd.tenant_id is not None:
             details["TenantId"] = upd.tenant_id
     if cur is None:
-        new = Operation(
-            id=upd.id,
-            type=t,
-            start_timestamp=now,
-            parent_id=upd.parent_id,
-            name=upd.name,
-            sub_type=upd.sub_type,
-            **fields,
-        )
+        if t is _STEP and action is _START:  # fields: status, maybe args_digest
+            new = new_started_op(
+                upd.id, t, status, now, upd.parent_id, upd.name, upd.sub_type, upd.args_digest
+            )
+        else:
+            new = Operation(
+                id=upd.id,
+                type=t,
+                start_timestamp=now,
+                parent_id=upd.parent_id,
+                name=upd.name,
+                sub_type=upd.sub_type,
+                **fields,
+            )
     else:
         new = _evolve(cur, fields)
     return new, [_event(event_type, new, now, details)]

@@ -3,6 +3,7 @@
 import hashlib
 import re
 
+import attrs
 import pytest
 
 from durable_gen import (
@@ -175,3 +176,69 @@ def test_rest_timestamps_in_seconds_are_accepted():
 def test_malformed_operations_are_rejected(raw, message):
     with pytest.raises(CorruptLogError, match="^" + re.escape(message) + "$"):
         Operation.from_dict(raw)
+
+
+# -- positional factories (the per-step records built without keyword parsing) -------
+
+
+def test_new_step_update_equals_keyword_construction():
+    from durable_gen._log import new_step_update
+
+    kw = OperationUpdate(
+        id="a1",
+        type=OperationType.STEP,
+        action=OperationAction.SUCCEED,
+        parent_id="p",
+        name="s",
+        sub_type="Step",
+        payload="12",
+        args_digest="0badf00d",
+    )
+    pos = new_step_update(
+        "a1", OperationType.STEP, OperationAction.SUCCEED, "p", "s", "Step", "12", "0badf00d"
+    )
+    assert pos == kw
+    assert hash(pos) == hash(kw)
+    assert repr(pos) == repr(kw)
+    assert type(pos) is OperationUpdate
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        pos.payload = "13"  # type: ignore[misc]
+
+
+def test_new_started_op_equals_keyword_construction():
+    from durable_gen._log import new_started_op
+
+    kw = Operation(
+        id="a1",
+        type=OperationType.STEP,
+        status=OperationStatus.STARTED,
+        start_timestamp=5,
+        name="s",
+        sub_type="Step",
+    )
+    pos = new_started_op(
+        "a1", OperationType.STEP, OperationStatus.STARTED, 5, None, "s", "Step", None
+    )
+    assert pos == kw
+    assert pos.to_dict() == kw.to_dict()
+    assert pos.end_timestamp is None
+    assert pos.attempt is None
+
+
+def test_positional_factory_refuses_bad_fields_and_falls_back_for_validators():
+    from durable_gen._log import positional_factory
+
+    with pytest.raises(TypeError, match="no fields"):
+        positional_factory(OperationUpdate, ("id", "nope"))
+    with pytest.raises(TypeError, match="have no default"):
+        positional_factory(OperationUpdate, ("id", "type"))  # action is required
+
+    @attrs.frozen(slots=True)
+    class Checked:
+        x: int = attrs.field(validator=attrs.validators.instance_of(int))
+        y: int = 0
+
+    make = positional_factory(Checked, ("x",))
+    assert make(3) == Checked(3)
+    with pytest.raises(TypeError):
+        make("3")  # the validator still runs: the keyword constructor is used
