@@ -62,7 +62,8 @@ class RunStep(Command):
         args: tuple[Any, ...],
         attempt: int,
     ) -> None:
-        super().__init__(updates, durable_first)
+        self.updates = updates  # Command.__init__'s two lines, without the call (per step)
+        self.durable_first = durable_first
         self.op_id = op_id
         self.name = name
         self.fn = fn

@@ -128,31 +128,52 @@ _DETAILS_KEY = {
 _PLAIN_DEFAULTS = (type(None), bool, int, float, str)  # shared safely by every instance
 
 
+def plain_attrs_class(cls: type) -> bool:
+    """Whether ``cls``'s fields can be written slot by slot, bypassing ``__init__``.
+
+    True when no field has a validator, converter, ``init=False`` or a default that
+    is not an immutable scalar, and the class has no init hooks: then writing each
+    slot through its descriptor builds exactly what ``__init__`` would. The
+    generated constructors below (and ``_service._evolve``) check it and fall back
+    to the class's own ``__init__`` / ``attrs.evolve`` otherwise.
+    """
+    return not (
+        any(
+            f.validator
+            or f.converter
+            or not f.init
+            or not (f.default is attrs.NOTHING or isinstance(f.default, _PLAIN_DEFAULTS))
+            for f in attrs.fields(cls)
+        )
+        or hasattr(cls, "__attrs_post_init__")
+        or hasattr(cls, "__attrs_pre_init__")
+    )
+
+
+def _setters(cls: type) -> dict[str, Any]:
+    return {f"_s_{f.name}": cls.__dict__[f.name].__set__ for f in attrs.fields(cls)}
+
+
+def _check_params(cls: type, params: Sequence[str]) -> None:
+    names = {f.name for f in attrs.fields(cls)}
+    unknown = [p for p in params if p not in names]
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no fields {unknown}")
+
+
 def positional_factory(cls: type[_T], params: Sequence[str]) -> Callable[..., _T]:
     """A constructor of the frozen, slotted attrs class ``cls`` taking ``params`` positionally.
 
     Every other field gets its default. attrs' ``__init__`` spends most of its time
     parsing keyword arguments (16 to 22 of them here); this writes each slot through
     its descriptor from positional arguments and builds an equal instance in ~35-40%
-    less time, for the records built once or twice per step. Should ``cls`` get
-    validators, converters, mutable defaults or init hooks, it is ``cls(**kwargs)``.
+    less time, for the records built once or twice per step. When
+    :func:`plain_attrs_class` is false it is ``cls(**kwargs)``.
     """
-    fields = attrs.fields(cast(Any, cls))
-    names = [f.name for f in fields]
-    unknown = [p for p in params if p not in names]
-    if unknown:
-        raise TypeError(f"{cls.__name__} has no fields {unknown}")
-    if (
-        any(
-            f.validator
-            or f.converter
-            or not f.init
-            or not (f.default is attrs.NOTHING or isinstance(f.default, _PLAIN_DEFAULTS))
-            for f in fields
-        )
-        or hasattr(cls, "__attrs_post_init__")
-        or hasattr(cls, "__attrs_pre_init__")
-    ):
+    klass = cast(Any, cls)
+    _check_params(klass, params)
+    fields = attrs.fields(klass)
+    if not plain_attrs_class(klass):
 
         def slow(*args: Any) -> _T:
             return cls(**dict(zip(params, args, strict=True)))
@@ -161,10 +182,9 @@ def positional_factory(cls: type[_T], params: Sequence[str]) -> Callable[..., _T
     missing = [f.name for f in fields if f.name not in params and f.default is attrs.NOTHING]
     if missing:
         raise TypeError(f"{cls.__name__} fields {missing} have no default: pass them")
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls, **_setters(klass)}
     lines = [f"def make({', '.join(params)}):", "    new = _new(_cls)"]
-    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
     for f in fields:
-        namespace[f"_s_{f.name}"] = cls.__dict__[f.name].__set__
         if f.name in params:
             lines.append(f"    _s_{f.name}(new, {f.name})")
         else:
@@ -174,6 +194,33 @@ def positional_factory(cls: type[_T], params: Sequence[str]) -> Callable[..., _T
     exec("\n".join(lines), namespace)  # generated code, as attrs generates __init__
     make: Callable[..., _T] = namespace["make"]
     return make
+
+
+def positional_evolve(cls: type[_T], params: Sequence[str]) -> Callable[..., _T]:
+    """``evolve(op, *values)``: a copy of ``op`` with ``params`` set to ``values``.
+
+    ``attrs.evolve(op, **dict(zip(params, values)))``, generated for one fixed set
+    of changed fields: the others are copied slot to slot, without the keyword
+    arguments and the per-field dict lookups of a generic evolve.
+    """
+    klass = cast(Any, cls)
+    _check_params(klass, params)
+    if not plain_attrs_class(klass):
+
+        def slow(op: _T, *values: Any) -> _T:
+            new: _T = attrs.evolve(cast(Any, op), **dict(zip(params, values, strict=True)))
+            return new
+
+        return slow
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls, **_setters(klass)}
+    lines = [f"def evolve(op, {', '.join(params)}):", "    new = _new(_cls)"]
+    for f in attrs.fields(klass):
+        value = f.name if f.name in params else f"op.{f.name}"
+        lines.append(f"    _s_{f.name}(new, {value})")
+    lines.append("    return new")
+    exec("\n".join(lines), namespace)  # generated code, as attrs generates __init__
+    evolve: Callable[..., _T] = namespace["evolve"]
+    return evolve
 
 
 @attrs.frozen(kw_only=True, slots=True, cache_hash=False)

@@ -242,3 +242,25 @@ def test_positional_factory_refuses_bad_fields_and_falls_back_for_validators():
     assert make(3) == Checked(3)
     with pytest.raises(TypeError):
         make("3")  # the validator still runs: the keyword constructor is used
+
+
+def test_positional_evolve_equals_attrs_evolve():
+    from durable_gen._log import positional_evolve
+
+    op = Operation(
+        id="a1",
+        type=OperationType.STEP,
+        status=OperationStatus.STARTED,
+        start_timestamp=5,
+        parent_id="p",
+        name="s",
+        sub_type="Step",
+        attempt=2,
+        args_digest="0badf00d",
+    )
+    evolve = positional_evolve(Operation, ("status", "end_timestamp", "result"))
+    new = evolve(op, OperationStatus.SUCCEEDED, 9, "12")
+    assert new == attrs.evolve(op, status=OperationStatus.SUCCEEDED, end_timestamp=9, result="12")
+    assert op.status is OperationStatus.STARTED  # the original is untouched
+    with pytest.raises(TypeError, match="no fields"):
+        positional_evolve(Operation, ("status", "nope"))
