@@ -144,8 +144,12 @@ def drive_interpreter(
     steps = 0
     workflow_log = _logging.WorkflowLogContext(interp)
 
+    last_now = 0  # the time of the last checkpoint
+
     def persist(updates: list[OperationUpdate], durable: bool) -> Mapping[str, Operation]:
-        delta = store.checkpoint(execution_id, updates, now(), durable=durable)
+        nonlocal last_now
+        last_now = now()
+        delta = store.checkpoint(execution_id, updates, last_now, durable=durable)
         if hooked:
             hook.updates(updates)
         return delta
@@ -155,12 +159,21 @@ def drive_interpreter(
         if delta:
             interp.merge(delta)
 
+    # Workflow code runs inside next_command(): its log lines carry the workflow's
+    # context. Without hooks nothing else runs in this thread between two commands
+    # but step attempts (which set and restore their own), so the context is set
+    # once for the whole loop; with hooks, only around each command.
     def next_command() -> Any:
         token = _logging.current.set(workflow_log)
         try:
             return interp.next_command()
         finally:
             _logging.current.reset(token)
+
+    log_token = None
+    if not hooked:
+        next_command = interp.next_command  # the context is set on the next line
+        log_token = _logging.current.set(workflow_log)
 
     def run_step(cmd: RunStep) -> Any:
         if hooked:
@@ -246,7 +259,7 @@ def drive_interpreter(
             if tcmd is Checkpoint:
                 delta = persist(cmd.updates, True)
                 interp.checkpointed(delta)
-                interp.now = now()
+                interp.now = last_now  # the checkpoint's time: one clock read less per step
                 continue
             # The invocation ends: let abandoned attempts (their batch completed
             # without them) finish, since a thread cannot be killed.
@@ -271,5 +284,7 @@ def drive_interpreter(
             raise InternalError(f"unknown command {cmd!r}")
     finally:
         interp.close()
+        if log_token is not None:
+            _logging.current.reset(log_token)
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
