@@ -215,6 +215,15 @@ def drive_interpreter(
         else:  # KeyboardInterrupt, SystemExit, a simulated crash: the process stops
             raise exc
 
+    def run_inline(step: RunStep) -> None:
+        """The only step outstanding: run it in this thread and report its outcome."""
+        try:
+            value = run_step(step)
+        except Exception as e:
+            report(step, None, None, e)
+        else:
+            report(step, None, value, None)
+
     def launch_pending() -> None:
         nonlocal pool
         if not pending:
@@ -234,19 +243,16 @@ def drive_interpreter(
                 if cmd.updates:
                     persist_and_merge(cmd.updates, cmd.durable_first)
                 steps += 1
+                if not pending and not running and interp.awaits_only(cmd.op_id):
+                    run_inline(cmd)  # what the AwaitOutcome that would come next does
+                    continue
                 pending.append(cmd)
                 continue
             if tcmd is AwaitOutcome:
                 if cmd.updates:
                     persist_and_merge(cmd.updates, False)
                 if len(pending) == 1 and not running:
-                    step = pending.pop()
-                    try:
-                        value = run_step(step)
-                    except Exception as e:
-                        report(step, None, None, e)
-                    else:
-                        report(step, None, value, None)
+                    run_inline(pending.pop())
                     continue
                 launch_pending()
                 if not running:

@@ -913,6 +913,22 @@ class Interpreter:
         self._awaiting_ack = None
         action()
 
+    def awaits_only(self, op_id: str) -> bool:
+        """Whether the next command would be an empty AwaitOutcome for ``op_id`` alone.
+
+        True when nothing but that step's attempt is outstanding: no command, update,
+        ready context or other queued work. The engine may then run the attempt at
+        once instead of asking for the next command (sequential code, the common case).
+        """
+        return (
+            not self._commands
+            and not self._ready
+            and not self._updates
+            and self._finished is None
+            and len(self._queue) == 1
+            and op_id in self._queue
+        )
+
     def merge(self, delta: Mapping[str, Operation]) -> None:
         """Operations the store changed outside a Checkpoint's acknowledgement."""
         self._ops.update(delta)
