@@ -262,6 +262,30 @@ def _apply_one(
 ) -> tuple[Operation, list[Event]]:
     t = upd.type
     action = upd.action
+    if t is _STEP and upd.parent_id is None:
+        # A root step's START and SUCCEED, the most frequent updates: what the general
+        # path below computes for them, without its dispatch (anything unusual --
+        # a retried attempt, a mismatch to refuse -- goes the general way).
+        if action is _START and cur is None:
+            new = new_started_op(
+                upd.id, _STEP, _STARTED, now, None, upd.name, upd.sub_type, upd.args_digest
+            )
+            return new, [_event("StepStarted", new, now, {})]
+        if (
+            action is _SUCCEED
+            and cur is not None
+            and cur.status is _STARTED
+            and cur.type is _STEP
+            and cur.sub_type == upd.sub_type
+            and cur.name == upd.name
+            and upd.args_digest is None
+        ):
+            attempt = (cur.attempt or 0) + 1
+            new = _succeed_step(cur, _SUCCEEDED, now, attempt, None, upd.payload, None)
+            succeeded: dict[str, Any] = {"Result": _payload(upd.payload)}
+            if attempt > 1:
+                succeeded["RetryDetails"] = {"CurrentAttempt": attempt}
+            return new, [_event("StepSucceeded", new, now, succeeded)]
     if action not in _VALID_ACTIONS[t]:
         raise InvalidUpdateError(f"invalid action {action.value} for a {t.value} operation")
     if cur is not None:
