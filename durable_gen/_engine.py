@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import secrets
 import sys
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -50,6 +51,18 @@ __all__ = [
     "resolve_target",
     "target_of",
 ]
+
+
+def new_callback_id(op_id: str) -> str:
+    """A fresh, unguessable callback id (256 random bits, URL-safe base64).
+
+    Never one that starts with ``-``: ``durable-gen callback succeed ID`` would
+    take it for an option (1 id in 64 would otherwise).
+    """
+    while True:
+        callback_id = secrets.token_urlsafe(32)
+        if not callback_id.startswith("-"):
+            return callback_id
 
 
 class EngineClock(Protocol):

@@ -9,7 +9,6 @@ time; with :class:`RealClock` they are slept through.
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -18,7 +17,7 @@ from typing import Any, Protocol
 import attrs
 
 from . import _service
-from ._engine import ExecutionResult, LocalEngine
+from ._engine import ExecutionResult, LocalEngine, new_callback_id
 from ._errors import ErrorObject, StoreError
 from ._hooks import Hooks
 from ._log import Operation, OperationStatus, OperationType, OperationUpdate
@@ -120,7 +119,7 @@ class MemoryStore:
                 ex.operations,
                 updates,
                 now,
-                new_callback_id=_new_callback_id,
+                new_callback_id=new_callback_id,
                 execution_id=execution_id,
             )
             ex.operations.update(changed)
@@ -258,10 +257,6 @@ class MemoryStore:
 
     def updates(self, execution_id: str) -> list[OperationUpdate]:
         return list(self._get(execution_id).updates)
-
-
-def _new_callback_id(op_id: str) -> str:
-    return secrets.token_urlsafe(32)
 
 
 class InMemoryEngine(LocalEngine):

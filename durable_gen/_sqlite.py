@@ -76,6 +76,7 @@ from ._engine import (
     LocalEngine,
     TargetError,
     canonical_target,
+    new_callback_id,
     resolve_target,
     target_of,
 )
@@ -358,10 +359,6 @@ class _Cached:
 
 
 _Extra = Callable[[sqlite3.Connection, int], None]
-
-
-def _new_callback_id(op_id: str) -> str:
-    return secrets.token_urlsafe(32)
 
 
 def _make_dumps() -> Callable[[Any], str]:
@@ -807,7 +804,11 @@ class SqliteStore:
                 c = self._cached(execution_id)
             if updates:
                 changed, events = _service.apply_updates(
-                    c.ops, updates, now, new_callback_id=_new_callback_id, execution_id=execution_id
+                    c.ops,
+                    updates,
+                    now,
+                    new_callback_id=new_callback_id,
+                    execution_id=execution_id,
                 )
                 c.ops.update(changed)
                 c.pending_ops.update(changed)
