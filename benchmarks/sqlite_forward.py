@@ -1,6 +1,6 @@
 """Forward progress on the SQLite store: steps per second beside the raw commit rate.
 
-    python -m benchmarks.sqlite_forward [--steps 10000] [--rounds 3] [--synchronous FULL]
+    python -m benchmarks.sqlite_forward [--steps 10000] [--rounds 5] [--synchronous FULL]
 
 A workflow of N straight-line steps runs to completion on a fresh database with
 the store's default durability (WAL, synchronous=FULL: every step's result is
@@ -138,7 +138,7 @@ def steps_per_second(directory, workflow, n, synchronous):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=10_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL"])
     args = parser.parse_args(argv)
     n = args.steps
