@@ -388,30 +388,42 @@ def scenario_memory(args: argparse.Namespace, results: dict[str, Any]) -> None:
     results["memory"] = got
 
 
-def _external(module: str, quick_args: list[str], args: argparse.Namespace, title: str) -> None:
+def _external(
+    module: str, quick_args: list[str], args: argparse.Namespace, title: str
+) -> str | None:
+    """Run ``module`` as a script under ``title``, echo its output and return it."""
     print(f"\n## {title}\n")
     try:
         importlib.import_module(module)
     except Exception as e:
         _note(f"{module} skipped: not importable here ({type(e).__name__}: {e})")
-        return
+        return None
     cmd = [sys.executable, "-m", module, *(quick_args if args.quick else [])]
     print(f"(output of `{' '.join(['python', '-m', module, *cmd[3:]])}`)\n", flush=True)
-    rc = subprocess.run(cmd, check=False, cwd=_ROOT).returncode
-    if rc:
-        _note(f"{module} exited with status {rc}")
+    proc = subprocess.run(cmd, check=False, cwd=_ROOT, stdout=subprocess.PIPE, text=True)
+    print(proc.stdout, end="", flush=True)
+    if proc.returncode:
+        _note(f"{module} exited with status {proc.returncode}")
+    return proc.stdout
 
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def scenario_sqlite(args: argparse.Namespace, results: dict[str, Any]) -> None:
-    _external(
+    out = _external(
         "benchmarks.sqlite_forward",
         ["--steps", "1000"],
         args,
         "3. Forward, durable: SQLite engine vs raw SQLite commits",
     )
+    rows = {}
+    for line in (out or "").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[3].endswith("x"):
+            rows[cells[0]] = (float(cells[3][:-1]), cells[4])
+    if rows:
+        results["sqlite"] = rows
 
 
 def scenario_lambda(args: argparse.Namespace, results: dict[str, Any]) -> None:
@@ -490,6 +502,17 @@ def targets(results: dict[str, Any]) -> None:
             )
         else:
             add("forward ≥ 50x faster than AWS SDK runner", None, "not run")
+    sql = results.get("sqlite")
+    if sql:
+        step = next((v for k, v in sql.items() if k.startswith("steps, AT_LEAST_ONCE")), None)
+        ceiling = next((v for k, v in sql.items() if k.startswith("ceiling")), None)
+        if step:
+            add(
+                "durable SQLite steps ≥ 0.5x raw durable commits (median)",
+                step[0] >= 0.5,
+                f"{step[0]:.2f}x (rounds {step[1]})"
+                + (f"; ceiling {ceiling[0]:.2f}x" if ceiling else ""),
+            )
     mem = results.get("memory")
     if mem and "aws_sdk" in mem:
         a, d = mem["aws_sdk"], mem[DG]
