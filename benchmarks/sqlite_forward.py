@@ -29,7 +29,7 @@ import statistics
 import tempfile
 import time
 
-from durable_gen import AT_MOST_ONCE_PER_RETRY, InMemoryEngine, Step
+from durable_gen import AT_LEAST_ONCE_PER_RETRY, AT_MOST_ONCE_PER_RETRY, InMemoryEngine, Step
 from durable_gen._sqlite import SqliteEngine, SqliteStore
 
 
@@ -37,18 +37,20 @@ def noop(i):
     return i
 
 
-def at_least_once(n):
-    total = 0
-    for i in range(n):
-        total += yield Step(noop, i, name="s")
-    return total
+def straight_line(fn, semantics=AT_LEAST_ONCE_PER_RETRY):
+    """A workflow of N steps ``fn(i)`` one after the other, returning their sum."""
+
+    def workflow(n):
+        total = 0
+        for i in range(n):
+            total += yield Step(fn, i, name="s", semantics=semantics)
+        return total
+
+    return workflow
 
 
-def at_most_once(n):
-    total = 0
-    for i in range(n):
-        total += yield Step(noop, i, name="s", semantics=AT_MOST_ONCE_PER_RETRY)
-    return total
+at_least_once = straight_line(noop)
+at_most_once = straight_line(noop, AT_MOST_ONCE_PER_RETRY)
 
 
 def _fresh(directory, name):
@@ -108,14 +110,8 @@ def interpreter_ceiling_per_second(directory, n, synchronous):
         )
         return i
 
-    def workflow(n):
-        total = 0
-        for i in range(n):
-            total += yield Step(commit, i, name="s")
-        return total
-
     t0 = time.perf_counter()
-    result = InMemoryEngine().run(workflow, n)
+    result = InMemoryEngine().run(straight_line(commit), n)
     elapsed = time.perf_counter() - t0
     assert result.status == "SUCCEEDED", result
     assert conn.execute("SELECT COUNT(*) FROM journal").fetchone()[0] == n
