@@ -252,6 +252,16 @@ def chained_execution_id(execution_id: str, op_id: str) -> str:
     return f"{execution_id}.{op_id[:16]}"
 
 
+def _parent_ok(
+    parent_id: str | None, ops: Mapping[str, Operation], changed: Mapping[str, Operation]
+) -> bool:
+    """No parent, or a parent that is a recorded (or just changed) CONTEXT operation."""
+    if parent_id is None:
+        return True
+    parent = changed.get(parent_id) or ops.get(parent_id)
+    return parent is not None and parent.type is _CONTEXT
+
+
 def _apply_one(
     cur: Operation | None,
     upd: OperationUpdate,
@@ -262,13 +272,13 @@ def _apply_one(
 ) -> tuple[Operation, list[Event]]:
     t = upd.type
     action = upd.action
-    if t is _STEP and upd.parent_id is None:
-        # A root step's START and SUCCEED, the most frequent updates: what the general
-        # path below computes for them, without its dispatch (anything unusual --
-        # a retried attempt, a mismatch to refuse -- goes the general way).
+    if t is _STEP and _parent_ok(upd.parent_id, ops, changed):
+        # A step's START and SUCCEED, the most frequent updates: what the general path
+        # below computes for them, without its dispatch (anything unusual -- a bad
+        # parent, a SUCCEED without START, a mismatch to refuse -- goes the general way).
         if action is _START and cur is None:
             new = new_started_op(
-                upd.id, _STEP, _STARTED, now, None, upd.name, upd.sub_type, upd.args_digest
+                upd.id, _STEP, _STARTED, now, upd.parent_id, upd.name, upd.sub_type, upd.args_digest
             )
             return new, [_event("StepStarted", new, now, {})]
         if (
@@ -299,13 +309,11 @@ def _apply_one(
             raise InvalidUpdateError(
                 f"operation {upd.id!r} already ended {cur.status.value}; it cannot {action.value}"
             )
-    if upd.parent_id is not None:
-        parent = changed.get(upd.parent_id) or ops.get(upd.parent_id)
-        if parent is None or parent.type is not _CONTEXT:
-            raise InvalidUpdateError(
-                f"update for operation {upd.id!r} names parent {upd.parent_id!r}, "
-                "which is not a recorded CONTEXT operation"
-            )
+    if not _parent_ok(upd.parent_id, ops, changed):
+        raise InvalidUpdateError(
+            f"update for operation {upd.id!r} names parent {upd.parent_id!r}, "
+            "which is not a recorded CONTEXT operation"
+        )
     if t is _EXECUTION:
         if cur is None:
             raise InvalidUpdateError(f"no EXECUTION operation {upd.id!r}")
@@ -399,22 +407,15 @@ def _apply_one(
         if upd.tenant_id is not None:
             details["TenantId"] = upd.tenant_id
     if cur is None:
-        if t is _STEP and action is _START:  # fields: status, maybe args_digest
-            new = new_started_op(
-                upd.id, t, status, now, upd.parent_id, upd.name, upd.sub_type, upd.args_digest
-            )
-        else:
-            new = Operation(
-                id=upd.id,
-                type=t,
-                start_timestamp=now,
-                parent_id=upd.parent_id,
-                name=upd.name,
-                sub_type=upd.sub_type,
-                **fields,
-            )
-    elif t is _STEP and action is _SUCCEED and upd.args_digest is None:
-        new = _succeed_step(cur, status, now, fields["attempt"], None, upd.payload, None)
+        new = Operation(
+            id=upd.id,
+            type=t,
+            start_timestamp=now,
+            parent_id=upd.parent_id,
+            name=upd.name,
+            sub_type=upd.sub_type,
+            **fields,
+        )
     else:
         new = _evolve(cur, fields)
     return new, [_event(event_type, new, now, details)]
