@@ -25,8 +25,8 @@ from ._log import (
     OperationSubType,
     OperationType,
     OperationUpdate,
+    dict_evolve,
     new_started_op,
-    plain_attrs_class,
     positional_evolve,
 )
 
@@ -130,34 +130,7 @@ def _event(event_type: str, op: Operation, now: int, details: dict[str, Any] | N
     return ev
 
 
-def _make_evolve() -> Callable[[Operation, Mapping[str, Any]], Operation]:
-    """Build ``_evolve(op, changes)``: ``attrs.evolve(op, **changes)``, specialised.
-
-    Every checkpoint update makes a new Operation from the current one; the generic
-    ``attrs.evolve`` walks the fields with ``getattr``, builds keyword arguments and
-    goes through the frozen ``__init__`` (one ``object.__setattr__`` per field). This
-    writes each slot once through its descriptor, about 2.5x faster. It is exactly
-    what ``evolve`` builds because Operation has no validators, converters or
-    ``__attrs_post_init__`` (checked here: should one be added, this is ``evolve``).
-    """
-    fields = attrs.fields(Operation)
-    if not plain_attrs_class(Operation):
-        return lambda op, changes: attrs.evolve(op, **changes)
-    setters = {f"_set_{f.name}": getattr(Operation, f.name).__set__ for f in fields}
-    lines = [
-        "def _evolve(op, changes):",
-        "    new = _new(_Operation)",
-        "    get = changes.get",
-        *(f"    _set_{f.name}(new, get({f.name!r}, op.{f.name}))" for f in fields),
-        "    return new",
-    ]
-    namespace: dict[str, Any] = {"_new": object.__new__, "_Operation": Operation, **setters}
-    exec("\n".join(lines), namespace)  # generated code, as attrs generates __init__
-    evolve: Callable[[Operation, Mapping[str, Any]], Operation] = namespace["_evolve"]
-    return evolve
-
-
-_evolve = _make_evolve()
+_evolve = dict_evolve(Operation)
 #: ``_evolve(op, {...})`` for a step's SUCCEED, the most frequent change.
 _succeed_step = positional_evolve(
     Operation,
