@@ -26,7 +26,7 @@ import tempfile
 import time
 from collections.abc import Callable
 
-from benchmarks.sqlite_forward import _EVENTS, _OPS, _raw_db
+from benchmarks.sqlite_forward import _EVENTS, _OPS, _RAW_INSERT, _raw_db
 
 _DOC = [{"a": i, "b": "x" * 20, "c": [1, 2, 3]} for i in range(3)]  # ~2 µs a call
 
@@ -54,7 +54,7 @@ def _loop(
     for i in range(n):
         t = pc()
         conn.execute(
-            "INSERT INTO journal (key, ops, events) VALUES (?, ?, ?)",
+            _RAW_INSERT,
             ((1 << 32) | i, f"{_OPS}{i:08d}", f"{_EVENTS}{i:08d}"),
         )
         t1 = pc()
