@@ -1055,13 +1055,17 @@ class Interpreter:
             p = p.parent
         return False
 
-    def _check_size(self, payload: str, what: str) -> None:
-        """Refuse a payload over the per-operation limit, before it reaches the store."""
+    def _check_size(self, payload: str, what: Callable[[], str]) -> None:
+        """Refuse a payload over the per-operation limit, before it reaches the store.
+
+        ``what()`` names the payload in the error; it is only called then (a step's
+        result is checked on every step).
+        """
         limit = self.max_payload_bytes
         if len(payload) * 4 > limit and len(payload.encode()) > limit:
             size = len(payload.encode())
             raise PayloadTooLargeError(
-                f"{what} is {size} bytes once serialized, over the {limit}-byte limit of one "
+                f"{what()} is {size} bytes once serialized, over the {limit}-byte limit of one "
                 "checkpoint; keep large data elsewhere (a file, a bucket) and return a "
                 "reference to it",
                 size=size,
@@ -1298,8 +1302,7 @@ class Interpreter:
                     f"{type(payload).__name__}, not str",
                     value_type=type(payload).__name__,
                 )
-            if len(payload) * 4 > self.max_payload_bytes:  # _check_size's own first test
-                self._check_size(payload, f"the result of step {desc.name or run.op_id!r}")
+            self._check_size(payload, lambda: f"the result of step {desc.name or run.op_id!r}")
             if serdes is not DEFAULT_SERDES:
                 value = serdes.deserialize(payload)
         except SerializationError as e:
@@ -1429,7 +1432,7 @@ class Interpreter:
         try:
             payload = str((desc.serdes or DEFAULT_SERDES).serialize(state))
             self._check_size(
-                payload, f"the state of {describe_operation(_ST_WFC, None, desc.name)}"
+                payload, lambda: f"the state of {describe_operation(_ST_WFC, None, desc.name)}"
             )
             return payload
         except SerializationError as e:
@@ -1744,7 +1747,9 @@ class Interpreter:
             return None
         try:
             payload = DEFAULT_SERDES.serialize(desc.payload)
-            self._check_size(payload, f"the payload of invoke {desc.name or desc.function_name!r}")
+            self._check_size(
+                payload, lambda: f"the payload of invoke {desc.name or desc.function_name!r}"
+            )
         except SerializationError as e:
             return None, InvokeError(
                 ErrorObject(
