@@ -361,7 +361,7 @@ class _Cached:
 _Extra = Callable[[sqlite3.Connection, int], None]
 
 
-def _make_dumps() -> Callable[[Any], str]:
+def _make_std_dumps() -> Callable[[Any], str]:
     """Compact JSON: ``JSONEncoder(separators=(",", ":"), ensure_ascii=False,
     check_circular=False).encode``, with its C encoder built once.
 
@@ -385,7 +385,48 @@ def _make_dumps() -> Callable[[Any], str]:
     return dumps
 
 
+_std_dumps = _make_std_dumps()
+
+
+def _make_dumps() -> Callable[[Any], str]:
+    """The journal's JSON encoder: orjson, falling back to :func:`_std_dumps`.
+
+    Encoding a step's row (its operation and two history events) was a fifth of a
+    durable step's CPU time with the standard library's C encoder; orjson does it in
+    a tenth of the time. Both write compact JSON with non-ASCII characters as they
+    are, so rows are the same text whichever wrote them: what orjson refuses
+    (integers beyond 64 bits, non-string keys, lone surrogates) goes to the standard
+    encoder. Journal rows are typed records (strings, integer timestamps, booleans,
+    nested objects): they hold no floats, the one place the two would differ (orjson
+    writes NaN as null).
+    """
+    try:
+        import orjson
+    except ImportError:  # a platform without orjson wheels: the standard encoder
+        return _std_dumps
+    encode = orjson.dumps
+    refused = orjson.JSONEncodeError
+
+    def dumps(value: Any) -> str:
+        try:
+            return encode(value).decode()
+        except refused:
+            return _std_dumps(value)
+
+    return dumps
+
+
+def _make_loads() -> Callable[[str], Any]:
+    """The journal's JSON decoder: orjson's (3x the standard one's speed) or json's."""
+    try:
+        import orjson
+    except ImportError:
+        return json.loads
+    return orjson.loads
+
+
 _dumps = _make_dumps()
+_loads = _make_loads()
 
 _FAST_APPEND = (
     "INSERT INTO journal (key, ops, events) SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM "
@@ -597,7 +638,7 @@ class SqliteStore:
         )
         ops: dict[str, Operation] = {}
         from_dict = Operation.from_dict
-        loads = json.loads
+        loads = _loads
         for _, body in rows:
             if body is None:
                 continue
@@ -930,7 +971,7 @@ class SqliteStore:
                 "ORDER BY key",
                 (lo, lo + (1 << _SEQ_BITS)),
             )
-        events = [e for (body,) in rows for e in json.loads(body)]
+        events = [e for (body,) in rows for e in _loads(body)]
         return [{**e, "EventId": i} for i, e in enumerate(events, 1)]
 
     # ------------------------------------------------------------------ executions
@@ -1032,7 +1073,7 @@ class SqliteStore:
                     f"execution {execution_id!r} of callback {callback_id!r:.80} already "
                     f"ended {status}"
                 )
-            op = Operation.from_dict(json.loads(body))
+            op = Operation.from_dict(_loads(body))
             new, events = _service.complete_callback(op, action, now, payload=payload, error=error)
             self._append(conn, pk, [new.to_dict()], events)
             conn.execute(
@@ -1068,7 +1109,7 @@ class SqliteStore:
                     "SELECT ops FROM journal WHERE key = ?", ((pk << _SEQ_BITS) | 1,)
                 ).fetchone()
                 ops: list[dict[str, Any]] = []
-                for d in json.loads(first[0]) if first and first[0] else ():
+                for d in _loads(first[0]) if first and first[0] else ():
                     if d.get("Id") == execution_id:
                         op = attrs.evolve(
                             Operation.from_dict(d),
@@ -1233,7 +1274,7 @@ class SqliteStore:
             (lo, lo + (1 << _SEQ_BITS), f'"Id":"{op_id}"'),
         ).fetchone()
         op = None
-        for d in json.loads(body[0]) if body else ():
+        for d in _loads(body[0]) if body else ():
             if d.get("Id") == op_id:
                 op = Operation.from_dict(d)
         if op is None or op.type is not OperationType.CHAINED_INVOKE or op.status is not _STARTED:
@@ -1290,7 +1331,7 @@ def _error(text: str | None) -> ErrorObject | None:
     if text is None:
         return None
     try:
-        return ErrorObject.from_dict(json.loads(text))
+        return ErrorObject.from_dict(_loads(text))
     except ValueError as e:
         raise CorruptLogError(f"a recorded execution error is not valid JSON: {e}") from None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -333,3 +334,33 @@ def test_invoke_of_a_module_function_is_finished_by_a_worker(tmp_path, monkeypat
         assert engine.work(once=True) == 1  # the child ended; the parent is due again
         assert engine.work(once=True) == 1
         assert engine.result("q").result == {"got": "7"}
+
+
+def unicode_step(text):
+    return {"text": text, "big": 2**70}
+
+
+def unicode_flow(event):
+    a = yield Step(unicode_step, event["s"], name="naïve ✓")
+    b = yield Step(flaky, "é", name="\u2028sep", retry=NO_JITTER)
+    return [a, b]
+
+
+def test_journal_rows_are_the_text_the_standard_json_encoder_writes(engine):
+    """orjson writes the rows; they must be exactly what the stdlib encoder writes."""
+    engine.run(mixed, {"x": 7}, execution_id="m")
+    engine.run(unicode_flow, {"s": 'quote " back\\slash \x01 ü 😀'}, execution_id="u")
+    rows = engine.store._query("SELECT ops, events FROM journal")
+    texts = [t for row in rows for t in row if t is not None]
+    assert len(texts) > 20
+    assert any("😀" in t for t in texts)  # non-ASCII kept as it is, not \u-escaped
+    for text in texts:
+        value = _sqlite._loads(text)
+        assert value == json.loads(text)
+        assert _sqlite._dumps(value) == _sqlite._std_dumps(value) == text
+
+
+def test_what_the_fast_encoder_refuses_is_encoded_by_the_standard_one():
+    for value in ({"n": 2**70}, {1: "non-string key"}, [{"a": [-(2**64)]}]):
+        assert _sqlite._dumps(value) == _sqlite._std_dumps(value)
+        assert json.loads(_sqlite._dumps(value)) == json.loads(json.dumps(value))
