@@ -49,6 +49,7 @@ import contextlib
 import zlib
 from collections import deque
 from collections.abc import Callable, Generator, Mapping
+from functools import partial
 from typing import Any, NoReturn
 
 from ._batch import BatchItem, BatchItemStatus, BatchResult, CompletionReason
@@ -939,7 +940,7 @@ class Interpreter:
         if entry is not None:
             run = entry.run
             assert run is not None
-            entry.action = lambda: self._step_value(run, value)
+            entry.action = partial(self._step_value, run, value)
             entry.done = True
 
     def step_raised(self, op_id: str, exc: BaseException) -> None:
@@ -1302,7 +1303,8 @@ class Interpreter:
                     f"{type(payload).__name__}, not str",
                     value_type=type(payload).__name__,
                 )
-            self._check_size(payload, lambda: f"the result of step {desc.name or run.op_id!r}")
+            if len(payload) * 4 > self.max_payload_bytes:  # maybe over: check it exactly
+                self._check_step_size(payload, run)
             if serdes is not DEFAULT_SERDES:
                 value = serdes.deserialize(payload)
         except SerializationError as e:
@@ -1318,8 +1320,11 @@ class Interpreter:
                 run.op_id, _STEP, _SUCCEED, run.ctx.op_parent, desc.name, _ST_STEP, payload, None
             )
         )
-        ctx = run.ctx
-        self._checkpoint_then(lambda: self._resume(ctx, value, None))
+        # a partial, not a closure: no cell variables to make on every step
+        self._checkpoint_then(partial(self._resume, run.ctx, value, None))
+
+    def _check_step_size(self, payload: str, run: _Running) -> None:
+        self._check_size(payload, lambda: f"the result of step {run.desc.name or run.op_id!r}")
 
     def _attempt_failed(self, run: _Running, exc: BaseException, error: ErrorObject) -> None:
         desc = run.desc

@@ -244,6 +244,42 @@ def test_positional_factory_refuses_bad_fields_and_falls_back_for_validators():
         make("3")  # the validator still runs: the keyword constructor is used
 
 
+def test_records_are_built_as_a_twin_and_switched_to_their_class():
+    from durable_gen._log import _builder_class, dict_evolve, new_started_op
+
+    for cls in (Operation, OperationUpdate):
+        twin = _builder_class(cls)
+        assert twin is not None
+        assert twin is not cls
+        assert twin.__slots__ == cls.__slots__
+    op = new_started_op(
+        "a1", OperationType.STEP, OperationStatus.STARTED, 5, None, "s", "Step", None
+    )
+    assert type(op) is Operation  # the switch happened: no builder instance escapes
+    evolved = dict_evolve(Operation)(op, {"status": OperationStatus.SUCCEEDED, "result": "1"})
+    assert type(evolved) is Operation
+    assert evolved == attrs.evolve(op, status=OperationStatus.SUCCEEDED, result="1")
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        evolved.result = "2"  # type: ignore[misc]
+
+
+def test_a_class_whose_layout_refuses_the_switch_is_built_slot_by_slot():
+    from durable_gen._log import _builder_class, positional_evolve, positional_factory
+
+    @attrs.frozen(slots=True)  # a __weakref__ slot after the fields: no compatible twin
+    class WithWeakref:
+        x: int
+        y: str | None = None
+
+    assert "__weakref__" in WithWeakref.__slots__
+    assert _builder_class(WithWeakref) is None
+    make = positional_factory(WithWeakref, ("x",))
+    built = make(3)
+    assert type(built) is WithWeakref
+    assert built == WithWeakref(3)
+    assert positional_evolve(WithWeakref, ("y",))(built, "b") == WithWeakref(3, "b")
+
+
 def test_positional_evolve_equals_attrs_evolve():
     from durable_gen._log import positional_evolve
 
