@@ -164,7 +164,8 @@ def _builder_class(cls: type) -> type | None:
     slots = cls.__dict__.get("__slots__")
     if slots is None or cls.__bases__ != (object,):
         return None
-    twin = type(f"_{cls.__name__}Builder", (object,), {"__slots__": tuple(slots)})
+    namespace = {"__slots__": tuple(slots), "__module__": cls.__module__}
+    twin = type(f"_{cls.__name__}Builder", (object,), namespace)
     probe: Any = object.__new__(twin)
     try:
         probe.__class__ = cls

@@ -556,6 +556,39 @@ def test_step_validation_messages():
         ChildContext(print)
 
 
+def _double(x):
+    return 2 * x
+
+
+def test_a_step_is_an_immutable_step_that_copies_and_pickles():
+    import copy
+    import pickle
+
+    import attrs
+
+    step = Step(_double, 21, name="double", semantics=AT_MOST_ONCE_PER_RETRY)
+    assert type(step) is Step  # built on a twin and switched: nothing else escapes
+    assert (step.fn, step.args, step.name) == (_double, (21,), "double")
+    assert step.semantics is AT_MOST_ONCE_PER_RETRY
+    assert (step.retry, step.serdes) == (None, None)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        step.name = "other"  # type: ignore[misc]
+    assert copy.copy(step) == copy.deepcopy(step) == step
+    assert pickle.loads(pickle.dumps(step)) == step
+    assert Step(fn=_double) == Step(_double)
+    with pytest.raises(TypeError, match="fn"):
+        Step()  # type: ignore[call-arg]
+
+    class Labelled(Step):  # a subclass is built slot by slot, still validated
+        pass
+
+    sub = Labelled(_double, 1)
+    assert type(sub) is Labelled
+    assert (sub.fn, sub.args, sub.name) == (_double, (1,), "_double")
+    with pytest.raises(ValueError, match="retry must be a RetryPolicy"):
+        Labelled(_double, retry=3)
+
+
 def test_default_names():
     def reserve():
         return 1
