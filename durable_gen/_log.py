@@ -328,8 +328,9 @@ class Operation:
         """The wire shape of the Lambda API (timestamps as epoch milliseconds)."""
         d: dict[str, Any] = {
             "Id": self.id,
-            "Type": self.type.value,
-            "Status": self.status.value,
+            # _value_: the member's value without enum's Python-level ``value`` property
+            "Type": self.type._value_,
+            "Status": self.status._value_,
             "StartTimestamp": self.start_timestamp,
         }
         if self.parent_id is not None:
