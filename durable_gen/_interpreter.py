@@ -818,6 +818,21 @@ def _callback_body(desc: WaitForCallback) -> Generator[Any, Any, Any]:
     return (yield handle.result())
 
 
+# What a refused payload is, for _check_size's message (built only when it refuses).
+
+
+def _result_of_step(run: _Running) -> str:
+    return f"the result of step {run.desc.name or run.op_id!r}"
+
+
+def _state_of(desc: WaitForCondition) -> str:
+    return f"the state of {describe_operation(_ST_WFC, None, desc.name)}"
+
+
+def _payload_of_invoke(desc: Invoke) -> str:
+    return f"the payload of invoke {desc.name or desc.function_name!r}"
+
+
 # ----------------------------------------------------------------------------- interpreter
 
 
@@ -1056,19 +1071,19 @@ class Interpreter:
             p = p.parent
         return False
 
-    def _check_size(self, payload: str, what: Callable[[], str]) -> None:
+    def _check_size(self, payload: str, what: Callable[[Any], str], subject: Any) -> None:
         """Refuse a payload over the per-operation limit, before it reaches the store.
 
-        ``what()`` names the payload in the error; it is only called then (a step's
-        result is checked on every step).
+        ``what(subject)`` names the payload in the error; it is only called then (a
+        step's result is checked on every step, so no message and no closure per step).
         """
         limit = self.max_payload_bytes
         if len(payload) * 4 > limit and len(payload.encode()) > limit:
             size = len(payload.encode())
             raise PayloadTooLargeError(
-                f"{what()} is {size} bytes once serialized, over the {limit}-byte limit of one "
-                "checkpoint; keep large data elsewhere (a file, a bucket) and return a "
-                "reference to it",
+                f"{what(subject)} is {size} bytes once serialized, over the {limit}-byte "
+                "limit of one checkpoint; keep large data elsewhere (a file, a bucket) and "
+                "return a reference to it",
                 size=size,
                 limit=limit,
             )
@@ -1303,8 +1318,8 @@ class Interpreter:
                     f"{type(payload).__name__}, not str",
                     value_type=type(payload).__name__,
                 )
-            if len(payload) * 4 > self.max_payload_bytes:  # maybe over: check it exactly
-                self._check_step_size(payload, run)
+            if len(payload) * 4 > self.max_payload_bytes:  # _check_size's own first test
+                self._check_size(payload, _result_of_step, run)
             if serdes is not DEFAULT_SERDES:
                 value = serdes.deserialize(payload)
         except SerializationError as e:
@@ -1322,9 +1337,6 @@ class Interpreter:
         )
         # a partial, not a closure: no cell variables to make on every step
         self._checkpoint_then(partial(self._resume, run.ctx, value, None))
-
-    def _check_step_size(self, payload: str, run: _Running) -> None:
-        self._check_size(payload, lambda: f"the result of step {run.desc.name or run.op_id!r}")
 
     def _attempt_failed(self, run: _Running, exc: BaseException, error: ErrorObject) -> None:
         desc = run.desc
@@ -1436,9 +1448,7 @@ class Interpreter:
         desc = run.desc
         try:
             payload = str((desc.serdes or DEFAULT_SERDES).serialize(state))
-            self._check_size(
-                payload, lambda: f"the state of {describe_operation(_ST_WFC, None, desc.name)}"
-            )
+            self._check_size(payload, _state_of, desc)
             return payload
         except SerializationError as e:
             self._fail_step(
@@ -1752,9 +1762,7 @@ class Interpreter:
             return None
         try:
             payload = DEFAULT_SERDES.serialize(desc.payload)
-            self._check_size(
-                payload, lambda: f"the payload of invoke {desc.name or desc.function_name!r}"
-            )
+            self._check_size(payload, _payload_of_invoke, desc)
         except SerializationError as e:
             return None, InvokeError(
                 ErrorObject(
