@@ -388,22 +388,22 @@ def _make_std_dumps() -> Callable[[Any], str]:
 _std_dumps = _make_std_dumps()
 
 
-def _make_dumps() -> Callable[[Any], str]:
-    """The journal's JSON encoder: orjson, falling back to :func:`_std_dumps`.
+def _make_codec() -> tuple[Callable[[Any], str], Callable[[str], Any]]:
+    """The journal's JSON encoder and decoder: orjson's, or the standard library's.
 
     Encoding a step's row (its operation and two history events) was a fifth of a
     durable step's CPU time with the standard library's C encoder; orjson does it in
-    a tenth of the time. Both write compact JSON with non-ASCII characters as they
-    are, so rows are the same text whichever wrote them: what orjson refuses
-    (integers beyond 64 bits, non-string keys, lone surrogates) goes to the standard
-    encoder. Journal rows are typed records (strings, integer timestamps, booleans,
-    nested objects): they hold no floats, the one place the two would differ (orjson
-    writes NaN as null).
+    a tenth of the time, and decodes 3x faster. Both encoders write compact JSON with
+    non-ASCII characters as they are, so rows are the same text whichever wrote
+    them: what orjson refuses (integers beyond 64 bits, non-string keys, lone
+    surrogates) goes to :func:`_std_dumps`. Journal rows are typed records (strings,
+    integer timestamps, booleans, nested objects): they hold no floats, the one
+    place the two would differ (orjson writes NaN as null).
     """
     try:
         import orjson
-    except ImportError:  # a platform without orjson wheels: the standard encoder
-        return _std_dumps
+    except ImportError:  # a platform without orjson wheels: the standard library
+        return _std_dumps, json.loads
     encode = orjson.dumps
     refused = orjson.JSONEncodeError
 
@@ -413,20 +413,10 @@ def _make_dumps() -> Callable[[Any], str]:
         except refused:
             return _std_dumps(value)
 
-    return dumps
+    return dumps, orjson.loads
 
 
-def _make_loads() -> Callable[[str], Any]:
-    """The journal's JSON decoder: orjson's (3x the standard one's speed) or json's."""
-    try:
-        import orjson
-    except ImportError:
-        return json.loads
-    return orjson.loads
-
-
-_dumps = _make_dumps()
-_loads = _make_loads()
+_dumps, _loads = _make_codec()
 
 _FAST_APPEND = (
     "INSERT INTO journal (key, ops, events) SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM "
