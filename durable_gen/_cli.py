@@ -51,12 +51,12 @@ from ._errors import (
 )
 from ._log import Operation, OperationStatus, OperationType
 from ._memory import RealClock, VirtualClock
+from ._owners import describe_owner
 from ._serdes import DEFAULT_SERDES
 from ._sqlite import (
     ExecutionInfo,
     SqliteEngine,
     SqliteStore,
-    describe_owner,
     result_value,
 )
 

@@ -32,6 +32,8 @@ from ._driver import InvocationOutcome, run_invocation
 from ._errors import (
     DurableGenError,
     ErrorObject,
+    ExecutionAlreadyStartedError,
+    ExecutionPausedError,
     StoreError,
     ValidationError,
     WorkflowDefinitionError,
@@ -65,6 +67,29 @@ def new_callback_id(op_id: str) -> str:
             return callback_id
 
 
+def check_same_start(
+    execution_id: str, same_input: bool, recorded_target: str | None, target: str | None
+) -> None:
+    """Lambda's name rule for a start whose name (id) exists: the same input and
+    function is the existing execution; anything else is refused."""
+    if recorded_target is not None and target is not None and recorded_target != target:
+        raise ExecutionAlreadyStartedError(
+            execution_id,
+            "function",
+            f"execution name {execution_id!r} is taken by an execution of {recorded_target}, "
+            f"not of {target}; an execution name belongs to one function: choose another "
+            "name",
+        )
+    if not same_input:
+        raise ExecutionAlreadyStartedError(
+            execution_id,
+            "input",
+            f"execution {execution_id!r} was already started with another input; one name "
+            "starts one execution (starting it again with the same input returns that "
+            "execution): choose another name, or send the same input",
+        )
+
+
 class EngineClock(Protocol):
     """Time for an engine, in epoch milliseconds (``_memory.Clock`` has this shape)."""
 
@@ -76,7 +101,9 @@ class EngineClock(Protocol):
 class EngineStore(Protocol):
     """What the resume loop needs from a store (MemoryStore and SqliteStore have it)."""
 
-    def create(self, execution_id: str, input_payload: str, now: int) -> None: ...
+    def create(self, execution_id: str, input_payload: str, now: int) -> bool:
+        """Record a new execution; False when it exists with this input (see
+        :func:`check_same_start`)."""
 
     def load(self, execution_id: str) -> Mapping[str, Operation]: ...
 
@@ -171,7 +198,13 @@ class LocalEngine:
     def start(
         self, workflow: Callable[..., Any], input: Any = None, *, execution_id: str | None = None
     ) -> str:
-        """Record a new execution (without running it) and return its id."""
+        """Record a new execution (without running it) and return its id.
+
+        ``execution_id`` is a name, as on Lambda: when an execution of that name
+        exists already with the same input, it is that execution's id that is
+        returned (nothing new is recorded; ``run`` then returns its outcome); with
+        another input, :class:`~durable_gen.ExecutionAlreadyStartedError`.
+        """
         from ._descriptors import check_generator_function
 
         check_generator_function(workflow, "a workflow")
@@ -208,8 +241,10 @@ class LocalEngine:
                 hooks=self.hooks,
             )
         except DurableGenError as e:
+            # a pause ends the invocation at a recorded checkpoint: not an error
+            error = None if isinstance(e, ExecutionPausedError) else error_from_exception(e)
             event = _service.invocation_completed_event(
-                execution_id, started, clock.now(), request_id, error_from_exception(e)
+                execution_id, started, clock.now(), request_id, error
             )
             with contextlib.suppress(DurableGenError):
                 self._end_invocation(execution_id, event)

@@ -157,6 +157,40 @@ class StoreError(DurableGenError):
         super().__init__(message)
 
 
+class ExecutionNotFoundError(StoreError):
+    """No execution (or callback) with the given id is recorded."""
+
+
+class ExecutionAlreadyStartedError(StoreError):
+    """An execution name is taken by an execution of another input or function.
+
+    Lambda's rule, kept everywhere an execution is started: the name (id) is the
+    idempotency key; the same name with the same input and function is the existing
+    execution, anything else is refused. ``conflict`` is ``"input"`` or ``"function"``.
+    """
+
+    def __init__(self, execution_id: str, conflict: str, message: str) -> None:
+        self.execution_id = execution_id
+        self.conflict = conflict
+        super().__init__(message)
+
+
+class ExecutionConflictError(StoreError):
+    """The execution's state does not allow the request (e.g. deleting a running one)."""
+
+
+class ExecutionPausedError(StoreError):
+    """The execution was paused: its running invocation stops at this checkpoint.
+
+    Raised by a store after it recorded the checkpoint (nothing is lost); the engine
+    ends the invocation and lets go of the execution, which is PAUSED from then on.
+    """
+
+    def __init__(self, execution_id: str) -> None:
+        self.execution_id = execution_id
+        super().__init__(f"execution {execution_id!r} was paused")
+
+
 class SerializationError(DurableGenError):
     """A value could not be serialized, or a payload could not be deserialized."""
 

@@ -17,8 +17,8 @@ from typing import Any, Protocol
 import attrs
 
 from . import _service
-from ._engine import ExecutionResult, LocalEngine, new_callback_id
-from ._errors import ErrorObject, StoreError
+from ._engine import ExecutionResult, LocalEngine, check_same_start, new_callback_id
+from ._errors import ErrorObject, ExecutionNotFoundError, StoreError
 from ._hooks import Hooks
 from ._log import Operation, OperationStatus, OperationType, OperationUpdate
 
@@ -96,14 +96,28 @@ class MemoryStore:
         try:
             return self._executions[execution_id]
         except KeyError:
-            raise StoreError(f"no execution with id {execution_id!r}") from None
+            raise ExecutionNotFoundError(f"no execution with id {execution_id!r}") from None
 
-    def create(self, execution_id: str, input_payload: str, now: int) -> None:
+    def create(
+        self,
+        execution_id: str,
+        input_payload: str,
+        now: int,
+        *,
+        same_input: Callable[[str], bool] | None = None,
+    ) -> bool:
+        """Record a new execution; False when it exists with this input (Lambda's name
+        rule, :func:`~durable_gen._engine.check_same_start`)."""
         with self._lock:
-            if execution_id in self._executions:
-                raise StoreError(f"an execution with id {execution_id!r} already exists")
+            ex = self._executions.get(execution_id)
+            if ex is not None:
+                recorded = ex.operations[execution_id].input_payload or ""
+                same = (same_input or input_payload.__eq__)(recorded)
+                check_same_start(execution_id, same, None, None)
+                return False
             op, event = _service.start_execution(execution_id, input_payload, now)
             self._executions[execution_id] = _Execution(operations={op.id: op}, events=[event])
+            return True
 
     def load(self, execution_id: str) -> Mapping[str, Operation]:
         return self._get(execution_id).operations
@@ -137,7 +151,7 @@ class MemoryStore:
         try:
             return self._callbacks[callback_id][0]
         except (KeyError, TypeError):
-            raise StoreError(f"no callback with id {callback_id!r:.80}") from None
+            raise ExecutionNotFoundError(f"no callback with id {callback_id!r:.80}") from None
 
     def complete_callback(
         self,

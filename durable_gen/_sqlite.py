@@ -56,11 +56,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
-import socket
 import sqlite3
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -76,14 +75,24 @@ from ._engine import (
     LocalEngine,
     TargetError,
     canonical_target,
+    check_same_start,
     new_callback_id,
     resolve_target,
     target_of,
 )
-from ._errors import CorruptLogError, DurableGenError, ErrorObject, StoreError
+from ._errors import (
+    CorruptLogError,
+    DurableGenError,
+    ErrorObject,
+    ExecutionConflictError,
+    ExecutionNotFoundError,
+    ExecutionPausedError,
+    StoreError,
+)
 from ._hooks import Hooks
 from ._log import Operation, OperationStatus, OperationType, OperationUpdate
 from ._memory import RealClock
+from ._owners import LIVE_OWNERS, OwnerLocks, describe_owner, new_owner, owner_is_dead
 from ._serdes import DEFAULT_SERDES
 
 __all__ = [
@@ -109,8 +118,6 @@ ERROR_BACKOFF_MS = 60_000
 #: How long an execution rests after a transient store failure (a locked database, a
 #: full disk) before a worker tries it again, in milliseconds.
 RETRY_BACKOFF_MS = 1_000
-
-_SQLITE_HEADER = b"SQLite format 3\x00"
 
 _SCHEMA = """
 CREATE TABLE durable_gen_schema (version INTEGER NOT NULL);
@@ -229,90 +236,6 @@ class ExecutionInfo:
     lease_expires: int | None
 
 
-# ---------------------------------------------------------------------- lease owners
-
-
-def _process_start_token(pid: int) -> str | None:
-    """The boot id and start time of ``pid`` (Linux), or None where unknown."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(b")") + 2 :].split()
-    if len(fields) < 20:
-        return None
-    return f"{_BOOT_ID}.{fields[19].decode()}"
-
-
-def _read_boot_id() -> str:
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            return f.read().strip()[:8]
-    except OSError:
-        return "noboot"
-
-
-_BOOT_ID = _read_boot_id()
-_HOST = socket.gethostname()
-#: Owners created by this process whose stores are open: liveness of our own pid.
-_LIVE_OWNERS: set[str] = set()
-
-
-def _new_owner() -> str:
-    pid = os.getpid()
-    token = _process_start_token(pid) or "-"
-    return f"{_HOST}:{pid}:{token}:{secrets.token_hex(4)}"
-
-
-def _parse_owner(owner: str) -> tuple[str, int, str] | None:
-    parts = owner.rsplit(":", 3)
-    if len(parts) != 4:
-        return None
-    host, pid, token, _ = parts
-    try:
-        return host, int(pid), token
-    except ValueError:
-        return None
-
-
-def describe_owner(owner: str) -> str:
-    parsed = _parse_owner(owner)
-    if parsed is None:
-        return f"owner {owner!r}"
-    host, pid, _ = parsed
-    return f"pid {pid} on {host}"
-
-
-def owner_is_dead(owner: str) -> bool:
-    """True when ``owner`` is known to be a process of this machine that is gone."""
-    parsed = _parse_owner(owner)
-    if parsed is None:
-        return False
-    host, pid, token = parsed
-    if host != _HOST:
-        return False  # cannot tell: wait for the lease to expire
-    if pid == os.getpid() and token == (_process_start_token(pid) or "-"):
-        return owner not in _LIVE_OWNERS
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        pass  # exists, owned by someone else
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except FileNotFoundError:
-        return True
-    except OSError:
-        return False
-    fields = stat[stat.rfind(b")") + 2 :].split()
-    if fields and fields[0] in (b"Z", b"X"):
-        return True  # a zombie: dead, not yet reaped
-    return token != "-" and token != _process_start_token(pid)
-
-
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -418,6 +341,12 @@ def _make_codec() -> tuple[Callable[[Any], str], Callable[[str], Any]]:
 
 _dumps, _loads = _make_codec()
 
+#: Statuses in which the lease holder may write (PAUSING: a pause waits for its
+#: next checkpoint), and those in which the outside world may still complete
+#: callbacks and invokes, or stop the execution.
+_ADVANCING = ("RUNNING", "PAUSING")
+_LIVE = ("RUNNING", "PAUSING", "PAUSED")
+
 _FAST_APPEND = (
     "INSERT INTO journal (key, ops, events) SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM "
     "executions WHERE pk = ? AND version = ? AND lease_owner = ? AND status = 'RUNNING')"
@@ -440,6 +369,7 @@ class SqliteStore:
         synchronous: str = "FULL",
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         busy_timeout: float = 30.0,
+        create: bool = True,
     ) -> None:
         if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
             raise StoreError(
@@ -449,51 +379,55 @@ class SqliteStore:
         self.synchronous = synchronous.upper()
         self.lease_ms = round(lease_seconds * 1000)
         self.busy_timeout = busy_timeout
-        self.owner = _new_owner()
+        self.owner = new_owner()
         self._lock = threading.RLock()
         self._cache: dict[str, _Cached] = {}
         self._held: set[str] = set()
         self._acquired: dict[str, int] = {}  # execution -> its version when we took the lease
         self.listener: Callable[[str, Mapping[str, Operation]], None] | None = None
-        self._conn = self._open()
+        self._conn = self._open(create)
         self._renew_conn: sqlite3.Connection | None = None
         self._renew_lock = threading.Lock()
-        _LIVE_OWNERS.add(self.owner)
+        self._locks = OwnerLocks(self.path)
+        self._registered = False
+        LIVE_OWNERS.add(self.owner)
 
     # ------------------------------------------------------------------ opening
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            str(self.path),
+    def _connect(self, *, create: bool = True) -> sqlite3.Connection:
+        # A URI, so that mode=rw can forbid creating the file; the path is quoted
+        # (a '?' or '#' in a file name is part of the name).
+        uri = "file:" + urllib.parse.quote(str(self.path.absolute()))
+        uri += "?mode=rwc" if create else "?mode=rw"
+        return sqlite3.connect(
+            uri,
+            uri=True,
             isolation_level=None,
             check_same_thread=False,
             timeout=self.busy_timeout,
         )
-        return conn
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self, create: bool) -> sqlite3.Connection:
+        # Only SQLite ever opens the database file: no open()/read() of its header
+        # here (closing such a descriptor would drop the POSIX locks that this
+        # process's SQLite connections hold on it; see "Sharing one file" above).
+        # stat() opens nothing; a file that is not SQLite is told by SQLite itself.
         path = self.path
         if path.is_dir():
             raise StoreError(f"{path} is a directory, not a durable_gen database file")
-        if path.exists():
-            try:
-                with open(path, "rb") as f:
-                    head = f.read(len(_SQLITE_HEADER))
-            except OSError as e:
-                raise StoreError(f"cannot read {path}: {e.strerror}") from None
-            if head and head != _SQLITE_HEADER:
-                raise CorruptLogError(
-                    f"{path} is not a SQLite database (it lacks the SQLite file header); "
-                    "durable_gen leaves it untouched: pass another path with --db or "
-                    "DURABLE_GEN_DB"
+        if not path.exists():
+            if not create:
+                raise StoreError(
+                    f"no durable_gen database at {path}: nothing has run there yet. Start "
+                    "an execution (durable-gen run), or point --db or DURABLE_GEN_DB at "
+                    "the database you meant"
                 )
-        else:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise StoreError(f"cannot create {path.parent}: {e.strerror}") from None
         try:
-            conn = self._connect()
+            conn = self._connect(create=create)
         except sqlite3.Error as e:
             raise StoreError(f"cannot open {path}: {e}") from None
         try:
@@ -502,15 +436,26 @@ class SqliteStore:
             }
         except sqlite3.DatabaseError as e:
             conn.close()
+            if "not a database" in str(e):
+                raise CorruptLogError(
+                    f"{path} is not a SQLite database (it lacks the SQLite file header); "
+                    "durable_gen leaves it untouched: pass another path with --db or "
+                    "DURABLE_GEN_DB"
+                ) from None
             raise CorruptLogError(
                 f"{path} cannot be read as a SQLite database ({e}); durable_gen leaves it "
                 "untouched: pass another path with --db or DURABLE_GEN_DB"
             ) from None
         try:
             if not tables:
+                if not create:
+                    raise StoreError(
+                        f"{path} is an empty database, not a durable_gen one yet: nothing "
+                        "has run there. Start an execution (durable-gen run), or point --db "
+                        "or DURABLE_GEN_DB at the database you meant"
+                    )
                 self._initialize(conn)
             elif "durable_gen_schema" not in tables:
-                conn.close()
                 raise CorruptLogError(
                     f"{path} is a SQLite database but not a durable_gen one (it has no "
                     "durable_gen_schema table); durable_gen leaves it untouched: pass "
@@ -569,7 +514,8 @@ class SqliteStore:
             for execution_id in list(self._held):
                 with contextlib.suppress(DurableGenError):
                     self.release(execution_id, None, keep_wake=True)
-            _LIVE_OWNERS.discard(self.owner)
+            LIVE_OWNERS.discard(self.owner)
+            self._locks.release(self.owner)
             self._conn.close()
             with self._renew_lock:
                 if self._renew_conn is not None:
@@ -613,7 +559,7 @@ class SqliteStore:
     def _pk(self, execution_id: str) -> tuple[int, int]:
         rows = self._query("SELECT pk, version FROM executions WHERE id = ?", (execution_id,))
         if not rows:
-            raise StoreError(f"no execution with id {execution_id!r}")
+            raise ExecutionNotFoundError(f"no execution with id {execution_id!r}")
         return rows[0][0], rows[0][1]
 
     def _cached(self, execution_id: str) -> _Cached:
@@ -651,16 +597,17 @@ class SqliteStore:
         self._cache[execution_id] = fresh
         return fresh
 
-    def _flush(self, execution_id: str, c: _Cached, now: int, extra: _Extra | None = None) -> None:
+    def _flush(self, execution_id: str, c: _Cached, now: int, extra: _Extra | None = None) -> bool:
         """Write the pending changes as one journal row (and ``extra``) in one transaction.
 
         Fenced: the transaction first checks that this store holds the lease and the
-        execution is RUNNING. A step's commit touches one page of the journal.
+        execution is RUNNING (or PAUSING: being paused, it may still write). A step's
+        commit touches one page of the journal. True when the execution is PAUSING.
         """
         if extra is None and c.pending_ops and not c.stale:
             try:
                 if self._fast_flush(c):
-                    return
+                    return False
             except BaseException:
                 # not written: forget it, so that no later write records it behind the
                 # back of the caller this error reaches (the log is read back instead)
@@ -671,11 +618,12 @@ class SqliteStore:
                 row = conn.execute(
                     "SELECT version, lease_owner, status FROM executions WHERE pk = ?", (c.pk,)
                 ).fetchone()
-                if row is None or row[1] != self.owner or row[2] != "RUNNING":
+                if row is None or row[1] != self.owner or row[2] not in _ADVANCING:
                     raise LeaseLostError(
                         execution_id, row[2] if row else None, row[1] if row else None
                     )
                 version = row[0]
+                pausing: bool = row[2] == "PAUSING"
                 seq = c.seq
                 if version != c.version:  # someone else wrote (a callback, a takeover note)
                     if any(
@@ -736,6 +684,7 @@ class SqliteStore:
         c.seq = seq
         c.pending_ops = {}
         c.pending_events = []
+        return pausing
 
     def _fast_flush(self, c: _Cached) -> bool:
         """The common case (a step's result): one fenced INSERT, its own transaction.
@@ -783,40 +732,55 @@ class SqliteStore:
         workdir: str | None = None,
         parent: str | None = None,
         parent_op: str | None = None,
-    ) -> None:
+        same_input: Callable[[str], bool] | None = None,
+    ) -> bool:
         """Record a new RUNNING execution (due at once) with its EXECUTION operation.
 
+        Lambda's name rule: when ``execution_id`` exists already with the same input
+        (and target, when both are known), nothing is written and False is returned
+        -- the caller gets the existing execution; with another input or target,
+        :class:`ExecutionAlreadyStartedError`. Look-up and insert are one write
+        transaction, so concurrent starts of one name create one execution.
+        ``same_input(stored)`` compares a stored input (default: equal text).
         ``parent``/``parent_op``: the execution and CHAINED_INVOKE operation that
         invoked it; when it ends, that operation is completed with its outcome.
         """
         op, event = _service.start_execution(execution_id, input_payload, now)
-        with self._lock:
-            try:
-                with self._tx() as conn:
-                    cur = conn.execute(
-                        "INSERT INTO executions (id, target, workdir, status, input, "
-                        "created_at, updated_at, wake_at, parent, parent_op) "
-                        "VALUES (?, ?, ?, 'RUNNING', ?, ?, ?, ?, ?, ?)",
-                        (
-                            execution_id,
-                            target,
-                            workdir,
-                            input_payload,
-                            now,
-                            now,
-                            now,
-                            parent,
-                            parent_op,
-                        ),
-                    )
-                    pk = cur.lastrowid
-                    assert pk is not None
-                    conn.execute(
-                        "INSERT INTO journal (key, ops, events) VALUES (?, ?, ?)",
-                        ((pk << _SEQ_BITS) | 1, _dumps([op.to_dict()]), _dumps([event])),
-                    )
-            except sqlite3.IntegrityError:
-                raise StoreError(f"an execution with id {execution_id!r} already exists") from None
+        with self._lock, self._tx() as conn:
+            row = conn.execute(
+                "SELECT input, target FROM executions WHERE id = ?", (execution_id,)
+            ).fetchone()
+            if row is not None:
+                check_same_start(
+                    execution_id,
+                    (same_input or input_payload.__eq__)(row[0]),
+                    row[1],
+                    target,
+                )
+                return False
+            cur = conn.execute(
+                "INSERT INTO executions (id, target, workdir, status, input, "
+                "created_at, updated_at, wake_at, parent, parent_op) "
+                "VALUES (?, ?, ?, 'RUNNING', ?, ?, ?, ?, ?, ?)",
+                (
+                    execution_id,
+                    target,
+                    workdir,
+                    input_payload,
+                    now,
+                    now,
+                    now,
+                    parent,
+                    parent_op,
+                ),
+            )
+            pk = cur.lastrowid
+            assert pk is not None
+            conn.execute(
+                "INSERT INTO journal (key, ops, events) VALUES (?, ?, ?)",
+                ((pk << _SEQ_BITS) | 1, _dumps([op.to_dict()]), _dumps([event])),
+            )
+        return True
 
     def exists(self, execution_id: str) -> bool:
         with self._lock:
@@ -846,10 +810,13 @@ class SqliteStore:
                 c.pending_events.extend(events)
             else:
                 changed = {}
+            pausing = False
             if durable and (c.pending_ops or c.pending_events):
-                self._flush(execution_id, c, now)
+                pausing = self._flush(execution_id, c, now)
             if self.listener is not None and changed:
                 self.listener(execution_id, changed)
+            if pausing:  # recorded; the invocation ends here (see pause)
+                raise ExecutionPausedError(execution_id)
             return changed
 
     def fire_timers(self, execution_id: str, now: int) -> None:
@@ -947,7 +914,7 @@ class SqliteStore:
                 "SELECT status, result, error FROM executions WHERE id = ?", (execution_id,)
             )
         if not rows:
-            raise StoreError(f"no execution with id {execution_id!r}")
+            raise ExecutionNotFoundError(f"no execution with id {execution_id!r}")
         status, result, error = rows[0]
         return status, result, _error(error)
 
@@ -973,7 +940,7 @@ class SqliteStore:
                 f"SELECT {_INFO_COLUMNS} FROM executions WHERE id = ?", (execution_id,)
             )
         if not rows:
-            raise StoreError(f"no execution with id {execution_id!r}")
+            raise ExecutionNotFoundError(f"no execution with id {execution_id!r}")
         return _info(rows[0])
 
     def executions(self, *, status: str | None = None, limit: int = 100) -> list[ExecutionInfo]:
@@ -1001,7 +968,7 @@ class SqliteStore:
         return [
             r[0]
             for r in rows
-            if r[1] is None or r[1] == self.owner or r[2] <= real or owner_is_dead(r[1])
+            if r[1] is None or r[1] == self.owner or r[2] <= real or self.owner_is_dead(r[1])
         ]
 
     def next_wake(self) -> int | None:
@@ -1030,7 +997,7 @@ class SqliteStore:
                 (callback_id,),
             )
         if not rows:
-            raise StoreError(f"no callback with id {callback_id!r:.80}")
+            raise ExecutionNotFoundError(f"no callback with id {callback_id!r:.80}")
         return str(rows[0][0])
 
     def complete_callback(
@@ -1056,10 +1023,10 @@ class SqliteStore:
                 (callback_id,),
             ).fetchone()
             if row is None or (execution_id is not None and row[2] != execution_id):
-                raise StoreError(_no_callback(callback_id, execution_id))
+                raise ExecutionNotFoundError(_no_callback(callback_id, execution_id))
             pk, body, execution_id, status = row
-            if status != "RUNNING":
-                raise StoreError(
+            if status not in _LIVE:
+                raise ExecutionConflictError(
                     f"execution {execution_id!r} of callback {callback_id!r:.80} already "
                     f"ended {status}"
                 )
@@ -1086,10 +1053,12 @@ class SqliteStore:
                     "SELECT pk, status FROM executions WHERE id = ?", (execution_id,)
                 ).fetchone()
                 if row is None:
-                    raise StoreError(f"no execution with id {execution_id!r}")
+                    raise ExecutionNotFoundError(f"no execution with id {execution_id!r}")
                 pk, status = row
-                if status != "RUNNING":
-                    raise StoreError(f"execution {execution_id!r} already ended {status}")
+                if status not in _LIVE:
+                    raise ExecutionConflictError(
+                        f"execution {execution_id!r} already ended {status}"
+                    )
                 conn.execute(
                     "UPDATE executions SET status = 'STOPPED', error = ?, ended_at = ?, "
                     "updated_at = ?, wake_at = NULL, version = version + 1 WHERE pk = ?",
@@ -1114,7 +1083,115 @@ class SqliteStore:
                 self._complete_parent(conn, pk, "STOPPED", now, None, error)
             self._cache.pop(execution_id, None)
 
+    def pause(self, execution_id: str, now: int, *, reason: str | None = None) -> str:
+        """Pause a running execution (Lambda's PauseDurableExecution); its new status.
+
+        Nothing advances a paused execution; callbacks may still be completed and
+        invoked executions may still end (they are applied when it resumes). When a
+        worker is advancing it, the status is PAUSING until that worker's next
+        checkpoint (which is recorded), then PAUSED; otherwise PAUSED at once.
+        Pausing a paused execution changes nothing.
+        """
+        with self._lock, self._tx() as conn:
+            pk, status, owner, expires = self._row(
+                conn, execution_id, "pk, status, lease_owner, lease_expires"
+            )
+            if status in ("PAUSING", "PAUSED"):
+                return str(status)
+            if status != "RUNNING":
+                raise ExecutionConflictError(
+                    f"execution {execution_id!r} already ended {status}; only a running "
+                    "execution can be paused"
+                )
+            held = owner is not None and expires > _now_ms() and not self.owner_is_dead(owner)
+            status = "PAUSING" if held else "PAUSED"
+            conn.execute(
+                "UPDATE executions SET status = ?, updated_at = ? WHERE pk = ?", (status, now, pk)
+            )
+            details: dict[str, Any] = {"PauseRequestTimestamp": now}
+            if reason:
+                details["Reason"] = reason
+            event = {
+                "EventType": "ExecutionPaused",
+                "EventTimestamp": now,
+                "Id": execution_id,
+                "ExecutionPausedDetails": details,
+            }
+            self._append(conn, pk, [], [event])
+        self._cache.pop(execution_id, None)
+        return str(status)
+
+    def resume_paused(self, execution_id: str, now: int, *, reason: str | None = None) -> None:
+        """Resume a paused execution (Lambda's ResumeDurableExecution): due at once."""
+        with self._lock, self._tx() as conn:
+            pk, status = self._row(conn, execution_id, "pk, status")
+            if status not in ("PAUSING", "PAUSED"):
+                raise ExecutionConflictError(
+                    f"execution {execution_id!r} is {status}, not paused; only a paused "
+                    "execution can be resumed"
+                )
+            conn.execute(
+                "UPDATE executions SET status = 'RUNNING', wake_at = ?, updated_at = ? "
+                "WHERE pk = ?",
+                (now, now, pk),
+            )
+            details: dict[str, Any] = {"ResumeRequestTimestamp": now}
+            if reason:
+                details["Reason"] = reason
+            event = {
+                "EventType": "ExecutionResumed",
+                "EventTimestamp": now,
+                "Id": execution_id,
+                "ExecutionResumedDetails": details,
+            }
+            self._append(conn, pk, [], [event])
+        self._cache.pop(execution_id, None)
+
+    def delete(self, execution_id: str, *, force: bool = False) -> None:
+        """Delete an ended execution with its log, history and callbacks (Lambda's
+        DeleteDurableExecution). A running or paused one only with ``force`` (its
+        worker, if any, is fenced off: it can write nothing more)."""
+        with self._lock, self._tx() as conn:
+            pk, status = self._row(conn, execution_id, "pk, status")
+            if status in _LIVE and not force:
+                raise ExecutionConflictError(
+                    f"execution {execution_id!r} is {status}; only an ended execution can "
+                    "be deleted: stop it first (or force the deletion)"
+                )
+            lo = pk << _SEQ_BITS
+            conn.execute(
+                "DELETE FROM journal WHERE key > ? AND key < ?", (lo, lo + (1 << _SEQ_BITS))
+            )
+            conn.execute("DELETE FROM callbacks WHERE execution = ?", (pk,))
+            conn.execute("DELETE FROM executions WHERE pk = ?", (pk,))
+        self._cache.pop(execution_id, None)
+
+    def _row(self, conn: sqlite3.Connection, execution_id: str, columns: str) -> tuple[Any, ...]:
+        row = conn.execute(
+            f"SELECT {columns} FROM executions WHERE id = ?", (execution_id,)
+        ).fetchone()
+        if row is None:
+            raise ExecutionNotFoundError(f"no execution with id {execution_id!r}")
+        return tuple(row)
+
     # ------------------------------------------------------------------ leases
+
+    def _register(self) -> None:
+        """Before the first lease: hold this owner's lock file (proof of life), and
+        remove those of dead owners that hold no lease any more."""
+        if self._registered:
+            return
+        self._registered = True
+        self._locks.hold(self.owner)
+        self._locks.sweep(
+            lambda owner: bool(
+                self._query("SELECT 1 FROM executions WHERE lease_owner = ? LIMIT 1", (owner,))
+            )
+        )
+
+    def owner_is_dead(self, owner: str) -> bool:
+        """True only when the lease holder ``owner`` is proven dead (see ``_owners``)."""
+        return owner_is_dead(owner, self._locks)
 
     def acquire(self, execution_id: str, now: int) -> None:
         """Take the lease of ``execution_id`` for this store.
@@ -1125,6 +1202,7 @@ class SqliteStore:
         """
         real = _now_ms()
         with self._lock:
+            self._register()
             with self._tx() as conn:
                 row = conn.execute(
                     "SELECT pk, lease_owner, lease_expires, invocation_id, invocation_started, "
@@ -1132,13 +1210,13 @@ class SqliteStore:
                     (execution_id,),
                 ).fetchone()
                 if row is None:
-                    raise StoreError(f"no execution with id {execution_id!r}")
+                    raise ExecutionNotFoundError(f"no execution with id {execution_id!r}")
                 pk, owner, expires, invocation_id, invocation_started, version = row
                 if (
                     owner is not None
                     and owner != self.owner
                     and expires > real
-                    and not owner_is_dead(owner)
+                    and not self.owner_is_dead(owner)
                 ):
                     raise LeaseHeldError(execution_id, owner, expires)
                 conn.execute(
@@ -1188,12 +1266,17 @@ class SqliteStore:
             if c is not None and (c.pending_ops or c.pending_events):
                 del self._cache[execution_id]  # never written: as if the process had died
                 c, acquired = None, None
-            sql = "UPDATE executions SET lease_owner = NULL, lease_expires = NULL"
+            # a pause asked for while this store advanced the execution takes effect now
+            sql = (
+                "UPDATE executions SET lease_owner = NULL, lease_expires = NULL, "
+                "status = CASE WHEN status = 'PAUSING' THEN 'PAUSED' ELSE status END"
+            )
             args: tuple[Any, ...] = ()
             if not keep_wake:
                 sql += (
-                    ", wake_at = CASE WHEN status != 'RUNNING' THEN NULL WHEN version = ? "
-                    "THEN ? ELSE MIN(COALESCE(?, wake_at), COALESCE(wake_at, ?)) END"
+                    ", wake_at = CASE WHEN status NOT IN ('RUNNING', 'PAUSING') THEN NULL "
+                    "WHEN version = ? THEN ? "
+                    "ELSE MIN(COALESCE(?, wake_at), COALESCE(wake_at, ?)) END"
                 )
                 # no cache: this store has not touched the log since it took the lease
                 known = acquired if c is None else None if c.stale or c.foreign else c.version
@@ -1254,7 +1337,7 @@ class SqliteStore:
         row = conn.execute(
             "SELECT pk, status FROM executions WHERE id = ?", (execution_id,)
         ).fetchone()
-        if row is None or row[1] != "RUNNING":
+        if row is None or row[1] not in _LIVE:
             return  # the invoking execution ended (e.g. stopped): nothing waits for this
         pk = row[0]
         lo = pk << _SEQ_BITS
@@ -1300,7 +1383,7 @@ class SqliteStore:
             with self._tx(self._renew_conn) as conn:
                 cur = conn.execute(
                     "UPDATE executions SET lease_expires = ? "
-                    "WHERE id = ? AND lease_owner = ? AND status = 'RUNNING'",
+                    "WHERE id = ? AND lease_owner = ? AND status IN ('RUNNING', 'PAUSING')",
                     (_now_ms() + self.lease_ms, execution_id, self.owner),
                 )
                 return cur.rowcount == 1
@@ -1506,8 +1589,10 @@ class SqliteEngine(LocalEngine):
                 result = super().resume(workflow, execution_id, wait=wait)
             except LeaseLostError as e:
                 if e.status is not None and e.status != "RUNNING":
-                    return self.result(execution_id)  # stopped while we ran it
+                    return self.result(execution_id)  # stopped or paused while we ran it
                 raise
+            except ExecutionPausedError:
+                return self.result(execution_id)  # released (and so PAUSED) by _hold
             if result.status != "RUNNING" or not self._advance_invokes(execution_id, wait):
                 return result
 
@@ -1581,7 +1666,7 @@ class SqliteEngine(LocalEngine):
                 if not notified and self.on_wait is not None:
                     self.on_wait(execution_id, str(e))
                 notified = True
-                time.sleep(0.05 if owner_is_dead(e.owner) else 0.2)
+                time.sleep(0.05 if store.owner_is_dead(e.owner) else 0.2)
         beat = _Heartbeat(store, execution_id).start()
         self._heartbeats[execution_id] = beat
         wake: int | None = self.clock.now()
@@ -1700,7 +1785,7 @@ class SqliteEngine(LocalEngine):
                     continue
                 finally:
                     self.wait_for_lease = saved
-                if result.status != "RUNNING":
+                if result.status not in _LIVE:
                     ended += 1
                     if log is not None:
                         log(f"execution {execution_id} {result.status}")

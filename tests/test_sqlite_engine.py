@@ -25,6 +25,7 @@ from durable_gen import (
     VirtualClock,
     Wait,
     WorkflowFailedError,
+    _owners,
     _sqlite,
     current_attempt,
 )
@@ -144,7 +145,7 @@ def test_a_crash_reruns_at_least_once_steps_and_never_at_most_once_ones(tmp_path
             engine.start(wf, execution_id="c")
         with pytest.raises(Crash):
             engine.resume(wf, "c")
-        _sqlite._LIVE_OWNERS.discard(store.owner)  # it "died"
+        _owners.LIVE_OWNERS.discard(store.owner)  # it "died"
     with SqliteEngine(db, clock=VirtualClock()) as engine:
         result = engine.resume(wf, "c")
     assert result.result == ["alo", "amo"]

@@ -15,20 +15,23 @@ import pytest
 from durable_gen import (
     CorruptLogError,
     ErrorObject,
+    ExecutionAlreadyStartedError,
+    ExecutionNotFoundError,
     OperationAction,
     OperationStatus,
     OperationType,
     OperationUpdate,
     StoreError,
+    _owners,
     _sqlite,
 )
+from durable_gen._owners import owner_is_dead
 from durable_gen._sqlite import (
     SCHEMA_VERSION,
     LeaseHeldError,
     LeaseLostError,
     SqliteStore,
     default_db_path,
-    owner_is_dead,
 )
 
 T0 = 1_767_225_600_000
@@ -132,12 +135,30 @@ def test_sql_views_show_operations_and_events(store, db):
     ]
 
 
-def test_duplicate_and_unknown_execution_ids(store):
+def test_a_name_starts_one_execution_and_unknown_ids_are_not_found(store):
     started(store)
-    with pytest.raises(StoreError, match=r"^an execution with id 'ex1' already exists$"):
+    history = store.history("ex1")
+    # the same name, input and target: the existing execution, nothing written
+    assert store.create("ex1", '{"n":1}', T0 + 5, target="mod:fn") is False
+    assert store.create("ex1", '{"n":1}', T0 + 5) is False  # target unknown: not compared
+    assert store.history("ex1") == history
+    with pytest.raises(
+        ExecutionAlreadyStartedError,
+        match=r"^execution 'ex1' was already started with another input; one name starts "
+        r"one execution \(starting it again with the same input returns that execution\): "
+        r"choose another name, or send the same input$",
+    ) as e:
         store.create("ex1", "null", T0)
+    assert (e.value.execution_id, e.value.conflict) == ("ex1", "input")
+    with pytest.raises(
+        ExecutionAlreadyStartedError,
+        match=r"^execution name 'ex1' is taken by an execution of mod:fn, not of mod:other; ",
+    ) as e:
+        store.create("ex1", '{"n":1}', T0, target="mod:other")
+    assert e.value.conflict == "function"
+    assert store.info("ex1").input == '{"n":1}'
     for call in (store.load, store.status, store.history, store.info):
-        with pytest.raises(StoreError, match=r"^no execution with id 'nope'$"):
+        with pytest.raises(ExecutionNotFoundError, match=r"^no execution with id 'nope'$"):
             call("nope")
 
 
@@ -281,7 +302,7 @@ def test_the_lease_of_a_dead_holder_in_this_process_is_taken_at_once(db):
     a = SqliteStore(db)
     ex = started(a)
     a.begin_invocation(ex, "req-1", T0 + 1)
-    _sqlite._LIVE_OWNERS.discard(a.owner)  # "a" died without letting go
+    _owners.LIVE_OWNERS.discard(a.owner)  # "a" died without letting go
     with SqliteStore(db) as b:
         b.acquire(ex, T0 + 50)
         last = b.history(ex)[-1]
@@ -297,7 +318,7 @@ def test_the_lease_of_a_dead_holder_in_this_process_is_taken_at_once(db):
                 "Payload": {
                     "ErrorType": "Runtime.ExitError",
                     "ErrorMessage": f"the worker running this invocation (pid {os.getpid()} on "
-                    f"{_sqlite._HOST}) stopped before it ended",
+                    f"{_owners.HOST}) stopped before it ended",
                 },
                 "Truncated": False,
             },
@@ -309,26 +330,26 @@ def test_the_lease_of_a_dead_holder_in_this_process_is_taken_at_once(db):
 def test_owner_liveness():
     p = subprocess.Popen([sys.executable, "-c", "pass"])
     p.wait()
-    dead = f"{_sqlite._HOST}:{p.pid}:-:abcd"
+    dead = f"{_owners.HOST}:{p.pid}:-:abcd"
     assert owner_is_dead(dead)
     zombie = subprocess.Popen([sys.executable, "-c", "pass"])
     time.sleep(0.5)  # exited, not reaped: a zombie
     try:
-        token = _sqlite._process_start_token(zombie.pid) or "-"
-        assert owner_is_dead(f"{_sqlite._HOST}:{zombie.pid}:{token}:abcd")
+        token = _owners.process_start_token(zombie.pid) or "-"
+        assert owner_is_dead(f"{_owners.HOST}:{zombie.pid}:{token}:abcd")
     finally:
         zombie.wait()
-    me = _sqlite._new_owner()
+    me = _owners.new_owner()
     assert owner_is_dead(me)  # a token of this process that no open store uses
-    _sqlite._LIVE_OWNERS.add(me)
+    _owners.LIVE_OWNERS.add(me)
     try:
         assert not owner_is_dead(me)
     finally:
-        _sqlite._LIVE_OWNERS.discard(me)
+        _owners.LIVE_OWNERS.discard(me)
     parent = os.getppid()
-    assert not owner_is_dead(f"{_sqlite._HOST}:{parent}:{_sqlite._process_start_token(parent)}:x")
+    assert not owner_is_dead(f"{_owners.HOST}:{parent}:{_owners.process_start_token(parent)}:x")
     # the pid runs a process started at another time: the holder died and the pid was reused
-    assert owner_is_dead(f"{_sqlite._HOST}:{parent}:{_sqlite._BOOT_ID}.1:x")
+    assert owner_is_dead(f"{_owners.HOST}:{parent}:{_owners.BOOT_ID}.1:x")
     assert not owner_is_dead(f"another-host:{p.pid}:-:abcd")  # cannot tell: wait for expiry
     assert not owner_is_dead("garbage")
 
