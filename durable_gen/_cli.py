@@ -99,16 +99,19 @@ def _parse_input(args: argparse.Namespace) -> tuple[bool, Any]:
         raise UsageError(f"--input is not valid JSON ({e.msg} at position {e.pos})") from None
 
 
-def _open_store(args: argparse.Namespace) -> SqliteStore:
+def _open_store(args: argparse.Namespace, *, create: bool = False) -> SqliteStore:
     """The database; with $DURABLE_GEN_KEYS or $DURABLE_GEN_KEY_FILE set, its payloads
-    are encrypted at rest (AES-256-GCM) and decrypted for the commands."""
+    are encrypted at rest (AES-256-GCM) and decrypted for the commands.
+
+    Only commands that start or advance executions (``create``) create a missing
+    database; the others report it in one line and create nothing."""
     from ._crypto import EncryptedStore, PayloadCipher, keys_from_environment
 
     try:
         ring = keys_from_environment()
     except ValidationError as e:
         raise UsageError(str(e)) from None
-    store = SqliteStore(args.db)
+    store = SqliteStore(args.db, create=create)
     if ring is None:
         return store
     encrypted: Any = EncryptedStore(store, PayloadCipher(ring))
@@ -218,7 +221,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     given, value = _parse_input(args)
     target = canonical_target(args.target)
     clock = VirtualClock(start=RealClock().now()) if args.virtual_time else RealClock()
-    store = _open_store(args)
+    store = _open_store(args, create=True)
     engine = SqliteEngine(store=store, clock=clock)
     try:
         execution_id = args.id
@@ -324,15 +327,31 @@ def _report(
 # ---------------------------------------------------------------------- worker
 
 
+#: How long a worker or server that was asked to stop lets the running invocation
+#: go on to its next checkpoint before it lets go of the execution anyway.
+GRACE_SECONDS = 3.0
+
+
 def _cmd_worker(args: argparse.Namespace) -> int:
-    store = _open_store(args)
+    store = _open_store(args, create=True)
     engine = SqliteEngine(store=store)
     stop = threading.Event()
+    timers: list[threading.Timer] = []
 
     def on_term(signum: int, frame: FrameType | None) -> None:
+        # Stop taking work; the running invocation ends at its next checkpoint. A step
+        # that runs past the grace period is interrupted (KeyboardInterrupt, in this
+        # thread): its execution is let go at once and resumes from its last checkpoint.
+        if stop.is_set():
+            raise KeyboardInterrupt
         stop.set()
+        engine.drain()
+        timer = threading.Timer(GRACE_SECONDS, lambda: signal.raise_signal(signal.SIGTERM))
+        timer.daemon = True
+        timer.start()
+        timers.append(timer)
 
-    previous = signal.signal(signal.SIGTERM, on_term)
+    previous = {sig: signal.signal(sig, on_term) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     def log(message: str) -> None:
         print(f"durable-gen worker: {message}", file=sys.stderr, flush=True)
@@ -340,9 +359,12 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     try:
         engine.work(once=args.once, poll_seconds=args.poll, stop=stop, log=log)
     except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+        pass  # a second signal, or the grace period is over: leases are let go below
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for timer in timers:
+            timer.cancel()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         engine.close()
     return EXIT_OK
 
@@ -557,6 +579,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     token = args.token if args.token is not None else os.environ.get("DURABLE_GEN_TOKEN")
     if token is not None and not token.strip():
         raise UsageError("--token (or DURABLE_GEN_TOKEN) must not be empty")
+    region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     try:
         hooks = [h for target in args.hooks for h in load_hooks(target)]
         server = make_server(
@@ -567,6 +590,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             token=token,
             skip_time=args.skip_time,
             hooks=hooks,
+            region=region or "us-east-1",
+            account=args.account,
         )
     except TargetError as e:
         raise UsageError(str(e)) from None
@@ -580,11 +605,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             "--token is set: anyone who can connect can start, read and complete executions",
             file=sys.stderr,
         )
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        # serve_forever runs in this thread: shut it down from another one
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    previous = {sig: signal.signal(sig, on_term) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         server.serve_forever()
-    except KeyboardInterrupt:
-        return EXIT_OK
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        server.drain(GRACE_SECONDS)  # the running invocation ends; leases are let go
         server.server_close()
     return EXIT_OK
 
@@ -724,6 +756,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=TARGET",
         help="serve TARGET (module:function or file.py:function) as function NAME",
+    )
+    serve.add_argument(
+        "--region",
+        help="the region in the ARNs handed out (default: $AWS_REGION, $AWS_DEFAULT_REGION, "
+        "else us-east-1)",
+    )
+    serve.add_argument(
+        "--account",
+        default="000000000000",
+        help="the 12-digit account id in the ARNs handed out (000000000000)",
     )
     serve.add_argument(
         "--skip-time",

@@ -33,7 +33,7 @@ from ._errors import (
     DurableGenError,
     ErrorObject,
     ExecutionAlreadyStartedError,
-    ExecutionPausedError,
+    InvocationInterruptedError,
     StoreError,
     ValidationError,
     WorkflowDefinitionError,
@@ -241,8 +241,9 @@ class LocalEngine:
                 hooks=self.hooks,
             )
         except DurableGenError as e:
-            # a pause ends the invocation at a recorded checkpoint: not an error
-            error = None if isinstance(e, ExecutionPausedError) else error_from_exception(e)
+            # a pause or a shutdown ends the invocation at a recorded checkpoint: no error
+            clean = isinstance(e, InvocationInterruptedError)
+            error = None if clean else error_from_exception(e)
             event = _service.invocation_completed_event(
                 execution_id, started, clock.now(), request_id, error
             )

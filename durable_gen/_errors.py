@@ -179,16 +179,25 @@ class ExecutionConflictError(StoreError):
     """The execution's state does not allow the request (e.g. deleting a running one)."""
 
 
-class ExecutionPausedError(StoreError):
-    """The execution was paused: its running invocation stops at this checkpoint.
+class InvocationInterruptedError(StoreError):
+    """The running invocation ends at this checkpoint: the worker is shutting down.
 
     Raised by a store after it recorded the checkpoint (nothing is lost); the engine
-    ends the invocation and lets go of the execution, which is PAUSED from then on.
+    ends the invocation cleanly and lets go of the execution, due at once for
+    whichever worker comes next.
     """
 
-    def __init__(self, execution_id: str) -> None:
+    def __init__(self, execution_id: str, why: str = "its worker is shutting down") -> None:
         self.execution_id = execution_id
-        super().__init__(f"execution {execution_id!r} was paused")
+        super().__init__(f"the invocation of execution {execution_id!r} ended early: {why}")
+
+
+class ExecutionPausedError(InvocationInterruptedError):
+    """The execution was paused: its running invocation ends at this checkpoint, and
+    the execution is PAUSED from then on."""
+
+    def __init__(self, execution_id: str) -> None:
+        super().__init__(execution_id, "the execution was paused")
 
 
 class SerializationError(DurableGenError):

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from . import _logging
 from ._errors import ErrorObject
 from ._log import OperationAction, OperationUpdate
 
@@ -63,7 +64,8 @@ class HookRunner:
 
     def __init__(self, hooks: Sequence[Hooks], execution_id: str) -> None:
         self.hooks = tuple(hooks)
-        self.execution_id = execution_id
+        # hooks get the execution as the outside world names it (an ARN under serve)
+        self.execution_id = _logging.execution_arn(execution_id)
 
     def __bool__(self) -> bool:
         return bool(self.hooks)

@@ -11,9 +11,11 @@ Lines a workflow body emits while it is being replayed (re-running code that an
 earlier invocation already ran) are dropped, so each line appears once per
 execution. Every record carries ``execution_id``, ``operation_id``,
 ``operation_name`` and ``attempt`` (in step functions) as attributes, usable in
-formats: ``%(execution_id)s``; also ``executionArn`` (the same id: on Lambda the
-execution's ARN), the field CloudWatch's execution-scoped log queries filter on
-when Lambda writes records in its JSON log format. It is a standard :class:`logging.LoggerAdapter`:
+formats: ``%(execution_id)s``; also ``executionArn`` (on Lambda the id is the
+execution's ARN; ``durable-gen serve``, which hands out Lambda-shaped ARNs, puts
+that ARN there: :func:`set_execution_arns`), the field CloudWatch's
+execution-scoped log queries filter on when Lambda writes records in its JSON log
+format. It is a standard :class:`logging.LoggerAdapter`:
 handlers, levels and formatters are the ``logging`` module's.
 
 The engine (not the interpreter) sets the current log context: the interpreter
@@ -24,10 +26,30 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
-__all__ = ["DurableLogger", "get_logger"]
+__all__ = ["DurableLogger", "execution_arn", "get_logger", "set_execution_arns"]
+
+
+def _same(execution_id: str) -> str:
+    return execution_id
+
+
+#: How this process names an execution to the outside (logs' ``executionArn``, the
+#: id hooks receive): the id itself, or the ARN that ``durable-gen serve`` hands out.
+_arns: Callable[[str], str] = _same
+
+
+def set_execution_arns(arn_of: Callable[[str], str] | None) -> None:
+    """Name executions by ``arn_of(execution_id)`` in logs and hooks (None: by their id)."""
+    global _arns
+    _arns = arn_of or _same
+
+
+def execution_arn(execution_id: str) -> str:
+    """The execution's name to the outside world (see :func:`set_execution_arns`)."""
+    return _arns(execution_id)
 
 
 class LogContext:
@@ -56,7 +78,7 @@ class StepLogContext(LogContext):
     def fields(self) -> dict[str, Any]:
         return {
             "execution_id": self.execution_id,
-            "executionArn": self.execution_id,
+            "executionArn": _arns(self.execution_id),
             "operation_id": self.operation_id,
             "operation_name": self.operation_name,
             "attempt": self.attempt,
@@ -78,7 +100,7 @@ class WorkflowLogContext(LogContext):
         ctx_id, label = self.interp.current_operation
         return {
             "execution_id": self.interp.execution_id,
-            "executionArn": self.interp.execution_id,
+            "executionArn": _arns(self.interp.execution_id),
             "operation_id": ctx_id,
             "operation_name": label,
             "attempt": None,

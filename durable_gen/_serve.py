@@ -11,48 +11,89 @@ executions:
   world, such as a callback). ``X-Amz-Durable-Execution-Name`` names the
   execution (its id); the response carries ``X-Amz-Durable-Execution-Arn``.
 - ``GetDurableExecution``, ``GetDurableExecutionHistory`` (``MaxItems`` and
-  ``Marker`` page), ``ListDurableExecutionsByFunction``,
-  ``SendDurableExecutionCallbackSuccess/Failure/Heartbeat`` and
-  ``StopDurableExecution``.
+  ``Marker`` page), ``GetDurableExecutionState`` (the operations, paged; any
+  checkpoint token is accepted: this server hands out none),
+  ``ListDurableExecutionsByFunction``,
+  ``SendDurableExecutionCallbackSuccess/Failure/Heartbeat``,
+  ``StopDurableExecution``, ``PauseDurableExecution``,
+  ``ResumeDurableExecution`` and ``DeleteDurableExecution``.
 
-An execution's ARN is its id (an ARN whose last ``/`` segment is the id is
-accepted too). Timestamps go out as epoch seconds, as the REST API has them. A
-worker thread advances executions (timers, completed callbacks).
+Names and ARNs are Lambda's: a function is named by its name, ``name:$LATEST``,
+or its ARN (``arn:aws:lambda:REGION:ACCOUNT:function:NAME[:$LATEST]``, or the
+partial ``ACCOUNT:function:NAME``); this server serves ``$LATEST`` only. An
+execution's ARN is
+``arn:aws:lambda:REGION:ACCOUNT:function:NAME:$LATEST/durable-execution/EXEC_NAME/ID``
+(the ID is the name: the database's key); any text whose last ``/`` segment is
+the id is accepted too. Timestamps go out as epoch seconds, as the REST API has
+them. A worker thread advances executions (timers, completed callbacks).
+
+One name, one execution (Lambda's rule)
+    ``X-Amz-Durable-Execution-Name`` is the idempotency key: Invoke with a name
+    that exists and the same payload is that execution (a synchronous Invoke
+    waits for its result, however often the client retries after a read
+    timeout); another payload, or another function, is a 409
+    ``DurableExecutionAlreadyStartedException``. Concurrent Invokes of one name
+    create one execution. An unnamed synchronous Invoke that runs past 60 s is
+    logged with a warning: a client that times out and retries it (boto3 does,
+    after 60 s by default) starts a second execution.
+
+Sharing the database, and faults
+    One store serves every request thread and one the worker, for the life of
+    the process (see ``_sqlite``: only SQLite opens the database file). A fault of
+    the server or its database is a 500 ``ServiceException``, logged on stderr,
+    never blamed on the caller; a caller's mistake is a 4xx. SIGTERM (or SIGINT)
+    stops taking requests, lets the running invocation end at its next
+    checkpoint (at most a few seconds), lets go of every execution it held and
+    exits 0; a restarted server (or any worker) picks them up at once.
 
 Isolation and hostile input
-    The command binds to 127.0.0.1 unless told otherwise. With a token
-    (``--token`` or ``$DURABLE_GEN_TOKEN``) every request must carry
-    ``Authorization: Bearer <token>`` (compared in constant time), else 401. An
-    execution or callback id the server did not issue is a 404; callback ids are
-    256-bit random values bound to their execution. Every malformed request (bad
-    JSON, a body over :data:`MAX_BODY_BYTES`, a wrong method, a bad header) is
-    answered with a 4xx JSON error (``{"__type", "message"}``) and changes
-    nothing; an unexpected failure is a 500 with the same shape, and the server
-    keeps serving.
+    The command binds to 127.0.0.1 unless told otherwise. With a token (``--token``
+    or ``$DURABLE_GEN_TOKEN``) every request must carry ``Authorization: Bearer
+    <token>`` (compared in constant time) or an AWS Signature Version 4 made with
+    the token as the secret access key (any access key id and region: what boto3 and
+    the AWS CLI send), verified in full by :mod:`durable_gen._auth`, timestamp
+    within 5 minutes included. Without credentials or with a wrong bearer token the
+    answer is 401 ``UnauthorizedException``, and the body is not read; a bad
+    signature is 403 ``InvalidSignatureException`` (``IncompleteSignatureException``
+    when malformed). Presigned URLs are not accepted. An execution or callback id
+    the server did not issue is a 404; callback ids are 256-bit random values bound
+    to their execution. Every malformed request (bad JSON, a body over
+    :data:`MAX_BODY_BYTES`, a wrong method, a bad header) is answered with a 4xx
+    JSON error (``{"__type", "message"}``) and changes nothing; an unexpected
+    failure is a 500 with the same shape, and the server keeps serving.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hmac
 import importlib
 import json
 import re
+import sys
 import threading
 import time
+import traceback
 import urllib.parse
 import uuid
 from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
+from . import _logging
+from ._auth import AuthError, check_request, signed_with_sigv4
 from ._engine import TargetError, canonical_target, resolve_target
-from ._errors import DurableGenError, ErrorObject, StoreError
+from ._errors import (
+    CorruptLogError,
+    DurableGenError,
+    ErrorObject,
+    ExecutionAlreadyStartedError,
+    ExecutionConflictError,
+    ExecutionNotFoundError,
+    StoreError,
+)
 from ._hooks import Hooks
 from ._log import OperationStatus, OperationType
 from ._memory import RealClock
-from ._serdes import DEFAULT_SERDES
 from ._sqlite import ExecutionInfo, SqliteEngine, SqliteStore
 
 __all__ = ["MAX_BODY_BYTES", "MAX_CALLBACK_RESULT_BYTES", "make_server"]
@@ -61,6 +102,9 @@ __all__ = ["MAX_BODY_BYTES", "MAX_CALLBACK_RESULT_BYTES", "make_server"]
 MAX_BODY_BYTES = 6 * 1024 * 1024
 #: Largest callback result (the API model's limit for SendDurableExecutionCallbackSuccess).
 MAX_CALLBACK_RESULT_BYTES = 1024 * 1024
+#: An unnamed synchronous Invoke running this long is logged: boto3's default read
+#: timeout is 60 s, and a retry of an unnamed Invoke starts another execution.
+UNNAMED_INVOKE_WARNING_SECONDS = 60.0
 #: Execution names as the API model has them (``DurableExecutionName``).
 _NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _CONTENT_LENGTH = re.compile(r"[0-9]{1,15}")
@@ -76,7 +120,10 @@ _STATUS_CODES = {
     431: "RequestHeaderFieldsTooLargeException",
 }
 
-_EXEC = re.compile(r"^/2025-12-01/durable-executions/(?P<arn>[^/]+)(?P<rest>/history|/stop)?$")
+_EXEC = re.compile(
+    r"^/2025-12-01/durable-executions/(?P<arn>[^/]+)"
+    r"(?P<rest>/history|/stop|/state|/pause|/resume)?$"
+)
 _CALLBACK = re.compile(
     r"^/2025-12-01/durable-execution-callbacks/(?P<id>[^/]+)/(?P<action>succeed|fail|heartbeat)$"
 )
@@ -106,6 +153,43 @@ def _seconds(obj: Any) -> Any:
 
 def _execution_id(arn: str) -> str:
     return urllib.parse.unquote(arn).rsplit("/", 1)[-1]
+
+
+#: A function as Lambda's API names it: ``NAME``, ``NAME:QUALIFIER``, the partial ARN
+#: ``ACCOUNT:function:NAME[:QUALIFIER]`` or the ARN.
+_FUNCTION = re.compile(
+    r"^(?:(?:arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:)?[0-9]{12}:function:)?"
+    r"(?P<name>[a-zA-Z0-9_-]+)(?::(?P<qualifier>\$LATEST|[a-zA-Z0-9_-]+))?$"
+)
+#: The function versions this server runs.
+LATEST = "$LATEST"
+
+
+def _function_name(text: str, qualifier: str | None = None) -> str:
+    """The function name in ``text`` (any of Lambda's spellings); only ``$LATEST`` runs."""
+    m = _FUNCTION.match(text)
+    if m is None:
+        raise _ApiError(
+            400,
+            "InvalidParameterValueException",
+            f"{text!r:.120} is not a function name: give NAME, NAME:$LATEST or the function's ARN",
+        )
+    given = m["qualifier"] or qualifier
+    if m["qualifier"] and qualifier and m["qualifier"] != qualifier:
+        raise _ApiError(
+            400,
+            "InvalidParameterValueException",
+            f"the function {text!r:.120} names version {m['qualifier']!r} and the Qualifier "
+            f"{qualifier!r:.40} another; give one",
+        )
+    if given not in (None, LATEST):
+        raise _ApiError(
+            404,
+            "ResourceNotFoundException",
+            f"function {m['name']!r} has no version {given!r:.40} here: durable-gen serve runs "
+            "$LATEST only (leave the qualifier out, or use $LATEST)",
+        )
+    return m["name"]
 
 
 class _SkipClock:
@@ -147,14 +231,20 @@ class _Server(ThreadingHTTPServer):
     def __init__(
         self,
         address: tuple[str, int],
-        db: str | None,
+        store: SqliteStore,
         functions: Mapping[str, str],
         token: str | None = None,
         skip_time: bool = False,
         hooks: Sequence[Hooks] = (),
+        region: str = "us-east-1",
+        account: str = "000000000000",
     ) -> None:
         super().__init__(address, _Handler)
-        self.db = db
+        #: the store every request thread uses (one per process: see ``_sqlite``)
+        self.store = store
+        self.db = store.path
+        self.region = region
+        self.account = account
         self.token = token
         self.functions = {name: canonical_target(t) for name, t in functions.items()}
         self.skip_time = skip_time
@@ -163,6 +253,38 @@ class _Server(ThreadingHTTPServer):
         self.stop_event = threading.Event()
         self.worker = threading.Thread(target=self._work, name="durable-gen-serve-worker")
         self.worker.daemon = True
+        self.engine: SqliteEngine | None = None
+        self._arns: dict[str, str] = {}
+        _logging.set_execution_arns(self.arn_of)  # logs and hooks name executions by ARN
+
+    def log(self, message: str) -> None:
+        """A line on stderr (the server's log)."""
+        print(f"durable-gen serve: {message}", file=sys.stderr, flush=True)
+
+    def function_arn(self, name: str) -> str:
+        return f"arn:aws:lambda:{self.region}:{self.account}:function:{name}"
+
+    def execution_arn(self, info: ExecutionInfo) -> str:
+        function = self.function_of(info) or "unknown"
+        return f"{self.function_arn(function)}:{LATEST}/durable-execution/{info.id}/{info.id}"
+
+    def arn_of(self, execution_id: str) -> str:
+        """The ARN of a stored execution (its id when it is not found)."""
+        arn = self._arns.get(execution_id)
+        if arn is None:
+            try:
+                arn = self.execution_arn(self.store.info(execution_id))
+            except DurableGenError:
+                return execution_id
+            self._arns[execution_id] = arn
+        return arn
+
+    def function_of(self, info: ExecutionInfo) -> str | None:
+        """The served function an execution runs, by its target."""
+        for name, target in self.functions.items():
+            if target == info.target:
+                return name
+        return None
 
     def _work(self) -> None:
         # served functions are also what workflows Invoke by name
@@ -172,6 +294,7 @@ class _Server(ThreadingHTTPServer):
                 with SqliteEngine(
                     self.db, clock=self.clock, functions=functions, hooks=self.hooks
                 ) as engine:
+                    self.engine = engine
                     self._drive(engine)
                 return
             except SystemExit:
@@ -183,7 +306,7 @@ class _Server(ThreadingHTTPServer):
 
     def _drive(self, engine: SqliteEngine) -> None:
         if not self.skip_time:
-            engine.work(poll_seconds=0.1, stop=self.stop_event)
+            engine.work(poll_seconds=0.1, stop=self.stop_event, log=self.log)
             return
         while not self.stop_event.is_set():
             engine.work(once=True)
@@ -204,9 +327,25 @@ class _Server(ThreadingHTTPServer):
         finally:
             self.stop_event.set()
 
+    def drain(self, grace_seconds: float = 3.0) -> None:
+        """Stop advancing executions: the running invocation ends at its next
+        checkpoint (waited for up to ``grace_seconds``); every lease is let go."""
+        self.stop_event.set()
+        engine = self.engine
+        if engine is not None:
+            engine.drain()
+        if self.worker.is_alive():
+            self.worker.join(grace_seconds)
+        if engine is not None and self.worker.is_alive():
+            # a step still runs (a thread cannot be stopped): let go of its execution
+            # now; the step's outcome, if it ever comes, is fenced off
+            engine.store.release_all()
+
     def server_close(self) -> None:
         self.stop_event.set()
         super().server_close()
+        _logging.set_execution_arns(None)
+        self.store.close()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -280,21 +419,29 @@ class _Handler(BaseHTTPRequestHandler):
             )
         return data
 
-    def _authorize(self) -> None:
+    def _authorize(self, body: bytes | None) -> None:
+        """Refuse a request without the token: a bearer token or a SigV4 signature.
+
+        Called before the body is read (``body`` None), to check a bearer token or its
+        absence, so that a refused request's body is never read (its connection then
+        closes); and with the body, to check a SigV4 signature, which covers the body.
+        """
         token = self.server.token
-        if token is None:
-            return
-        scheme, _, given = (self.headers.get("Authorization") or "").strip().partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode("utf-8"), token.encode("utf-8")
-        ):
-            self.close_connection = True  # the body (if any) was not read
-            raise _ApiError(
-                401,
-                "UnauthorizedException",
-                "this server requires 'Authorization: Bearer <token>' with the token it was "
-                "started with (--token or DURABLE_GEN_TOKEN)",
+        if token is None or signed_with_sigv4(self.headers) == (body is None):
+            return  # no token; or a SigV4 request without its body, or another one with it
+        try:
+            check_request(
+                method=self.command,
+                target=self.path,
+                headers=self.headers,
+                body=body or b"",
+                token=token,
+                now=time.time(),
             )
+        except AuthError as e:
+            if body is None:
+                self.close_connection = True  # the body (if any) was not read
+            raise _ApiError(e.status, e.code, e.message) from None
 
     def _json_body(self, what: str) -> Any:
         try:
@@ -306,22 +453,25 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         try:
-            self._authorize()
+            self._authorize(None)  # a bearer token (or none), before the body is read
             # read the whole body first: an error reply must not leave it in a kept-alive socket
             self._raw = self._read_body()
+            self._authorize(self._raw)  # a SigV4 signature, which covers the body
             url = urllib.parse.urlsplit(self.path)
             query = urllib.parse.parse_qs(url.query, max_num_fields=64)
-            with SqliteStore(self.server.db) as store:
-                self._route(method, url.path, query, store)
+            self._route(method, url.path, query, self.server.store)
         except _ApiError as e:
             self._error(e.status, e.code, e.message)
-        except StoreError as e:
-            text = str(e)
-            if text.startswith(("no execution", "no callback")):
-                self._error(404, "ResourceNotFoundException", text)
-            else:
-                self._error(400, "InvalidParameterValueException", text)
-        except DurableGenError as e:
+        except ExecutionNotFoundError as e:
+            self._error(404, "ResourceNotFoundException", str(e))
+        except ExecutionAlreadyStartedError as e:
+            self._error(409, "DurableExecutionAlreadyStartedException", str(e))
+        except ExecutionConflictError as e:
+            self._error(409, "ResourceConflictException", str(e))
+        except (StoreError, CorruptLogError) as e:  # the server's fault, not the caller's
+            self.server.log(f"{method} {self.path:.200}: {type(e).__name__}: {e}")
+            self._error(500, "ServiceException", str(e))
+        except DurableGenError as e:  # validation: the caller's input
             self._error(400, "InvalidParameterValueException", str(e))
         except ValueError as e:  # e.g. too many query fields
             self._error(400, "InvalidParameterValueException", str(e))
@@ -329,6 +479,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # the client went away
         except Exception as e:  # a bug: answer it, and keep serving
             self.close_connection = True
+            self.server.log(f"{method} {self.path:.200}: internal error: {traceback.format_exc()}")
             self._error(
                 500,
                 "ServiceException",
@@ -343,7 +494,10 @@ class _Handler(BaseHTTPRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """http.server's own errors (bad request line, headers, methods) as JSON."""
         if code == 501:  # no do_<METHOD>
-            code, message = 405, f"method {self.command!r:.40} is not supported; use GET or POST"
+            code, message = (
+                405,
+                f"method {self.command!r:.40} is not supported; use GET, POST or DELETE",
+            )
         self.close_connection = True
         with contextlib.suppress(OSError):
             self._error(code, _STATUS_CODES.get(code, "BadRequestException"), message or "")
@@ -354,22 +508,40 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._dispatch("POST")
 
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
     # ------------------------------------------------------------------ routes
 
     def _route(
         self, method: str, path: str, query: dict[str, list[str]], store: SqliteStore
     ) -> None:
         m = _EXEC.match(path)
-        if m and method == "GET" and m["rest"] is None:
-            return self._reply(200, self._describe(store.info(_execution_id(m["arn"]))))
-        if m and method == "GET" and m["rest"] == "/history":
-            return self._history(store, _execution_id(m["arn"]), query)
-        if m and method == "POST" and m["rest"] == "/stop":
-            body = self._body()
-            error = ErrorObject.from_dict(self._json_body("the error")) if body.strip() else None
-            now = self.server.clock.now()
-            store.stop(_execution_id(m["arn"]), now, error=error)
-            return self._reply(200, {"StopTimestamp": now / 1000})
+        if m:
+            execution_id = _execution_id(m["arn"])
+            rest = m["rest"]
+            if method == "GET" and rest is None:
+                return self._reply(200, self._describe(store.info(execution_id)))
+            if method == "GET" and rest == "/history":
+                return self._history(store, execution_id, query)
+            if method == "GET" and rest == "/state":
+                return self._state(store, execution_id, query)
+            if method == "POST" and rest == "/stop":
+                error = self._error_body() if self._body().strip() else None
+                now = self.server.clock.now()
+                store.stop(execution_id, now, error=error)
+                return self._reply(200, {"StopTimestamp": now / 1000})
+            if method == "POST" and rest in ("/pause", "/resume"):
+                reason = self._reason()
+                now = self.server.clock.now()
+                if rest == "/pause":
+                    store.pause(execution_id, now, reason=reason)
+                else:
+                    store.resume_paused(execution_id, now, reason=reason)
+                return self._reply(202, b"", raw=True)
+            if method == "DELETE" and rest is None:
+                store.delete(execution_id)
+                return self._reply(202, {"DeletionRequestTimestamp": time.time()})
         m = _CALLBACK.match(path)
         if m and method == "POST":
             return self._callback(store, urllib.parse.unquote(m["id"]), m["action"])
@@ -378,17 +550,38 @@ class _Handler(BaseHTTPRequestHandler):
             return self._list(store, urllib.parse.unquote(m["fn"]), query)
         m = _INVOKE.match(path)
         if m and method == "POST":
-            return self._invoke(store, urllib.parse.unquote(m["fn"]))
+            qualifier = _query_one(query, "Qualifier")
+            return self._invoke(store, urllib.parse.unquote(m["fn"]), qualifier)
         raise _ApiError(404, "UnknownOperationException", f"no route for {method} {path!r:.200}")
 
+    def _error_body(self) -> ErrorObject:
+        """The request body as an ErrorObject; a malformed one is the caller's mistake."""
+        try:
+            return ErrorObject.from_dict(self._json_body("the error"))
+        except CorruptLogError as e:
+            raise _ApiError(400, "InvalidParameterValueException", str(e)) from None
+
+    def _reason(self) -> str | None:
+        body = self._body()
+        if not body.strip():
+            return None
+        value = self._json_body("the request").get("Reason")
+        if value is not None and not isinstance(value, str):
+            raise _ApiError(400, "InvalidParameterValueException", "Reason must be a string")
+        return value
+
     def _describe(self, info: ExecutionInfo) -> dict[str, Any]:
+        function = self.server.function_of(info)
         out: dict[str, Any] = {
-            "DurableExecutionArn": info.id,
+            "DurableExecutionArn": self.server.execution_arn(info),
             "DurableExecutionName": info.id,
-            "FunctionArn": self._function_of(info) or "",
+            "FunctionArn": f"{self.server.function_arn(function)}:{LATEST}"
+            if function
+            else info.target or "",
             "InputPayload": info.input,
             "Status": info.status,
             "StartTimestamp": info.created_at / 1000,
+            "Version": LATEST,
         }
         if info.result is not None:
             out["Result"] = info.result
@@ -398,60 +591,46 @@ class _Handler(BaseHTTPRequestHandler):
             out["EndTimestamp"] = info.ended_at / 1000
         return out
 
-    def _function_of(self, info: ExecutionInfo) -> str | None:
-        for name, target in self.server.functions.items():
-            if target == info.target:
-                return name
-        return info.target
-
     def _history(self, store: SqliteStore, execution_id: str, query: dict[str, list[str]]) -> None:
-        start = _int_param(query, "Marker", 0, 2**31)
-        size = _int_param(query, "MaxItems", 0, 1000)
         events = store.history(execution_id)
         if query.get("ReverseOrder", ["false"])[0] == "true":
             events.reverse()
-        size = size or len(events) or 1
-        page = events[start : start + size]
-        out: dict[str, Any] = {"Events": _seconds(page)}
-        if start + size < len(events):
-            out["NextMarker"] = str(start + size)
-        self._reply(200, out)
+        self._reply(200, _page(events, "Events", query))
+
+    def _state(self, store: SqliteStore, execution_id: str, query: dict[str, list[str]]) -> None:
+        if not _query_one(query, "CheckpointToken"):
+            raise _ApiError(400, "InvalidParameterValueException", "CheckpointToken is required")
+        ops = [op.to_dict() for op in store.load(execution_id).values()]
+        self._reply(200, _page(ops, "Operations", query))
 
     def _list(self, store: SqliteStore, function: str, query: dict[str, list[str]]) -> None:
-        target = self.server.functions.get(function)
+        name = _function_name(function, _query_one(query, "Qualifier"))
+        target = self.server.functions.get(name)
         if target is None:
             raise _ApiError(
-                404, "ResourceNotFoundException", f"no function named {function!r} is served"
+                404, "ResourceNotFoundException", f"no function named {name!r} is served"
             )
         statuses = set(query.get("Statuses", []))
+        wanted = _query_one(query, "DurableExecutionName")
         rows = [
             r
             for r in store.executions(limit=10_000)
-            if r.target == target and (not statuses or r.status in statuses)
+            if r.target == target
+            and (not statuses or r.status in statuses)
+            and (wanted is None or r.id == wanted)
         ]
         if query.get("ReverseOrder", ["false"])[0] != "true":
             rows.reverse()  # oldest first
-        self._reply(
-            200,
-            {
-                "DurableExecutions": [
-                    {
-                        k: v
-                        for k, v in self._describe(r).items()
-                        if k
-                        in (
-                            "DurableExecutionArn",
-                            "DurableExecutionName",
-                            "FunctionArn",
-                            "Status",
-                            "StartTimestamp",
-                            "EndTimestamp",
-                        )
-                    }
-                    for r in rows
-                ]
-            },
+        keys = (
+            "DurableExecutionArn",
+            "DurableExecutionName",
+            "FunctionArn",
+            "Status",
+            "StartTimestamp",
+            "EndTimestamp",
         )
+        listed = [{k: v for k, v in self._describe(r).items() if k in keys} for r in rows]
+        self._reply(200, _page(listed, "DurableExecutions", query))
 
     def _callback(self, store: SqliteStore, callback_id: str, action: str) -> None:
         body = self._body()
@@ -475,24 +654,24 @@ class _Handler(BaseHTTPRequestHandler):
                     "e.g. as base64",
                 ) from None
         elif action == "fail":
-            error = (
-                ErrorObject.from_dict(self._json_body("the error"))
-                if body.strip()
-                else ErrorObject()
+            error = self._error_body() if body.strip() else ErrorObject()
+        try:
+            store.complete_callback(
+                callback_id, action, self.server.clock.now(), payload=payload, error=error
             )
-        store.complete_callback(
-            callback_id, action, self.server.clock.now(), payload=payload, error=error
-        )
+        except ExecutionConflictError as e:  # as AWS's service answers it
+            raise _ApiError(400, "InvalidParameterValueException", str(e)) from None
         self._reply(200, {})
 
-    def _invoke(self, store: SqliteStore, function: str) -> None:
-        target = self.server.functions.get(function)
+    def _invoke(self, store: SqliteStore, function: str, qualifier: str | None) -> None:
+        name = _function_name(function, qualifier)
+        target = self.server.functions.get(name)
         if target is None:
             known = ", ".join(sorted(self.server.functions)) or "none"
             raise _ApiError(
                 404,
                 "ResourceNotFoundException",
-                f"no function named {function!r} is served (served: {known})",
+                f"no function named {name!r} is served (served: {known})",
             )
         body = self._body()
         value = self._json_body("the payload") if body.strip() else None
@@ -503,7 +682,8 @@ class _Handler(BaseHTTPRequestHandler):
                 "InvalidParameterValueException",
                 f"InvocationType must be RequestResponse or Event, got {invocation_type!r:.40}",
             )
-        execution_id = self.headers.get("X-Amz-Durable-Execution-Name") or uuid.uuid4().hex
+        named = self.headers.get("X-Amz-Durable-Execution-Name")
+        execution_id = named or uuid.uuid4().hex
         if not _NAME.fullmatch(execution_id):
             raise _ApiError(
                 400,
@@ -511,27 +691,33 @@ class _Handler(BaseHTTPRequestHandler):
                 f"DurableExecutionName must be 1 to 64 letters, digits, '-' or '_', got "
                 f"{execution_id!r:.80}",
             )
-        payload = DEFAULT_SERDES.serialize(value)
-        if store.exists(execution_id):
-            if store.info(execution_id).input != payload:
-                raise _ApiError(
-                    409,
-                    "DurableExecutionAlreadyStartedException",
-                    f"execution {execution_id!r} was started with another payload",
-                )
-        else:
-            workflow = resolve_target(target)
-            SqliteEngine(store=store, clock=self.server.clock).start(
-                workflow, value, execution_id=execution_id, target=target
-            )
-        headers = {"X-Amz-Durable-Execution-Arn": execution_id, "X-Amz-Executed-Version": "$LATEST"}
+        workflow = resolve_target(target)
+        # Lambda's name rule, atomically: the existing execution, or a 409
+        SqliteEngine(store=store, clock=self.server.clock).start(
+            workflow, value, execution_id=execution_id, target=target
+        )
+        info = store.info(execution_id)
+        headers = {
+            "X-Amz-Durable-Execution-Arn": self.server.execution_arn(info),
+            "X-Amz-Executed-Version": LATEST,
+        }
         if invocation_type == "Event":
             return self._reply(202, b"", headers=headers, raw=True)
-        deadline = time.monotonic() + 900
-        while time.monotonic() < deadline:
+        started = time.monotonic()
+        warned = named is not None
+        while time.monotonic() - started < 900 and not self.server.stop_event.is_set():
             info = store.info(execution_id)
             if info.status != "RUNNING" or (info.wake_at is None and info.lease_owner is None):
                 break
+            if not warned and time.monotonic() - started > UNNAMED_INVOKE_WARNING_SECONDS:
+                warned = True
+                self.server.log(
+                    f"warning: execution {execution_id} was started by a synchronous Invoke "
+                    f"without a DurableExecutionName and has run "
+                    f"{UNNAMED_INVOKE_WARNING_SECONDS:.0f} s: a client that times out and "
+                    "retries (boto3 does after 60 s by default) starts a second execution. "
+                    "Name executions (DurableExecutionName) to make retries safe"
+                )
             time.sleep(0.05)
         if info.status == "FAILED":
             headers["X-Amz-Function-Error"] = "Unhandled"
@@ -540,6 +726,25 @@ class _Handler(BaseHTTPRequestHandler):
         if info.status == "SUCCEEDED":
             return self._reply(200, (info.result or "null").encode(), headers=headers, raw=True)
         return self._reply(200, {"Status": info.status}, headers=headers)
+
+
+def _query_one(query: dict[str, list[str]], name: str) -> str | None:
+    values = query.get(name)
+    return values[0] if values else None
+
+
+def _page(items: list[Any], key: str, query: dict[str, list[str]]) -> dict[str, Any]:
+    """One page of ``items`` as ``{key: [...], "NextMarker"?}`` (timestamps in seconds).
+
+    The marker is the offset of the next item; ``MaxItems`` 0 or absent: all (at
+    most 1,000 for ``Operations``, as the API model has it)."""
+    start = _int_param(query, "Marker", 0, 2**31)
+    size = _int_param(query, "MaxItems", 0, 1000) or (1000 if key == "Operations" else 0)
+    size = size or len(items) or 1
+    out: dict[str, Any] = {key: _seconds(items[start : start + size])}
+    if start + size < len(items):
+        out["NextMarker"] = str(start + size)
+    return out
 
 
 def _int_param(query: dict[str, list[str]], name: str, default: int, highest: int) -> int:
@@ -564,13 +769,17 @@ def make_server(
     token: str | None = None,
     skip_time: bool = False,
     hooks: Sequence[Hooks] = (),
-) -> ThreadingHTTPServer:
+    region: str = "us-east-1",
+    account: str = "000000000000",
+) -> _Server:
     """An HTTP server for the Lambda API on ``host:port`` (0: any free port).
 
-    With ``token``, every request needs ``Authorization: Bearer <token>``. Served
+    With ``token``, every request needs ``Authorization: Bearer <token>`` or a SigV4
+    signature made with the token as the secret access key (``_auth``). Served
     functions can also be ``Invoke``d by name. ``skip_time`` skips through waits and
     retry delays (callback timeouts still run in real time); ``hooks`` are installed
-    on the engine.
+    on the engine. ``region`` and ``account`` go into the ARNs it hands out. Call
+    ``drain()`` before ``shutdown()`` to let go of executions gently.
     """
     if token is not None and not token.strip():
         raise StoreError("the bearer token must not be empty")
@@ -578,10 +787,16 @@ def make_server(
         resolve_target(target)  # fail now, not at the first Invoke
         if not name:
             raise StoreError(f"function target {target!r} needs a name")
-    if db is not None:
-        Path(db).parent.mkdir(parents=True, exist_ok=True)
-    SqliteStore(db).close()  # refuse a bad database before listening
-    return _Server((host, port), db, functions, token, skip_time, hooks)
+    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-[0-9]", region):
+        raise StoreError(f"region {region!r} is not an AWS region name (e.g. us-east-1)")
+    if not re.fullmatch(r"[0-9]{12}", account):
+        raise StoreError(f"account {account!r} is not a 12-digit AWS account id")
+    store = SqliteStore(db)  # refuse a bad database before listening
+    try:
+        return _Server((host, port), store, functions, token, skip_time, hooks, region, account)
+    except BaseException:
+        store.close()
+        raise
 
 
 def _awaits_callback(store: SqliteStore) -> bool:

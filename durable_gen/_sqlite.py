@@ -38,17 +38,45 @@ Schema (version 1)
     durable_gen's, and a file that is not SQLite at all are refused with an
     error, and nothing is ever rewritten to "fix" them.
 
+Sharing one file
+    Several processes may share a database (a ``serve``, workers, ``run``, and
+    ``list``/``show``/``callback`` from a shell). SQLite keeps that safe only if
+    nothing but SQLite touches the file: closing *any* descriptor of a file drops
+    every POSIX lock the process holds on it (SQLite's "How To Corrupt An SQLite
+    Database File", 2.2), after which another process may believe it is the last
+    connection and reset the -wal/-shm files under live connections -- "disk I/O
+    error", then "database disk image is malformed". So, by construction:
+
+    - the database file is opened by sqlite3 only: never ``open()``-ed, read or
+      copied by durable_gen (a file that is not SQLite is told by SQLite's own
+      "file is not a database", and left untouched);
+    - a process keeps its stores open: ``serve`` uses one store for all its
+      request threads (and one for its worker) instead of one per request;
+    - the lease owners' liveness uses lock files of their own, beside the
+      database (``<database>-owners/``), never locks on the database file;
+    - read-only commands open an existing database (``create=False``) and never
+      create one or its folders.
+
+    Tests run real processes against one file and check ``PRAGMA integrity_check``.
+
 One worker at a time
-    Several processes may share a database. Advancing an execution needs its
-    lease (owner = host, pid, process start token and a random part; an expiry),
-    taken in a write transaction. Every durable checkpoint checks, in its own
-    transaction, that this store still holds the lease and the execution is still
-    RUNNING (a fencing check), so a worker that lost its lease can never write.
-    A lease whose holder is a dead process on this machine (its pid is gone, a
-    zombie, or reused by a process started later) is taken over at once, and the
-    invocation it was running is recorded as ended with ``Runtime.ExitError``;
-    otherwise a lease is taken over once it expired. The engine renews its lease
-    from a background thread while a long step runs or it sleeps.
+    Advancing an execution needs its lease (an owner -- host, pid, process start
+    token and a random part -- and an expiry), taken in a write transaction.
+    Every durable checkpoint checks, in its own transaction, that this store still
+    holds the lease and the execution is still RUNNING (a fencing check), so a
+    worker that lost its lease can never write. A lease whose holder is proven
+    dead (``_owners``: its lock file is free, or /proc says its pid is gone) is
+    taken over at once, and the invocation it was running is recorded as ended
+    with ``Runtime.ExitError``; otherwise a lease is taken over once it expired.
+    The engine renews its lease from a background thread while a long step runs
+    or it sleeps.
+
+Names, pause, delete
+    An execution's id is its name, with Lambda's rule (:meth:`SqliteStore.create`):
+    one name, one execution. ``pause`` makes a RUNNING execution PAUSING (its
+    worker records its next checkpoint, then stops) or PAUSED; nothing advances a
+    paused execution, though its callbacks can be completed; ``resume_paused``
+    makes it due again. ``delete`` removes an ended execution with its log.
 """
 
 from __future__ import annotations
@@ -87,6 +115,7 @@ from ._errors import (
     ExecutionConflictError,
     ExecutionNotFoundError,
     ExecutionPausedError,
+    InvocationInterruptedError,
     StoreError,
 )
 from ._hooks import Hooks
@@ -390,6 +419,9 @@ class SqliteStore:
         self._renew_lock = threading.Lock()
         self._locks = OwnerLocks(self.path)
         self._registered = False
+        #: Set when the process shuts down: the running invocation ends at its next
+        #: durable checkpoint (:class:`InvocationInterruptedError`, after the write).
+        self.draining = False
         LIVE_OWNERS.add(self.owner)
 
     # ------------------------------------------------------------------ opening
@@ -511,9 +543,7 @@ class SqliteStore:
     def close(self) -> None:
         """Close the database connections (leases held are released first)."""
         with self._lock:
-            for execution_id in list(self._held):
-                with contextlib.suppress(DurableGenError):
-                    self.release(execution_id, None, keep_wake=True)
+            self.release_all()
             LIVE_OWNERS.discard(self.owner)
             self._locks.release(self.owner)
             self._conn.close()
@@ -817,6 +847,8 @@ class SqliteStore:
                 self.listener(execution_id, changed)
             if pausing:  # recorded; the invocation ends here (see pause)
                 raise ExecutionPausedError(execution_id)
+            if self.draining and durable and execution_id in self._held:
+                raise InvocationInterruptedError(execution_id)  # recorded; shutting down
             return changed
 
     def fire_timers(self, execution_id: str, now: int) -> None:
@@ -1251,6 +1283,14 @@ class SqliteStore:
                 self._cache.pop(execution_id, None)  # read what the last holder wrote
             self._held.add(execution_id)
 
+    def release_all(self) -> None:
+        """Let go of every lease this store holds, leaving each execution due as it was
+        (a shutdown that cannot wait for a running step; its outcome is fenced off)."""
+        with self._lock:
+            for execution_id in list(self._held):
+                with contextlib.suppress(DurableGenError):
+                    self.release(execution_id, None, keep_wake=True)
+
     def release(self, execution_id: str, wake_at: int | None, *, keep_wake: bool = False) -> None:
         """Give the lease up; a RUNNING execution is due again at ``wake_at``.
 
@@ -1531,9 +1571,18 @@ class SqliteEngine(LocalEngine):
         self.on_wait: Callable[[str, str], None] | None = None
         self._heartbeats: dict[str, _Heartbeat] = {}
         self._workflows: dict[tuple[str, str | None], Callable[..., Any]] = {}
+        self._draining = threading.Event()
 
     def close(self) -> None:
         self.store.close()
+
+    def drain(self) -> None:
+        """Shut down gently (from any thread, e.g. a signal handler): the running
+        invocation ends at its next durable checkpoint, sleeps and waits end now, no
+        new invocation starts; the leases are let go as each ends. Combine with the
+        ``stop`` event of :meth:`work`."""
+        self.store.draining = True
+        self._draining.set()
 
     def __enter__(self) -> SqliteEngine:
         return self
@@ -1591,8 +1640,8 @@ class SqliteEngine(LocalEngine):
                 if e.status is not None and e.status != "RUNNING":
                     return self.result(execution_id)  # stopped or paused while we ran it
                 raise
-            except ExecutionPausedError:
-                return self.result(execution_id)  # released (and so PAUSED) by _hold
+            except InvocationInterruptedError:
+                return self.result(execution_id)  # paused, or this worker shuts down
             if result.status != "RUNNING" or not self._advance_invokes(execution_id, wait):
                 return result
 
@@ -1673,6 +1722,9 @@ class SqliteEngine(LocalEngine):
         try:
             yield
             wake = store.next_timer(execution_id)
+        except InvocationInterruptedError:
+            wake = self.clock.now()  # ended cleanly at a checkpoint: due for the next worker
+            raise
         except Exception as e:
             transient = isinstance(e, StoreError) and e.retryable  # a lock, a full disk
             wake = self.clock.now() + (RETRY_BACKOFF_MS if transient else ERROR_BACKOFF_MS)
@@ -1700,7 +1752,7 @@ class SqliteEngine(LocalEngine):
             now = clock.now()
             if now >= when:
                 return True
-            if beat is not None and beat.lost:
+            if (beat is not None and beat.lost) or self._draining.is_set():
                 return False
             if self.store.changed_elsewhere(execution_id):
                 return True
@@ -1713,7 +1765,7 @@ class SqliteEngine(LocalEngine):
             return False  # resume() starts the invoked executions first
         beat = self._heartbeats.get(execution_id)
         while True:
-            if beat is not None and beat.lost:
+            if (beat is not None and beat.lost) or self._draining.is_set():
                 return False
             if self.store.changed_elsewhere(execution_id):
                 return True

@@ -455,7 +455,7 @@ def _assert_alive_and_unchanged(srv: Any, db: Path, errors: list[Any], before: l
     assert errors == []
     status, body = _http(srv, "GET", "/2025-12-01/durable-executions/ex1")
     assert status == 200
-    assert json.loads(body)["DurableExecutionArn"] == "ex1"
+    assert json.loads(body)["DurableExecutionArn"].endswith("/durable-execution/ex1/ex1")
     assert _dump(db) == before
 
 
@@ -669,13 +669,17 @@ def test_a_body_over_the_limit_is_413_before_it_is_read(server):
 
 def test_unsupported_methods_are_405_json(server):
     srv, _db, errors, _ = server
-    for method in ("PUT", "DELETE", "PATCH", "BREW"):
+    for method in ("PUT", "PATCH", "BREW"):
         status, reply = _http(srv, method, "/2025-12-01/durable-executions/ex1")
         assert status == 405
         assert json.loads(reply) == {
             "__type": "MethodNotAllowedException",
-            "message": f"method {method!r} is not supported; use GET or POST",
+            "message": f"method {method!r} is not supported; use GET, POST or DELETE",
         }
+    # DELETE is DeleteDurableExecution: refused for a running execution, nothing changed
+    status, reply = _http(srv, "DELETE", "/2025-12-01/durable-executions/ex1")
+    assert status == 409
+    assert json.loads(reply)["__type"] == "ResourceConflictException"
     status, reply = _http(srv, "HEAD", "/2025-12-01/durable-executions/ex1")
     assert (status, reply) == (405, b"")
     assert errors == []

@@ -5,16 +5,24 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
+
+from tests._procs import free_port, lambda_client, wait_for_port
+
+
+def arn(function: str, name: str) -> str:
+    """The ARN ``durable-gen serve`` hands out (Lambda's shape)."""
+    return (
+        f"arn:aws:lambda:us-east-1:000000000000:function:{function}:$LATEST"
+        f"/durable-execution/{name}/{name}"
+    )
+
 
 WF = """
 from durable_gen import CreateCallback, Step, Wait
@@ -34,17 +42,11 @@ def sleepy(event):
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def lam(tmp_path):
     wf = tmp_path / "served.py"
     wf.write_text(WF)
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), *sys.path])
     args = [sys.executable, "-m", "durable_gen", "serve", "--port", str(port)]
@@ -52,20 +54,8 @@ def lam(tmp_path):
     for name in ("approval", "double", "sleepy"):
         args += ["--function", f"{name}={wf}:{name}"]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    client = boto3.client(
-        "lambda",
-        endpoint_url=f"http://127.0.0.1:{port}",
-        region_name="us-west-2",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-        config=Config(retries={"max_attempts": 1}),
-    )
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    client = lambda_client(port)
+    wait_for_port(port, proc)
     yield client
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=10)
@@ -76,7 +66,7 @@ def test_invoke_read_history_and_complete_a_callback(lam):
         FunctionName="double", Payload=json.dumps({"n": 21}), DurableExecutionName="d1"
     )
     assert out["StatusCode"] == 200
-    assert out["DurableExecutionArn"] == "d1"
+    assert out["DurableExecutionArn"] == arn("double", "d1")
     assert json.loads(out["Payload"].read()) == 42
 
     started = lam.invoke(
@@ -120,8 +110,20 @@ def test_invoke_read_history_and_complete_a_callback(lam):
 
     listed = lam.list_durable_executions_by_function(FunctionName="approval")
     assert [(e["DurableExecutionArn"], e["Status"]) for e in listed["DurableExecutions"]] == [
-        ("a1", "SUCCEEDED")
+        (arn("approval", "a1"), "SUCCEEDED")
     ]
+    # the function by its ARN, or qualified with $LATEST, is the same function
+    for name in (
+        "arn:aws:lambda:us-east-1:000000000000:function:approval",
+        "approval:$LATEST",
+        "000000000000:function:approval",
+    ):
+        again = lam.list_durable_executions_by_function(FunctionName=name)
+        assert again["DurableExecutions"] == listed["DurableExecutions"]
+    desc = lam.get_durable_execution(DurableExecutionArn=arn("approval", "a1"))
+    assert desc["DurableExecutionArn"] == arn("approval", "a1")
+    assert desc["DurableExecutionName"] == "a1"
+    assert desc["FunctionArn"] == "arn:aws:lambda:us-east-1:000000000000:function:approval:$LATEST"
 
     with pytest.raises(ClientError) as e:
         lam.send_durable_execution_callback_success(

@@ -73,8 +73,25 @@ def test_db_option_wins_over_the_environment(wf, tmp_path, capsys):
     assert main(["run", f"{wf}:flow", "--input", '{"n": 1}', "--id", "o", "--db", str(other)]) == 0
     with SqliteStore(other) as store:
         assert store.status("o")[0] == "SUCCEEDED"
+    capsys.readouterr()
+    env_db = tmp_path / "cli.db"  # $DURABLE_GEN_DB: nothing ran there
     assert main(["show", "o"]) == 1
-    assert capsys.readouterr().err.endswith("durable-gen: no execution with id 'o'\n")
+    assert capsys.readouterr().err == (
+        f"durable-gen: no durable_gen database at {env_db}: nothing has run there yet. "
+        "Start an execution (durable-gen run), or point --db or DURABLE_GEN_DB at the "
+        "database you meant\n"
+    )
+    assert not env_db.exists()  # a read-only command creates nothing
+
+
+@pytest.mark.parametrize("command", [["list"], ["show", "x"], ["history", "x"], ["stop", "x"]])
+def test_commands_that_only_read_or_complete_never_create_a_database(tmp_path, capsys, command):
+    db = tmp_path / "missing" / "dg.db"
+    assert main([*command, "--db", str(db)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"durable-gen: no durable_gen database at {db}: ")
+    assert err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_resume_refuses_another_target_or_input(wf, capsys):
@@ -256,7 +273,8 @@ def test_worker_once_finishes_due_executions(wf, capsys):
         ),
     ],
 )
-def test_bad_input_gets_one_line(wf, capsys, args, message, code):
+def test_bad_input_gets_one_line(wf, tmp_path, capsys, args, message, code):
+    SqliteStore(tmp_path / "cli.db").close()  # the database exists; the id does not
     args = [a.replace("{wf}", str(wf)) for a in args]
     assert main(args) == code
     assert capsys.readouterr().err == f"durable-gen: {message}\n"

@@ -83,7 +83,16 @@ def test_every_store_call_names_the_execution():
     """Reads and writes take the execution id; only a callback id leads to its own execution."""
     import inspect
 
-    skip = {"executions", "due", "next_wake", "close", "callback_execution", "complete_callback"}
+    skip = {
+        "executions",
+        "due",
+        "next_wake",
+        "close",
+        "release_all",
+        "owner_is_dead",
+        "callback_execution",
+        "complete_callback",
+    }
     for cls in (SqliteStore,):
         for name, fn in inspect.getmembers(cls, inspect.isfunction):
             if name.startswith("_") or name in skip:
@@ -164,11 +173,13 @@ def _wait_for_callback(server: Any, token: str, name: str) -> str:
     raise AssertionError("no callback started")
 
 
-UNAUTHORIZED = {
-    "__type": "UnauthorizedException",
-    "message": "this server requires 'Authorization: Bearer <token>' with the token it was "
-    "started with (--token or DURABLE_GEN_TOKEN)",
-}
+#: The end of every refusal of a request without valid credentials: how to fix it.
+HOW_TO_AUTHENTICATE = (
+    "send 'Authorization: Bearer <token>', or sign the request with AWS Signature Version "
+    "4 (as boto3 and the AWS CLI do) with AWS_SECRET_ACCESS_KEY set to the token "
+    "`durable-gen serve` was started with (--token or DURABLE_GEN_TOKEN; any access key id "
+    "and region)"
+)
 
 
 @pytest.mark.parametrize(
@@ -190,7 +201,10 @@ def test_a_token_is_required_when_configured(served, headers):
         ("GET", "/2025-12-01/functions/approval/durable-executions"),
     ]
     for method, path in paths:
-        assert request(server, method, path, b"{}", headers) == (401, UNAUTHORIZED)
+        status, out = request(server, method, path, b"{}", headers)
+        assert (status, out["__type"]) == (401, "UnauthorizedException")
+        assert out["message"].endswith(HOW_TO_AUTHENTICATE), out["message"]
+        assert token not in out["message"]
     assert request(server, "GET", paths[3][1], headers=_auth(token))[0] == 200
     assert (
         request(server, "GET", paths[3][1], headers={"authorization": f"bearer {token}"})[0] == 200
