@@ -13,6 +13,7 @@ executed and checkpointed. The public API is exactly ``__all__``.
 """
 
 from ._batch import BatchItem, BatchItemStatus, BatchResult, CompletionPolicy, CompletionReason
+from ._contract import DurableStore, EngineStore, ExecutionInfo, LeaseHeldError, LeaseLostError
 from ._crypto import DecryptionError, EncryptedStore, KeyRing, PayloadCipher
 from ._descriptors import (
     AT_LEAST_ONCE_PER_RETRY,
@@ -38,6 +39,7 @@ from ._descriptors import (
     Any_ as Any,
 )
 from ._driver import current_attempt
+from ._durable import DurableEngine
 from ._errors import (
     CallbackError,
     CallbackFailedError,
@@ -93,20 +95,16 @@ from ._meter import (
 )
 from ._retry import Backoff, Jitter, RetryDecision, RetryPolicy, WaitStrategy
 from ._serdes import DEFAULT_SERDES, DefaultSerdes, JsonSerdes, PassThroughSerdes, Serdes
-from ._sqlite import (
-    ExecutionInfo,
-    LeaseHeldError,
-    LeaseLostError,
-    SqliteEngine,
-    SqliteStore,
-    default_db_path,
-)
+from ._sqlite import SqliteEngine, SqliteStore, default_db_path
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CostBreakdown",
     "Estimate",
+    "DurableEngine",
+    "DurableStore",
+    "EngineStore",
     "ExecutionInfo",
     "KindUsage",
     "LeaseHeldError",

@@ -40,6 +40,7 @@ from types import FrameType
 from typing import Any, TextIO, cast
 
 from . import _service
+from ._contract import ExecutionInfo
 from ._engine import TargetError, canonical_target, resolve_target
 from ._errors import (
     DurableGenError,
@@ -53,12 +54,7 @@ from ._log import Operation, OperationStatus, OperationType
 from ._memory import RealClock, VirtualClock
 from ._owners import describe_owner
 from ._serdes import DEFAULT_SERDES
-from ._sqlite import (
-    ExecutionInfo,
-    SqliteEngine,
-    SqliteStore,
-    result_value,
-)
+from ._sqlite import SqliteEngine, SqliteStore, result_value
 
 __all__ = ["load_target", "main"]
 

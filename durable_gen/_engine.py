@@ -21,13 +21,14 @@ import importlib.util
 import secrets
 import sys
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import attrs
 
 from . import _service
+from ._contract import EngineStore
 from ._driver import InvocationOutcome, run_invocation
 from ._errors import (
     DurableGenError,
@@ -41,7 +42,7 @@ from ._errors import (
     error_from_exception,
 )
 from ._hooks import Hooks
-from ._log import Operation, OperationUpdate
+from ._log import Operation
 from ._serdes import DEFAULT_SERDES
 
 __all__ = [
@@ -96,44 +97,6 @@ class EngineClock(Protocol):
     def now(self) -> int: ...
 
     def sleep_until(self, when: int) -> None: ...
-
-
-class EngineStore(Protocol):
-    """What the resume loop needs from a store (MemoryStore and SqliteStore have it)."""
-
-    def create(self, execution_id: str, input_payload: str, now: int) -> bool:
-        """Record a new execution; False when it exists with this input (see
-        :func:`check_same_start`)."""
-
-    def load(self, execution_id: str) -> Mapping[str, Operation]: ...
-
-    def checkpoint(
-        self, execution_id: str, updates: list[OperationUpdate], now: int, *, durable: bool
-    ) -> Mapping[str, Operation]: ...
-
-    def fire_timers(self, execution_id: str, now: int) -> None: ...
-
-    def next_timer(self, execution_id: str) -> int | None: ...
-
-    def finish(
-        self,
-        execution_id: str,
-        status: str,
-        now: int,
-        *,
-        result: str | None = None,
-        error: ErrorObject | None = None,
-    ) -> None: ...
-
-    def add_event(self, execution_id: str, event: dict[str, Any]) -> None: ...
-
-    def begin_invocation(self, execution_id: str, request_id: str | None, now: int) -> None:
-        """Fire due timers and note that an invocation is running."""
-
-    def end_invocation(self, execution_id: str, event: dict[str, Any]) -> None:
-        """Record the InvocationCompleted ``event``; no invocation is running any more."""
-
-    def status(self, execution_id: str) -> tuple[str, str | None, ErrorObject | None]: ...
 
 
 @attrs.frozen(kw_only=True)

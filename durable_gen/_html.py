@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._cli import _fmt_time, describe_operation
+from ._contract import ExecutionInfo
 from ._log import Operation, OperationStatus, OperationType
-from ._sqlite import ExecutionInfo
 
 __all__ = ["render_timeline"]
 

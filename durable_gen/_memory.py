@@ -17,8 +17,9 @@ from typing import Any, Protocol
 import attrs
 
 from . import _service
+from ._contract import EngineStore
 from ._engine import ExecutionResult, LocalEngine, check_same_start, new_callback_id
-from ._errors import ErrorObject, ExecutionNotFoundError, StoreError
+from ._errors import ErrorObject, ExecutionNotFoundError
 from ._hooks import Hooks
 from ._log import Operation, OperationStatus, OperationType, OperationUpdate
 
@@ -170,7 +171,7 @@ class MemoryStore:
         with self._lock:
             owner = self.callback_execution(callback_id)
             if execution_id is not None and owner != execution_id:
-                raise StoreError(
+                raise ExecutionNotFoundError(
                     f"no callback with id {callback_id!r:.80} in execution {execution_id!r:.80}"
                 )
             execution_id = owner
@@ -380,3 +381,7 @@ class InMemoryEngine(LocalEngine):
             return False
         self.clock.sleep_until(when)
         return True
+
+
+def _keeps_the_contract(store: MemoryStore) -> EngineStore:
+    return store  # mypy checks that MemoryStore keeps the resume loop's store contract

@@ -41,6 +41,8 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
+from ._contract import describe_owner, parse_owner
+
 if sys.platform != "win32":
     import fcntl
 
@@ -87,27 +89,6 @@ def new_owner() -> str:
     pid = os.getpid()
     token = process_start_token(pid) or "-"
     return f"{HOST}:{pid}:{token}:{secrets.token_hex(4)}"
-
-
-def parse_owner(owner: str) -> tuple[str, int, str] | None:
-    """``(host, pid, start token)`` of an owner string, or None when it is not one."""
-    parts = owner.rsplit(":", 3)
-    if len(parts) != 4:
-        return None
-    host, pid, token, _ = parts
-    try:
-        return host, int(pid), token
-    except ValueError:
-        return None
-
-
-def describe_owner(owner: str) -> str:
-    """``pid 123 on host`` for people."""
-    parsed = parse_owner(owner)
-    if parsed is None:
-        return f"owner {owner!r}"
-    host, pid, _ = parsed
-    return f"pid {pid} on {host}"
 
 
 class OwnerLocks:

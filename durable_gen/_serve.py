@@ -81,6 +81,7 @@ from typing import Any
 
 from . import _logging
 from ._auth import AuthError, check_request, signed_with_sigv4
+from ._contract import ExecutionInfo
 from ._engine import TargetError, canonical_target, resolve_target
 from ._errors import (
     CorruptLogError,
@@ -94,7 +95,7 @@ from ._errors import (
 from ._hooks import Hooks
 from ._log import OperationStatus, OperationType
 from ._memory import RealClock
-from ._sqlite import ExecutionInfo, SqliteEngine, SqliteStore
+from ._sqlite import SqliteEngine, SqliteStore
 
 __all__ = ["MAX_BODY_BYTES", "MAX_CALLBACK_RESULT_BYTES", "make_server"]
 

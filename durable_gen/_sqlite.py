@@ -3,8 +3,8 @@
 :class:`SqliteStore` keeps executions, their checkpoint logs and their history
 events in a SQLite database and plays the durable service's part with the pure
 functions of ``_service`` -- so a local log and history read like AWS's.
-:class:`SqliteEngine` drives executions on it with the shared resume loop
-(``_engine.LocalEngine``) and is the worker of ``durable-gen worker``.
+:class:`SqliteEngine` is the durable engine (``_durable.DurableEngine``: leases,
+heartbeats, the worker of ``durable-gen worker``) on it.
 
 Durability
     The database runs in WAL mode with ``synchronous=FULL`` by default: every
@@ -59,7 +59,7 @@ Sharing one file
 
     Tests run real processes against one file and check ``PRAGMA integrity_check``.
 
-One worker at a time
+One worker at a time (the durable store contract, ``_contract``)
     Advancing an execution needs its lease (an owner -- host, pid, process start
     token and a random part -- and an expiry), taken in a write transaction.
     Every durable checkpoint checks, in its own transaction, that this store still
@@ -88,7 +88,6 @@ import sqlite3
 import threading
 import time
 import urllib.parse
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -96,18 +95,15 @@ from typing import Any
 import attrs
 
 from . import _service
-from ._driver import InvocationOutcome
-from ._engine import (
-    EngineClock,
-    ExecutionResult,
-    LocalEngine,
-    TargetError,
-    canonical_target,
-    check_same_start,
-    new_callback_id,
-    resolve_target,
-    target_of,
+from ._contract import (
+    DurableStore,
+    ExecutionInfo,
+    LeaseHeldError,
+    LeaseLostError,
+    describe_owner,
 )
+from ._durable import DurableEngine
+from ._engine import EngineClock, check_same_start, new_callback_id
 from ._errors import (
     CorruptLogError,
     DurableGenError,
@@ -120,16 +116,12 @@ from ._errors import (
 )
 from ._hooks import Hooks
 from ._log import Operation, OperationStatus, OperationType, OperationUpdate
-from ._memory import RealClock
-from ._owners import LIVE_OWNERS, OwnerLocks, describe_owner, new_owner, owner_is_dead
+from ._owners import LIVE_OWNERS, OwnerLocks, new_owner, owner_is_dead
 from ._serdes import DEFAULT_SERDES
 
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
     "SCHEMA_VERSION",
-    "ExecutionInfo",
-    "LeaseHeldError",
-    "LeaseLostError",
     "SqliteEngine",
     "SqliteStore",
     "default_db_path",
@@ -141,13 +133,6 @@ SCHEMA_VERSION = 1
 APPLICATION_ID = 0x64676462
 #: How long a lease lasts without renewal; the engine renews it every third of this.
 DEFAULT_LEASE_SECONDS = 30.0
-#: How long an execution whose invocation failed (non-determinism, a workflow that
-#: cannot be loaded) rests before a worker tries it again, in milliseconds.
-ERROR_BACKOFF_MS = 60_000
-#: How long an execution rests after a transient store failure (a locked database, a
-#: full disk) before a worker tries it again, in milliseconds.
-RETRY_BACKOFF_MS = 1_000
-
 _SCHEMA = """
 CREATE TABLE durable_gen_schema (version INTEGER NOT NULL);
 CREATE TABLE executions (
@@ -214,64 +199,8 @@ def default_db_path() -> Path:
     return Path(base) / "durable_gen" / "durable_gen.db"
 
 
-class LeaseHeldError(StoreError):
-    """Another live worker holds the lease of the execution."""
-
-    def __init__(self, execution_id: str, owner: str, expires: int) -> None:
-        self.execution_id = execution_id
-        self.owner = owner
-        self.expires = expires
-        super().__init__(
-            f"execution {execution_id!r} is being advanced by another worker "
-            f"({describe_owner(owner)}); its lease expires at {_fmt_ms(expires)}",
-            retryable=True,
-        )
-
-
-class LeaseLostError(StoreError):
-    """This store no longer holds the execution's lease, or the execution ended."""
-
-    def __init__(self, execution_id: str, status: str | None, owner: str | None) -> None:
-        self.execution_id = execution_id
-        self.status = status
-        self.owner = owner
-        if status is None:
-            why = "it no longer exists"
-        elif status != "RUNNING":
-            why = f"it ended {status}"
-        elif owner is None:
-            why = "the lease was released"
-        else:
-            why = f"the lease passed to {describe_owner(owner)}"
-        super().__init__(f"stopped advancing execution {execution_id!r}: {why}")
-
-
-@attrs.frozen(kw_only=True)
-class ExecutionInfo:
-    """One row of the executions table (times in epoch ms)."""
-
-    id: str
-    target: str | None
-    workdir: str | None
-    status: str
-    input: str
-    result: str | None
-    error: ErrorObject | None
-    created_at: int
-    updated_at: int
-    ended_at: int | None
-    wake_at: int | None
-    lease_owner: str | None
-    lease_expires: int | None
-
-
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def _fmt_ms(ms: int) -> str:
-    t = time.gmtime(ms / 1000)
-    return time.strftime("%Y-%m-%d %H:%M:%S", t) + f".{ms % 1000:03d}Z"
 
 
 # ---------------------------------------------------------------------- the store
@@ -1499,46 +1428,11 @@ def _store_error(path: Path, e: sqlite3.Error) -> DurableGenError:
 # ---------------------------------------------------------------------- the engine
 
 
-class _Heartbeat:
-    """Renews a lease from a daemon thread until stopped; notes when it is lost."""
+class SqliteEngine(DurableEngine):
+    """The durable engine on a SQLite database (the embedded engine).
 
-    def __init__(self, store: SqliteStore, execution_id: str) -> None:
-        self.store = store
-        self.execution_id = execution_id
-        self.lost = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"durable-gen-lease-{execution_id[:12]}", daemon=True
-        )
-
-    def start(self) -> _Heartbeat:
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        interval = self.store.lease_ms / 3000
-        while not self._stop.wait(interval):
-            try:
-                if not self.store.renew(self.execution_id):
-                    self.lost = True
-                    return
-            except DurableGenError:
-                continue  # a busy database: try again at the next beat
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
-
-
-class SqliteEngine(LocalEngine):
-    """Drives executions stored in a SQLite database (the embedded engine).
-
-    ``SqliteEngine(path)`` opens (or creates) the database; ``run``, ``start`` and
-    ``resume`` work as on :class:`~durable_gen.InMemoryEngine`, on the real clock
-    by default. Advancing an execution takes its lease: with ``wait_for_lease``
-    (default) the engine waits for another live worker to let go of it, otherwise
-    it raises :class:`LeaseHeldError`. :meth:`work` is the worker loop.
+    ``SqliteEngine(path)`` opens (or creates) the database (or give ``store=``);
+    everything else is :class:`~durable_gen._durable.DurableEngine`'s.
     """
 
     store: SqliteStore
@@ -1559,298 +1453,20 @@ class SqliteEngine(LocalEngine):
             raise StoreError("pass a path or a store, not both")
         super().__init__(
             store if store is not None else SqliteStore(path),
-            clock if clock is not None else RealClock(),
+            clock=clock,
             check_args=check_args,
             max_invocations=max_invocations,
+            wait_for_lease=wait_for_lease,
+            functions=functions,
             hooks=hooks,
         )
-        self.wait_for_lease = wait_for_lease
-        #: Durable functions ``Invoke(name, ...)`` reaches by name; a name that looks
-        #: like ``module:function`` or ``file.py:function`` is imported instead.
-        self.functions: dict[str, Callable[..., Any]] = dict(functions or {})
-        self.on_wait: Callable[[str, str], None] | None = None
-        self._heartbeats: dict[str, _Heartbeat] = {}
-        self._workflows: dict[tuple[str, str | None], Callable[..., Any]] = {}
-        self._draining = threading.Event()
-
-    def close(self) -> None:
-        self.store.close()
-
-    def drain(self) -> None:
-        """Shut down gently (from any thread, e.g. a signal handler): the running
-        invocation ends at its next durable checkpoint, sleeps and waits end now, no
-        new invocation starts; the leases are let go as each ends. Combine with the
-        ``stop`` event of :meth:`work`."""
-        self.store.draining = True
-        self._draining.set()
 
     def __enter__(self) -> SqliteEngine:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
-    def start(
-        self,
-        workflow: Callable[..., Any],
-        input: Any = None,
-        *,
-        execution_id: str | None = None,
-        target: str | None = None,
-        workdir: str | None = None,
-    ) -> str:
-        """Record a new execution (without running it) and return its id.
-
-        ``target`` (default: the workflow's ``module:qualname``, when importable)
-        is how a worker loads the workflow; ``workdir`` is put on ``sys.path`` then.
-        """
-        from ._descriptors import check_generator_function
-
-        check_generator_function(workflow, "a workflow")
-        execution_id = execution_id or uuid.uuid4().hex
-        self.store.create(
-            execution_id,
-            DEFAULT_SERDES.serialize(input),
-            self.clock.now(),
-            target=canonical_target(target) if target else target_of(workflow),
-            workdir=workdir,
-        )
-        return execution_id
-
-    def register(self, function_name: str, workflow: Callable[..., Any]) -> None:
-        """Make ``workflow`` invocable as ``Invoke(function_name, payload)``."""
-        from ._descriptors import check_generator_function
-
-        check_generator_function(workflow, f"function {function_name!r}")
-        self.functions[function_name] = workflow
-
-    def resume(
-        self, workflow: Callable[..., Any], execution_id: str, *, wait: bool = True
-    ) -> ExecutionResult:
-        """Drive the execution; chained invokes start child executions.
-
-        A child runs its function (registered, or imported from a ``module:function``
-        name). With ``wait`` it is driven here; otherwise it is left due for a
-        worker. When it ends, the store completes the invoke and the parent is due.
-        """
-        while True:
-            try:
-                result = super().resume(workflow, execution_id, wait=wait)
-            except LeaseLostError as e:
-                if e.status is not None and e.status != "RUNNING":
-                    return self.result(execution_id)  # stopped or paused while we ran it
-                raise
-            except InvocationInterruptedError:
-                return self.result(execution_id)  # paused, or this worker shuts down
-            if result.status != "RUNNING" or not self._advance_invokes(execution_id, wait):
-                return result
-
-    def _advance_invokes(self, execution_id: str, wait: bool) -> bool:
-        """Start (and with ``wait``, drive) the executions of started invokes."""
-        store = self.store
-        progressed = False
-        invokes = store.running_invokes(execution_id)
-        workdir = store.info(execution_id).workdir if invokes else None
-        for op in invokes:
-            name = op.function_name or ""
-            try:
-                fn, target = self._function(name, workdir)
-            except TargetError as e:
-                store.complete_invoke(
-                    execution_id,
-                    op.id,
-                    "FAILED",
-                    self.clock.now(),
-                    error=ErrorObject(type="ResourceNotFoundException", message=str(e)),
-                )
-                progressed = True
-                continue
-            child = _service.chained_execution_id(execution_id, op.id)  # never started twice
-            if not store.exists(child):
-                store.create(
-                    child,
-                    op.input_payload or "null",
-                    self.clock.now(),
-                    target=target,
-                    workdir=workdir,
-                    parent=execution_id,
-                    parent_op=op.id,
-                )
-            if wait and self.resume(fn, child, wait=True).status != "RUNNING":
-                progressed = True  # its end completed the invoke
-        return progressed
-
-    def _function(self, name: str, workdir: str | None) -> tuple[Callable[..., Any], str | None]:
-        fn = self.functions.get(name)
-        if fn is not None:
-            return fn, target_of(fn)
-        if ":" in name:
-            return resolve_target(name, workdir=workdir), name
-        known = ", ".join(sorted(self.functions)) or "none"
-        raise TargetError(
-            f"no durable function named {name!r} is registered with this engine "
-            f"(registered: {known}); register it, or invoke a module:function name"
-        )
-
-    def invoke_once(self, workflow: Callable[..., Any], execution_id: str) -> InvocationOutcome:
-        """Run exactly one invocation (taking the execution's lease for it if needed)."""
-        if execution_id in self._heartbeats:
-            return super().invoke_once(workflow, execution_id)
-        with self._hold(execution_id):
-            return super().invoke_once(workflow, execution_id)
-
-    # ------------------------------------------------------------------ hooks
-
-    @contextlib.contextmanager
-    def _hold(self, execution_id: str) -> Iterator[None]:
-        store = self.store
-        notified = False
-        while True:
-            try:
-                store.acquire(execution_id, self.clock.now())
-                break
-            except LeaseHeldError as e:
-                if not self.wait_for_lease:
-                    raise
-                if not notified and self.on_wait is not None:
-                    self.on_wait(execution_id, str(e))
-                notified = True
-                time.sleep(0.05 if store.owner_is_dead(e.owner) else 0.2)
-        beat = _Heartbeat(store, execution_id).start()
-        self._heartbeats[execution_id] = beat
-        wake: int | None = self.clock.now()
-        try:
-            yield
-            wake = store.next_timer(execution_id)
-        except InvocationInterruptedError:
-            wake = self.clock.now()  # ended cleanly at a checkpoint: due for the next worker
-            raise
-        except Exception as e:
-            transient = isinstance(e, StoreError) and e.retryable  # a lock, a full disk
-            wake = self.clock.now() + (RETRY_BACKOFF_MS if transient else ERROR_BACKOFF_MS)
-            raise
-        finally:
-            beat.stop()
-            self._heartbeats.pop(execution_id, None)
-            with contextlib.suppress(DurableGenError):
-                store.release(execution_id, wake)
-
-    def _sleep_until(self, execution_id: str, when: int) -> bool:
-        """Sleep in short slices: wake early when another process completed a callback."""
-        if self.store.running_invokes(execution_id):
-            return False  # resume() starts the invoked executions first
-        if not isinstance(self.clock, RealClock):
-            if self._callback_pending(execution_id):
-                # on a virtual clock, skipping to the callback's timeout would time it
-                # out before anyone could complete it: wait for the outside world instead
-                return self._await_event(execution_id)
-            self.clock.sleep_until(when)  # a virtual clock jumps there at once
-            return True
-        beat = self._heartbeats.get(execution_id)
-        clock = self.clock
-        while True:
-            now = clock.now()
-            if now >= when:
-                return True
-            if (beat is not None and beat.lost) or self._draining.is_set():
-                return False
-            if self.store.changed_elsewhere(execution_id):
-                return True
-            if self.on_wait is not None:
-                self.on_wait(execution_id, "")
-            clock.sleep_until(min(when, now + 250))
-
-    def _await_event(self, execution_id: str) -> bool:
-        if self.store.running_invokes(execution_id):
-            return False  # resume() starts the invoked executions first
-        beat = self._heartbeats.get(execution_id)
-        while True:
-            if (beat is not None and beat.lost) or self._draining.is_set():
-                return False
-            if self.store.changed_elsewhere(execution_id):
-                return True
-            if self.on_wait is not None:
-                self.on_wait(execution_id, "waiting for a callback")
-            time.sleep(0.2)
-
-    def _callback_pending(self, execution_id: str) -> bool:
-        return any(
-            op.type is OperationType.CALLBACK and op.status is OperationStatus.STARTED
-            for op in self.store.load(execution_id).values()
-        )
-
-    # ------------------------------------------------------------------ worker
-
-    def workflow_for(self, info: ExecutionInfo) -> Callable[..., Any]:
-        """The workflow of a stored execution, loaded from its target."""
-        if info.target is None:
-            raise StoreError(
-                f"execution {info.id!r} was started without an importable target; resume it "
-                "from Python with engine.resume(workflow, execution_id)"
-            )
-        key = (info.target, info.workdir)
-        fn = self._workflows.get(key)
-        if fn is None:
-            fn = self._workflows[key] = resolve_target(info.target, workdir=info.workdir)
-        return fn
-
-    def work(
-        self,
-        *,
-        once: bool = False,
-        poll_seconds: float = 0.5,
-        stop: threading.Event | None = None,
-        log: Callable[[str], None] | None = None,
-    ) -> int:
-        """Advance every due execution, until ``stop`` is set (or, ``once``, none is due).
-
-        Each due execution is driven until it suspends on a timer that is not due
-        yet (its lease is then released) or ends. Returns how many executions
-        ended while working.
-        """
-        stop = stop or threading.Event()
-        skipped: dict[str, int] = {}
-        ended = 0
-        while not stop.is_set():
-            now = self.clock.now()
-            due = [ex for ex in self.store.due(now) if skipped.get(ex, 0) <= now]
-            for execution_id in due:
-                if stop.is_set():
-                    break
-                try:
-                    info = self.store.info(execution_id)
-                    workflow = self.workflow_for(info)
-                except DurableGenError as e:
-                    skipped[execution_id] = now + ERROR_BACKOFF_MS
-                    if log is not None:
-                        log(f"execution {execution_id}: {e}")
-                    continue
-                saved = self.wait_for_lease
-                self.wait_for_lease = False
-                try:
-                    result = self.resume(workflow, execution_id, wait=False)
-                except LeaseHeldError:
-                    continue
-                except DurableGenError as e:
-                    if log is not None:
-                        log(f"execution {execution_id}: {type(e).__name__}: {e}")
-                    continue
-                finally:
-                    self.wait_for_lease = saved
-                if result.status not in _LIVE:
-                    ended += 1
-                    if log is not None:
-                        log(f"execution {execution_id} {result.status}")
-            if once:
-                break
-            if due:
-                continue
-            wake = self.store.next_wake()
-            delay = poll_seconds
-            if wake is not None:
-                delay = max(0.01, min(poll_seconds, (wake - self.clock.now()) / 1000))
-            stop.wait(delay)
-        return ended
+def _keeps_the_contract(store: SqliteStore) -> DurableStore:
+    return store  # mypy checks that SqliteStore keeps the durable store contract
 
 
 def result_value(payload: str | None) -> Any:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from durable_gen import _owners
+from durable_gen import LeaseHeldError, _owners
 from durable_gen._owners import OwnerLocks, owner_is_dead
-from durable_gen._sqlite import LeaseHeldError, SqliteStore
+from durable_gen._sqlite import SqliteStore
 
 T0 = 1_767_225_600_000
 

@@ -16,6 +16,7 @@ from durable_gen import (
     Invoke,
     InvokeError,
     Jitter,
+    LeaseHeldError,
     OperationStatus,
     OperationType,
     RealClock,
@@ -29,7 +30,7 @@ from durable_gen import (
     _sqlite,
     current_attempt,
 )
-from durable_gen._sqlite import LeaseHeldError, SqliteEngine, SqliteStore
+from durable_gen._sqlite import SqliteEngine, SqliteStore
 
 NO_JITTER = RetryPolicy(max_attempts=3, initial_delay=2, max_delay=10, jitter=Jitter.NONE)
 

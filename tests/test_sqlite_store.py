@@ -1,4 +1,6 @@
-"""The SQLite store: durability, round trips, refusing foreign files, leases and fencing."""
+"""The SQLite store's own matters: its journal layout, SQL views, schema, refusing foreign or
+damaged files, the default path, liveness of lease owners. What every store promises
+(durability, leases, fencing, names) is tested in tests/store_contract on every store."""
 
 from __future__ import annotations
 
@@ -14,9 +16,6 @@ import pytest
 
 from durable_gen import (
     CorruptLogError,
-    ErrorObject,
-    ExecutionAlreadyStartedError,
-    ExecutionNotFoundError,
     OperationAction,
     OperationStatus,
     OperationType,
@@ -26,13 +25,7 @@ from durable_gen import (
     _sqlite,
 )
 from durable_gen._owners import owner_is_dead
-from durable_gen._sqlite import (
-    SCHEMA_VERSION,
-    LeaseHeldError,
-    LeaseLostError,
-    SqliteStore,
-    default_db_path,
-)
+from durable_gen._sqlite import SCHEMA_VERSION, SqliteStore, default_db_path
 
 T0 = 1_767_225_600_000
 
@@ -61,53 +54,10 @@ def started(store: SqliteStore, ex: str = "ex1") -> str:
     return ex
 
 
-def test_round_trip_through_a_new_store(store, db):
+def test_a_step_is_one_journal_row_holding_its_latest_state(store, db):
+    # (what every store promises is in tests/store_contract; this is SQLite's layout)
     ex = started(store)
     store.checkpoint(ex, [step("a", OperationAction.START)], T0 + 1, durable=False)
-    store.checkpoint(ex, [step("a", OperationAction.SUCCEED, payload='"x"')], T0 + 2, durable=True)
-    store.checkpoint(
-        ex,
-        [
-            step("b", OperationAction.START),
-            step(
-                "b",
-                OperationAction.RETRY,
-                error=ErrorObject(type="E", message="m"),
-                next_attempt_delay_seconds=3,
-            ),
-        ],
-        T0 + 3,
-        durable=True,
-    )
-    mine = dict(store.load(ex))
-    with SqliteStore(db) as other:
-        theirs = dict(other.load(ex))
-        assert theirs == mine
-        assert list(theirs) == [ex, "a", "b"]  # the order operations were first recorded
-        assert theirs["a"].status is OperationStatus.SUCCEEDED
-        assert theirs["a"].result == '"x"'
-        assert theirs["b"].status is OperationStatus.PENDING
-        assert theirs["b"].next_attempt_timestamp == T0 + 3 + 3000
-        assert other.next_timer(ex) == T0 + 3003
-        assert other.history(ex) == store.history(ex)
-        assert [e["EventType"] for e in other.history(ex)] == [
-            "ExecutionStarted",
-            "StepStarted",
-            "StepSucceeded",
-            "StepStarted",
-            "StepFailed",
-        ]
-        assert other.status(ex) == ("RUNNING", None, None)
-        info = other.info(ex)
-        assert (info.target, info.input, info.status) == ("mod:fn", '{"n":1}', "RUNNING")
-
-
-def test_non_durable_updates_wait_for_the_next_durable_checkpoint(store, db):
-    ex = started(store)
-    store.checkpoint(ex, [step("a", OperationAction.START)], T0 + 1, durable=False)
-    assert store.load(ex)["a"].status is OperationStatus.STARTED  # this store sees it
-    with SqliteStore(db) as other:
-        assert "a" not in other.load(ex)  # not written yet
     store.checkpoint(ex, [step("a", OperationAction.SUCCEED, payload="1")], T0 + 2, durable=True)
     conn = sqlite3.connect(db)
     rows = conn.execute("SELECT ops, events FROM journal ORDER BY key").fetchall()
@@ -133,33 +83,6 @@ def test_sql_views_show_operations_and_events(store, db):
         "StepStarted",
         "StepSucceeded",
     ]
-
-
-def test_a_name_starts_one_execution_and_unknown_ids_are_not_found(store):
-    started(store)
-    history = store.history("ex1")
-    # the same name, input and target: the existing execution, nothing written
-    assert store.create("ex1", '{"n":1}', T0 + 5, target="mod:fn") is False
-    assert store.create("ex1", '{"n":1}', T0 + 5) is False  # target unknown: not compared
-    assert store.history("ex1") == history
-    with pytest.raises(
-        ExecutionAlreadyStartedError,
-        match=r"^execution 'ex1' was already started with another input; one name starts "
-        r"one execution \(starting it again with the same input returns that execution\): "
-        r"choose another name, or send the same input$",
-    ) as e:
-        store.create("ex1", "null", T0)
-    assert (e.value.execution_id, e.value.conflict) == ("ex1", "input")
-    with pytest.raises(
-        ExecutionAlreadyStartedError,
-        match=r"^execution name 'ex1' is taken by an execution of mod:fn, not of mod:other; ",
-    ) as e:
-        store.create("ex1", '{"n":1}', T0, target="mod:other")
-    assert e.value.conflict == "function"
-    assert store.info("ex1").input == '{"n":1}'
-    for call in (store.load, store.status, store.history, store.info):
-        with pytest.raises(ExecutionNotFoundError, match=r"^no execution with id 'nope'$"):
-            call("nope")
 
 
 def test_schema_version_is_recorded(store, db):
@@ -257,76 +180,6 @@ def test_default_path(monkeypatch, tmp_path):
     assert default_db_path() == tmp_path / "home/.local/share/durable_gen/durable_gen.db"
 
 
-def test_writing_needs_the_lease(store, db):
-    store.create("ex1", "null", T0)
-    with pytest.raises(
-        LeaseLostError, match=r"^stopped advancing execution 'ex1': the lease was released$"
-    ):
-        store.checkpoint("ex1", [step("a", OperationAction.START)], T0, durable=True)
-
-
-def test_a_live_holder_keeps_its_lease(store, db):
-    ex = started(store)
-    with SqliteStore(db) as other:
-        with pytest.raises(
-            LeaseHeldError,
-            match=rf"^execution 'ex1' is being advanced by another worker \(pid {os.getpid()} "
-            r"on .+\); its lease expires at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}Z$",
-        ):
-            other.acquire(ex, T0)
-        store.release(ex, T0 + 5)
-        other.acquire(ex, T0)  # released: free to take
-        assert other.info(ex).wake_at is None or other.info(ex).lease_owner == other.owner
-
-
-def test_an_expired_lease_is_taken_over_and_the_old_holder_is_fenced(db):
-    a = SqliteStore(db, lease_seconds=0.05)
-    b = SqliteStore(db)
-    ex = started(a)
-    a.checkpoint(ex, [step("s", OperationAction.START)], T0 + 1, durable=False)
-    time.sleep(0.1)
-    b.acquire(ex, T0 + 2)
-    with pytest.raises(
-        LeaseLostError,
-        match=rf"^stopped advancing execution 'ex1': the lease passed to pid {os.getpid()} on ",
-    ):
-        a.checkpoint(ex, [step("s", OperationAction.SUCCEED, payload="1")], T0 + 3, durable=True)
-    assert "s" not in b.load(ex)  # nothing of the fenced holder was written
-    assert not a.renew(ex)
-    assert b.renew(ex)
-    a.close()
-    b.close()
-
-
-def test_the_lease_of_a_dead_holder_in_this_process_is_taken_at_once(db):
-    a = SqliteStore(db)
-    ex = started(a)
-    a.begin_invocation(ex, "req-1", T0 + 1)
-    _owners.LIVE_OWNERS.discard(a.owner)  # "a" died without letting go
-    with SqliteStore(db) as b:
-        b.acquire(ex, T0 + 50)
-        last = b.history(ex)[-1]
-    assert last == {
-        "EventType": "InvocationCompleted",
-        "EventTimestamp": T0 + 50,
-        "Id": ex,
-        "InvocationCompletedDetails": {
-            "StartTimestamp": T0 + 1,
-            "EndTimestamp": T0 + 50,
-            "RequestId": "req-1",
-            "Error": {
-                "Payload": {
-                    "ErrorType": "Runtime.ExitError",
-                    "ErrorMessage": f"the worker running this invocation (pid {os.getpid()} on "
-                    f"{_owners.HOST}) stopped before it ended",
-                },
-                "Truncated": False,
-            },
-        },
-        "EventId": 2,
-    }
-
-
 def test_owner_liveness():
     p = subprocess.Popen([sys.executable, "-c", "pass"])
     p.wait()
@@ -352,48 +205,6 @@ def test_owner_liveness():
     assert owner_is_dead(f"{_owners.HOST}:{parent}:{_owners.BOOT_ID}.1:x")
     assert not owner_is_dead(f"another-host:{p.pid}:-:abcd")  # cannot tell: wait for expiry
     assert not owner_is_dead("garbage")
-
-
-def test_stop_ends_the_execution_and_fences_its_holder(store, db):
-    ex = started(store)
-    with SqliteStore(db) as other:
-        other.stop(ex, T0 + 10)
-        with pytest.raises(StoreError, match=r"^execution 'ex1' already ended STOPPED$"):
-            other.stop(ex, T0 + 11)
-    with pytest.raises(
-        LeaseLostError, match=r"^stopped advancing execution 'ex1': it ended STOPPED$"
-    ):
-        store.checkpoint(ex, [step("a", OperationAction.START)], T0 + 12, durable=True)
-    status, result, error = store.status(ex)
-    assert (status, result) == ("STOPPED", None)
-    assert error == ErrorObject(type="ExecutionStopped", message="stopped by request")
-    assert store.load(ex)[ex].status is OperationStatus.STOPPED
-    last = store.history(ex)[-1]
-    assert last["EventType"] == "ExecutionStopped"
-    assert last["ExecutionStoppedDetails"]["Error"]["Payload"]["ErrorType"] == "ExecutionStopped"
-
-
-def test_finish_records_the_end(store):
-    ex = started(store)
-    store.finish(ex, "SUCCEEDED", T0 + 5, result='"done"')
-    assert store.status(ex) == ("SUCCEEDED", '"done"', None)
-    info = store.info(ex)
-    assert (info.ended_at, info.wake_at) == (T0 + 5, None)
-    assert store.history(ex)[-1]["ExecutionSucceededDetails"] == {
-        "Result": {"Payload": '"done"', "Truncated": False}
-    }
-
-
-def test_due_and_listing(store, db):
-    for i in range(3):
-        store.create(f"e{i}", "null", T0 + i)
-    store.acquire("e1", T0)
-    store.release("e1", T0 + 10_000)
-    assert store.due(T0 + 5) == ["e0", "e2"]
-    assert store.due(T0 + 20_000) == ["e0", "e2", "e1"]
-    assert [e.id for e in store.executions()] == ["e2", "e1", "e0"]
-    assert [e.id for e in store.executions(status="SUCCEEDED")] == []
-    assert store.next_wake() == T0
 
 
 def test_a_callback_completed_while_its_timeout_fires_keeps_the_completion(store, db, monkeypatch):
@@ -426,3 +237,19 @@ def test_a_callback_completed_while_its_timeout_fires_keeps_the_completion(store
     kinds = [e["EventType"] for e in store.history(ex)]
     assert "CallbackSucceeded" in kinds
     assert "CallbackTimedOut" not in kinds
+
+
+def test_delete_removes_every_row_of_the_execution(store, db):
+    for ex in ("keep", "gone"):
+        started(store, ex)
+        store.checkpoint(ex, [step("a", OperationAction.START)], T0 + 1, durable=True)
+    store.stop("gone", T0 + 2)
+    conn = sqlite3.connect(db)
+    count = (
+        "SELECT COUNT(*) FROM journal WHERE key >> 32 = (SELECT pk FROM executions WHERE id = ?)"
+    )
+    assert conn.execute(count, ("gone",)).fetchone()[0] == 3
+    store.delete("gone")
+    assert conn.execute("SELECT id FROM executions").fetchall() == [("keep",)]
+    assert conn.execute("SELECT COUNT(*) FROM journal").fetchone()[0] == 2  # keep's rows
+    conn.close()

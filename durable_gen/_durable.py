@@ -1,0 +1,400 @@
+"""The durable engine: executions in a store that several processes share.
+
+:class:`DurableEngine` is the resume loop of ``_engine.LocalEngine`` on a
+:class:`~durable_gen._contract.DurableStore`: it takes an execution's lease before
+advancing it and renews it from a heartbeat thread (:class:`_Heartbeat`) while a
+step runs or it sleeps; it starts the executions that ``Invoke`` asks for; it
+wakes early when another process completes a callback; and :meth:`DurableEngine.work`
+is the worker loop of ``durable-gen worker`` and ``serve``. It knows no database:
+the SQLite engine is this engine on a :class:`~durable_gen.SqliteStore`, and a
+second durable store is a new store class, not a new engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from . import _service
+from ._contract import DurableStore, ExecutionInfo, LeaseHeldError, LeaseLostError
+from ._driver import InvocationOutcome
+from ._engine import (
+    EngineClock,
+    ExecutionResult,
+    LocalEngine,
+    TargetError,
+    canonical_target,
+    resolve_target,
+    target_of,
+)
+from ._errors import DurableGenError, ErrorObject, InvocationInterruptedError, StoreError
+from ._hooks import Hooks
+from ._log import OperationStatus, OperationType
+from ._memory import RealClock
+from ._serdes import DEFAULT_SERDES
+
+__all__ = ["ERROR_BACKOFF_MS", "RETRY_BACKOFF_MS", "DurableEngine"]
+
+#: How long an execution whose invocation failed (non-determinism, a workflow that
+#: cannot be loaded) rests before a worker tries it again, in milliseconds.
+ERROR_BACKOFF_MS = 60_000
+#: How long an execution rests after a transient store failure (a locked database, a
+#: full disk) before a worker tries it again, in milliseconds.
+RETRY_BACKOFF_MS = 1_000
+
+_LIVE = ("RUNNING", "PAUSING", "PAUSED")
+
+
+class _Heartbeat:
+    """Renews a lease from a daemon thread until stopped; notes when it is lost."""
+
+    def __init__(self, store: DurableStore, execution_id: str) -> None:
+        self.store = store
+        self.execution_id = execution_id
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"durable-gen-lease-{execution_id[:12]}", daemon=True
+        )
+
+    def start(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        interval = self.store.lease_ms / 3000
+        while not self._stop.wait(interval):
+            try:
+                if not self.store.renew(self.execution_id):
+                    self.lost = True
+                    return
+            except DurableGenError:
+                continue  # a busy database: try again at the next beat
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+
+class DurableEngine(LocalEngine):
+    """Drives executions kept in a :class:`~durable_gen._contract.DurableStore`.
+
+    ``run``, ``start`` and ``resume`` work as on :class:`~durable_gen.InMemoryEngine`,
+    on the real clock by default. Advancing an execution takes its lease: with
+    ``wait_for_lease`` (default) the engine waits for another live worker to let go
+    of it, otherwise it raises :class:`LeaseHeldError`. :meth:`work` is the worker
+    loop. The SQLite engine is this engine on a :class:`~durable_gen.SqliteStore`.
+    """
+
+    store: DurableStore
+
+    def __init__(
+        self,
+        store: DurableStore,
+        *,
+        clock: EngineClock | None = None,
+        check_args: bool = True,
+        max_invocations: int = 100_000,
+        wait_for_lease: bool = True,
+        functions: Mapping[str, Callable[..., Any]] | None = None,
+        hooks: Sequence[Hooks] = (),
+    ) -> None:
+        super().__init__(
+            store,
+            clock if clock is not None else RealClock(),
+            check_args=check_args,
+            max_invocations=max_invocations,
+            hooks=hooks,
+        )
+        self.wait_for_lease = wait_for_lease
+        #: Durable functions ``Invoke(name, ...)`` reaches by name; a name that looks
+        #: like ``module:function`` or ``file.py:function`` is imported instead.
+        self.functions: dict[str, Callable[..., Any]] = dict(functions or {})
+        self.on_wait: Callable[[str, str], None] | None = None
+        self._heartbeats: dict[str, _Heartbeat] = {}
+        self._workflows: dict[tuple[str, str | None], Callable[..., Any]] = {}
+        self._draining = threading.Event()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def drain(self) -> None:
+        """Shut down gently (from any thread, e.g. a signal handler): the running
+        invocation ends at its next durable checkpoint, sleeps and waits end now, no
+        new invocation starts; the leases are let go as each ends. Combine with the
+        ``stop`` event of :meth:`work`."""
+        self.store.draining = True
+        self._draining.set()
+
+    def __enter__(self) -> DurableEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(
+        self,
+        workflow: Callable[..., Any],
+        input: Any = None,
+        *,
+        execution_id: str | None = None,
+        target: str | None = None,
+        workdir: str | None = None,
+    ) -> str:
+        """Record a new execution (without running it) and return its id.
+
+        ``target`` (default: the workflow's ``module:qualname``, when importable)
+        is how a worker loads the workflow; ``workdir`` is put on ``sys.path`` then.
+        """
+        from ._descriptors import check_generator_function
+
+        check_generator_function(workflow, "a workflow")
+        execution_id = execution_id or uuid.uuid4().hex
+        self.store.create(
+            execution_id,
+            DEFAULT_SERDES.serialize(input),
+            self.clock.now(),
+            target=canonical_target(target) if target else target_of(workflow),
+            workdir=workdir,
+        )
+        return execution_id
+
+    def register(self, function_name: str, workflow: Callable[..., Any]) -> None:
+        """Make ``workflow`` invocable as ``Invoke(function_name, payload)``."""
+        from ._descriptors import check_generator_function
+
+        check_generator_function(workflow, f"function {function_name!r}")
+        self.functions[function_name] = workflow
+
+    def resume(
+        self, workflow: Callable[..., Any], execution_id: str, *, wait: bool = True
+    ) -> ExecutionResult:
+        """Drive the execution; chained invokes start child executions.
+
+        A child runs its function (registered, or imported from a ``module:function``
+        name). With ``wait`` it is driven here; otherwise it is left due for a
+        worker. When it ends, the store completes the invoke and the parent is due.
+        """
+        while True:
+            try:
+                result = super().resume(workflow, execution_id, wait=wait)
+            except LeaseLostError as e:
+                if e.status is not None and e.status != "RUNNING":
+                    return self.result(execution_id)  # stopped or paused while we ran it
+                raise
+            except InvocationInterruptedError:
+                return self.result(execution_id)  # paused, or this worker shuts down
+            if result.status != "RUNNING" or not self._advance_invokes(execution_id, wait):
+                return result
+
+    def _advance_invokes(self, execution_id: str, wait: bool) -> bool:
+        """Start (and with ``wait``, drive) the executions of started invokes."""
+        store = self.store
+        progressed = False
+        invokes = store.running_invokes(execution_id)
+        workdir = store.info(execution_id).workdir if invokes else None
+        for op in invokes:
+            name = op.function_name or ""
+            try:
+                fn, target = self._function(name, workdir)
+            except TargetError as e:
+                store.complete_invoke(
+                    execution_id,
+                    op.id,
+                    "FAILED",
+                    self.clock.now(),
+                    error=ErrorObject(type="ResourceNotFoundException", message=str(e)),
+                )
+                progressed = True
+                continue
+            child = _service.chained_execution_id(execution_id, op.id)  # never started twice
+            if not store.exists(child):
+                store.create(
+                    child,
+                    op.input_payload or "null",
+                    self.clock.now(),
+                    target=target,
+                    workdir=workdir,
+                    parent=execution_id,
+                    parent_op=op.id,
+                )
+            if wait and self.resume(fn, child, wait=True).status != "RUNNING":
+                progressed = True  # its end completed the invoke
+        return progressed
+
+    def _function(self, name: str, workdir: str | None) -> tuple[Callable[..., Any], str | None]:
+        fn = self.functions.get(name)
+        if fn is not None:
+            return fn, target_of(fn)
+        if ":" in name:
+            return resolve_target(name, workdir=workdir), name
+        known = ", ".join(sorted(self.functions)) or "none"
+        raise TargetError(
+            f"no durable function named {name!r} is registered with this engine "
+            f"(registered: {known}); register it, or invoke a module:function name"
+        )
+
+    def invoke_once(self, workflow: Callable[..., Any], execution_id: str) -> InvocationOutcome:
+        """Run exactly one invocation (taking the execution's lease for it if needed)."""
+        if execution_id in self._heartbeats:
+            return super().invoke_once(workflow, execution_id)
+        with self._hold(execution_id):
+            return super().invoke_once(workflow, execution_id)
+
+    # ------------------------------------------------------------------ hooks
+
+    @contextlib.contextmanager
+    def _hold(self, execution_id: str) -> Iterator[None]:
+        store = self.store
+        notified = False
+        while True:
+            try:
+                store.acquire(execution_id, self.clock.now())
+                break
+            except LeaseHeldError as e:
+                if not self.wait_for_lease:
+                    raise
+                if not notified and self.on_wait is not None:
+                    self.on_wait(execution_id, str(e))
+                notified = True
+                time.sleep(0.05 if store.owner_is_dead(e.owner) else 0.2)
+        beat = _Heartbeat(store, execution_id).start()
+        self._heartbeats[execution_id] = beat
+        wake: int | None = self.clock.now()
+        try:
+            yield
+            wake = store.next_timer(execution_id)
+        except InvocationInterruptedError:
+            wake = self.clock.now()  # ended cleanly at a checkpoint: due for the next worker
+            raise
+        except Exception as e:
+            transient = isinstance(e, StoreError) and e.retryable  # a lock, a full disk
+            wake = self.clock.now() + (RETRY_BACKOFF_MS if transient else ERROR_BACKOFF_MS)
+            raise
+        finally:
+            beat.stop()
+            self._heartbeats.pop(execution_id, None)
+            with contextlib.suppress(DurableGenError):
+                store.release(execution_id, wake)
+
+    def _sleep_until(self, execution_id: str, when: int) -> bool:
+        """Sleep in short slices: wake early when another process completed a callback."""
+        if self.store.running_invokes(execution_id):
+            return False  # resume() starts the invoked executions first
+        if not isinstance(self.clock, RealClock):
+            if self._callback_pending(execution_id):
+                # on a virtual clock, skipping to the callback's timeout would time it
+                # out before anyone could complete it: wait for the outside world instead
+                return self._await_event(execution_id)
+            self.clock.sleep_until(when)  # a virtual clock jumps there at once
+            return True
+        beat = self._heartbeats.get(execution_id)
+        clock = self.clock
+        while True:
+            now = clock.now()
+            if now >= when:
+                return True
+            if (beat is not None and beat.lost) or self._draining.is_set():
+                return False
+            if self.store.changed_elsewhere(execution_id):
+                return True
+            if self.on_wait is not None:
+                self.on_wait(execution_id, "")
+            clock.sleep_until(min(when, now + 250))
+
+    def _await_event(self, execution_id: str) -> bool:
+        if self.store.running_invokes(execution_id):
+            return False  # resume() starts the invoked executions first
+        beat = self._heartbeats.get(execution_id)
+        while True:
+            if (beat is not None and beat.lost) or self._draining.is_set():
+                return False
+            if self.store.changed_elsewhere(execution_id):
+                return True
+            if self.on_wait is not None:
+                self.on_wait(execution_id, "waiting for a callback")
+            time.sleep(0.2)
+
+    def _callback_pending(self, execution_id: str) -> bool:
+        return any(
+            op.type is OperationType.CALLBACK and op.status is OperationStatus.STARTED
+            for op in self.store.load(execution_id).values()
+        )
+
+    # ------------------------------------------------------------------ worker
+
+    def workflow_for(self, info: ExecutionInfo) -> Callable[..., Any]:
+        """The workflow of a stored execution, loaded from its target."""
+        if info.target is None:
+            raise StoreError(
+                f"execution {info.id!r} was started without an importable target; resume it "
+                "from Python with engine.resume(workflow, execution_id)"
+            )
+        key = (info.target, info.workdir)
+        fn = self._workflows.get(key)
+        if fn is None:
+            fn = self._workflows[key] = resolve_target(info.target, workdir=info.workdir)
+        return fn
+
+    def work(
+        self,
+        *,
+        once: bool = False,
+        poll_seconds: float = 0.5,
+        stop: threading.Event | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> int:
+        """Advance every due execution, until ``stop`` is set (or, ``once``, none is due).
+
+        Each due execution is driven until it suspends on a timer that is not due
+        yet (its lease is then released) or ends. Returns how many executions
+        ended while working.
+        """
+        stop = stop or threading.Event()
+        skipped: dict[str, int] = {}
+        ended = 0
+        while not stop.is_set():
+            now = self.clock.now()
+            due = [ex for ex in self.store.due(now) if skipped.get(ex, 0) <= now]
+            for execution_id in due:
+                if stop.is_set():
+                    break
+                try:
+                    info = self.store.info(execution_id)
+                    workflow = self.workflow_for(info)
+                except DurableGenError as e:
+                    skipped[execution_id] = now + ERROR_BACKOFF_MS
+                    if log is not None:
+                        log(f"execution {execution_id}: {e}")
+                    continue
+                saved = self.wait_for_lease
+                self.wait_for_lease = False
+                try:
+                    result = self.resume(workflow, execution_id, wait=False)
+                except LeaseHeldError:
+                    continue
+                except DurableGenError as e:
+                    if log is not None:
+                        log(f"execution {execution_id}: {type(e).__name__}: {e}")
+                    continue
+                finally:
+                    self.wait_for_lease = saved
+                if result.status not in _LIVE:
+                    ended += 1
+                    if log is not None:
+                        log(f"execution {execution_id} {result.status}")
+            if once:
+                break
+            if due:
+                continue
+            wake = self.store.next_wake()
+            delay = poll_seconds
+            if wake is not None:
+                delay = max(0.01, min(poll_seconds, (wake - self.clock.now()) / 1000))
+            stop.wait(delay)
+        return ended
