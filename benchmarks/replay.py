@@ -14,7 +14,7 @@ import statistics
 import time
 
 from durable_gen import InMemoryEngine, Step, Wait
-from durable_gen._driver import run_invocation
+from durable_gen._engine.driver import run_invocation
 
 
 def noop(i):

@@ -51,7 +51,7 @@ from typing import Any
 from benchmarks.peers import PeerUnavailable, noop
 from benchmarks.replay import recorded_execution, time_floor, workflow
 from durable_gen import InMemoryEngine, Map, Step
-from durable_gen._driver import run_invocation
+from durable_gen._engine.driver import run_invocation
 
 SCENARIOS = ("replay", "forward", "sqlite", "lambda", "fanout", "memory")
 DG = "durable_gen"

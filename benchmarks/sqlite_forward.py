@@ -30,7 +30,8 @@ import tempfile
 import time
 
 from durable_gen import AT_LEAST_ONCE_PER_RETRY, AT_MOST_ONCE_PER_RETRY, InMemoryEngine, Step
-from durable_gen._sqlite import SqliteEngine, SqliteStore
+from durable_gen._engine.sqlite import SqliteEngine
+from durable_gen._stores.sqlite import SqliteStore
 
 
 def noop(i):
@@ -79,7 +80,7 @@ def raw_commits_per_second(directory, n, synchronous):
     """One journal-sized INSERT per durable transaction, with the store's pragmas.
 
     The row has the shape and size of the one a step commits (see
-    ``durable_gen._sqlite``: key ``execution << 32 | n``, the operation's new state
+    ``durable_gen._stores.sqlite``: key ``execution << 32 | n``, the operation's new state
     and its two history events as JSON text), so the comparison is per commit of
     the same bytes, not of a tiny row.
     """

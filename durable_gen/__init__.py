@@ -12,10 +12,21 @@ operations return their stored result without running user code, new ones are
 executed and checkpointed. The public API is exactly ``__all__``.
 """
 
-from ._batch import BatchItem, BatchItemStatus, BatchResult, CompletionPolicy, CompletionReason
-from ._contract import DurableStore, EngineStore, ExecutionInfo, LeaseHeldError, LeaseLostError
-from ._crypto import DecryptionError, EncryptedStore, KeyRing, PayloadCipher
-from ._descriptors import (
+from ._core.batch import (
+    BatchItem,
+    BatchItemStatus,
+    BatchResult,
+    CompletionPolicy,
+    CompletionReason,
+)
+from ._core.contract import (
+    DurableStore,
+    EngineStore,
+    ExecutionInfo,
+    LeaseHeldError,
+    LeaseLostError,
+)
+from ._core.descriptors import (
     AT_LEAST_ONCE_PER_RETRY,
     AT_MOST_ONCE_PER_RETRY,
     All,
@@ -35,12 +46,8 @@ from ._descriptors import (
     WaitForCallback,
     WaitForCondition,
 )
-from ._descriptors import (
-    Any_ as Any,
-)
-from ._driver import current_attempt
-from ._durable import DurableEngine
-from ._errors import (
+from ._core.descriptors import Any_ as Any
+from ._core.errors import (
     CallbackError,
     CallbackFailedError,
     CallbackSubmitterError,
@@ -67,8 +74,7 @@ from ._errors import (
     WorkflowDefinitionError,
     WorkflowFailedError,
 )
-from ._hooks import Hooks
-from ._log import (
+from ._core.log import (
     Operation,
     OperationAction,
     OperationStatus,
@@ -77,9 +83,34 @@ from ._log import (
     OperationUpdate,
     operation_id,
 )
-from ._logging import DurableLogger, get_logger
-from ._memory import ExecutionResult, InMemoryEngine, MemoryStore, RealClock, VirtualClock
-from ._meter import (
+from ._core.retry import (
+    Backoff,
+    Jitter,
+    RetryDecision,
+    RetryPolicy,
+    WaitStrategy,
+)
+from ._core.serdes import (
+    DEFAULT_SERDES,
+    DefaultSerdes,
+    JsonSerdes,
+    PassThroughSerdes,
+    Serdes,
+)
+from ._engine.clock import (
+    RealClock,
+    VirtualClock,
+)
+from ._engine.driver import current_attempt
+from ._engine.durable import DurableEngine
+from ._engine.hooks import Hooks
+from ._engine.local import ExecutionResult
+from ._engine.logger import (
+    DurableLogger,
+    get_logger,
+)
+from ._engine.memory import InMemoryEngine
+from ._engine.meter import (
     CostBreakdown,
     Estimate,
     KindUsage,
@@ -93,9 +124,18 @@ from ._meter import (
     meter_execution,
     prices_from_flags,
 )
-from ._retry import Backoff, Jitter, RetryDecision, RetryPolicy, WaitStrategy
-from ._serdes import DEFAULT_SERDES, DefaultSerdes, JsonSerdes, PassThroughSerdes, Serdes
-from ._sqlite import SqliteEngine, SqliteStore, default_db_path
+from ._engine.sqlite import SqliteEngine
+from ._stores.encrypted import (
+    DecryptionError,
+    EncryptedStore,
+    KeyRing,
+    PayloadCipher,
+)
+from ._stores.memory import MemoryStore
+from ._stores.sqlite import (
+    SqliteStore,
+    default_db_path,
+)
 
 __version__ = "0.1.0"
 

@@ -31,10 +31,17 @@ from durable_gen import (
     Step,
     Wait,
 )
-from durable_gen._log import Operation, OperationUpdate
-from durable_gen._memory import VirtualClock
-from durable_gen._serve import MAX_BODY_BYTES, make_server
-from durable_gen._sqlite import SqliteEngine, SqliteStore
+from durable_gen._core.log import (
+    Operation,
+    OperationUpdate,
+)
+from durable_gen._engine.clock import VirtualClock
+from durable_gen._engine.sqlite import SqliteEngine
+from durable_gen._http.serve import (
+    MAX_BODY_BYTES,
+    make_server,
+)
+from durable_gen._stores.sqlite import SqliteStore
 from durable_gen.aws import LAMBDA_RESPONSE_LIMIT, InvalidEventError, durable_handler
 from tests.aws.fake_service import FakeDurableService
 
@@ -159,7 +166,7 @@ def test_an_event_with_one_field_replaced_is_refused_or_valid(field, value):
 @given(ops=st.lists(raw_operations, max_size=5), ids=st.data())
 def test_malformed_operations_in_the_log_are_refused_not_crashed_on(ops, ids):
     """Operations with random fields, under ids the workflow really uses."""
-    from durable_gen._log import operation_id
+    from durable_gen._core.log import operation_id
 
     handler, _svc, event = _handler_and_event()
     real_ids = [operation_id(None, n) for n in range(1, 5)]
@@ -279,7 +286,7 @@ def test_deeply_nested_step_results_round_trip_or_fail_the_step_clearly(depth, k
         return
     assert result.status == "FAILED"
     assert result.error is not None
-    assert result.error.type == "durable_gen._errors.SerializationError"
+    assert result.error.type == "durable_gen._core.errors.SerializationError"
     assert (result.error.message or "").startswith(
         "step 'deep' returned a value that cannot be stored: cannot serialize value: it is "
         "nested more than"
@@ -306,7 +313,7 @@ def test_strings_with_undecodable_bytes_round_trip_or_fail_clearly(tmp_path_fact
         assert result.result == text
     else:
         assert result.error is not None
-        assert result.error.type == "durable_gen._errors.SerializationError"
+        assert result.error.type == "durable_gen._core.errors.SerializationError"
 
 
 def test_payloads_over_the_limits_are_refused_clearly():
@@ -688,7 +695,7 @@ def test_unsupported_methods_are_405_json(server):
 @pytest.mark.parametrize("kind", ["list", "dict"])
 def test_parsers_name_a_deeply_nested_value_without_recursing(kind):
     from durable_gen import CorruptLogError
-    from durable_gen._errors import ErrorObject
+    from durable_gen._core.errors import ErrorObject
 
     deep = nested(50_000, kind)
     for parse, shape in [

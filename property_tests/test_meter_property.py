@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from durable_gen import OperationAction, OperationType
-from durable_gen._meter import meter_execution
+from durable_gen._engine.meter import meter_execution
 
 from .programs import Crash, CrashingStore, build_workflow, drive, new_engine, ops_strategy
 

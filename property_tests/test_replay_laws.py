@@ -41,8 +41,14 @@ from durable_gen import (
     Step,
     Wait,
 )
-from durable_gen._commands import Complete, RunStep
-from durable_gen._interpreter import describe_operation, ordinal
+from durable_gen._core.commands import (
+    Complete,
+    RunStep,
+)
+from durable_gen._core.present import (
+    describe_operation,
+    ordinal,
+)
 from durable_gen.testing import WorkflowRunner, check_replay
 from durable_gen.testing._replay import EXECUTION_ID, interpret
 

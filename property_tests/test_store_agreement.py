@@ -35,7 +35,7 @@ from durable_gen import (
     OperationUpdate,
     StoreError,
 )
-from durable_gen._sqlite import SqliteStore
+from durable_gen._stores.sqlite import SqliteStore
 
 T0 = 1_767_225_600_000
 A = OperationAction

@@ -28,8 +28,11 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from durable_gen import Step
-from durable_gen._auth import AuthError, check_request
-from durable_gen._serve import make_server
+from durable_gen._http.auth import (
+    AuthError,
+    check_request,
+)
+from durable_gen._http.serve import make_server
 
 T = "the-server-token-" + "x" * 8
 HOST = "127.0.0.1:8123"

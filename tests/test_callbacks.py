@@ -245,7 +245,7 @@ def test_nondeterminism_when_wait_for_callback_changes():
 
 def test_callback_ids_never_start_with_a_dash(monkeypatch):
     # `durable-gen callback succeed -Xy...` would read such an id as an option
-    from durable_gen import _engine
+    from durable_gen._stores import ids as _engine
 
     tokens = iter(["-starts-with-dash", "--two", "fine-id"])
     monkeypatch.setattr(_engine.secrets, "token_urlsafe", lambda n: next(tokens))

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from durable_gen._cli import main
+from durable_gen._cli.main import main
 
 WF = """
 from durable_gen import Step

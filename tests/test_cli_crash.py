@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from durable_gen._sqlite import SqliteEngine, SqliteStore
+from durable_gen._engine.sqlite import SqliteEngine
+from durable_gen._stores.sqlite import SqliteStore
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="uses SIGKILL")
 

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from durable_gen._cli import main
-from durable_gen._sqlite import SqliteStore
+from durable_gen._cli.main import main
+from durable_gen._stores.sqlite import SqliteStore
 
 WF = """
 import os
@@ -194,8 +194,8 @@ def test_show_html_writes_a_self_contained_timeline(wf, tmp_path, capsys):
 
 def test_html_shows_retries_and_waits(tmp_path):
     from durable_gen import Jitter, RetryPolicy, Step, VirtualClock, Wait, current_attempt
-    from durable_gen._html import render_timeline
-    from durable_gen._sqlite import SqliteEngine
+    from durable_gen._engine.sqlite import SqliteEngine
+    from durable_gen._html.timeline import render_timeline
 
     def flaky():
         if current_attempt() < 3:
@@ -308,8 +308,12 @@ class _Tty(io.StringIO):
 
 
 def test_progress_on_a_terminal(wf, monkeypatch, capsys):
-    from durable_gen._cli import _Progress
-    from durable_gen._log import Operation, OperationStatus, OperationType
+    from durable_gen._cli.main import _Progress
+    from durable_gen._core.log import (
+        Operation,
+        OperationStatus,
+        OperationType,
+    )
 
     stream = _Tty()
     p = _Progress(stream, "abcdef0123456789", {})

@@ -19,7 +19,12 @@ from durable_gen import (
     ValidationError,
     Wait,
 )
-from durable_gen._crypto import DecryptionError, EncryptedStore, KeyRing, PayloadCipher
+from durable_gen._stores.encrypted import (
+    DecryptionError,
+    EncryptedStore,
+    KeyRing,
+    PayloadCipher,
+)
 
 SECRET = "card-4242-4242"
 

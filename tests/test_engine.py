@@ -233,7 +233,7 @@ def test_interrupted_at_most_once_attempt_goes_to_retry_policy_not_rerun():
     assert runs == [1, 2]  # attempt 1 was never run again
     ups = engine.store.updates(ex)
     retry = next(u for u in ups if u.action is OperationAction.RETRY)
-    assert retry.error.type == "durable_gen._errors.StepInterruptedError"
+    assert retry.error.type == "durable_gen._core.errors.StepInterruptedError"
 
 
 def test_interrupted_at_most_once_without_retries_fails_the_step():
@@ -253,7 +253,7 @@ def test_interrupted_at_most_once_without_retries_fails_the_step():
     ex = engine.start(wf)
     with pytest.raises(Crash):
         engine.invoke_once(wf, ex)
-    assert engine.resume(wf, ex).result == "durable_gen._errors.StepInterruptedError"
+    assert engine.resume(wf, ex).result == "durable_gen._core.errors.StepInterruptedError"
     assert runs == [1]
 
 
@@ -414,7 +414,7 @@ def test_unserializable_step_result_fails_the_step_naming_operation_and_type():
 
     result = InMemoryEngine().run(wf)
     err_type, message = result.result
-    assert err_type == "durable_gen._errors.SerializationError"
+    assert err_type == "durable_gen._core.errors.SerializationError"
     assert message.startswith("step 'open' returned a value that cannot be stored: ")
     assert "Handle" in message
     assert result.invocations == 1  # not retried: the same value would fail again
@@ -427,7 +427,7 @@ def test_unserializable_workflow_result_fails_the_execution():
 
     result = InMemoryEngine().run(wf)
     assert result.status == "FAILED"
-    assert result.error.type == "durable_gen._errors.SerializationError"
+    assert result.error.type == "durable_gen._core.errors.SerializationError"
     assert result.error.message.startswith("the workflow returned a value that cannot be stored")
 
 
@@ -612,7 +612,7 @@ def test_oversized_step_result_fails_the_step_with_a_clear_error():
     engine = InMemoryEngine()
     result = engine.run(wf)
     err_type, message = result.result
-    assert err_type == "durable_gen._errors.PayloadTooLargeError"
+    assert err_type == "durable_gen._core.errors.PayloadTooLargeError"
     assert message == (
         "step 'big' returned a value that cannot be stored: the result of step 'big' is "
         "307202 bytes once serialized, over the 262144-byte limit of one checkpoint; keep "

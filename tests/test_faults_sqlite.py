@@ -27,8 +27,9 @@ from typing import Any
 import pytest
 
 from durable_gen import CorruptLogError, CreateCallback, Step, StoreError, Wait
-from durable_gen._memory import VirtualClock
-from durable_gen._sqlite import SqliteEngine, SqliteStore
+from durable_gen._engine.clock import VirtualClock
+from durable_gen._engine.sqlite import SqliteEngine
+from durable_gen._stores.sqlite import SqliteStore
 
 LEDGER: list[str] = []  # side effects of the steps below, in order
 

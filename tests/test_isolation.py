@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 
 from durable_gen import CreateCallback, InMemoryEngine, Step, StoreError
-from durable_gen._cli import build_parser
-from durable_gen._memory import VirtualClock
-from durable_gen._serve import make_server
-from durable_gen._sqlite import SqliteEngine, SqliteStore
+from durable_gen._cli.main import build_parser
+from durable_gen._engine.clock import VirtualClock
+from durable_gen._engine.sqlite import SqliteEngine
+from durable_gen._http.serve import make_server
+from durable_gen._stores.sqlite import SqliteStore
 
 WF = """
 from durable_gen import CreateCallback, Step
@@ -289,7 +290,7 @@ def test_serve_binds_to_loopback_and_reads_the_token_from_the_environment(monkey
         seen.update(host=host, port=port, **kw)
         raise Stop
 
-    monkeypatch.setattr("durable_gen._serve.make_server", fake_make_server)
+    monkeypatch.setattr("durable_gen._http.serve.make_server", fake_make_server)
     monkeypatch.setenv("DURABLE_GEN_TOKEN", "s3cret")
     with pytest.raises(Stop):
         args.func(args)

@@ -182,7 +182,7 @@ def test_malformed_operations_are_rejected(raw, message):
 
 
 def test_new_step_update_equals_keyword_construction():
-    from durable_gen._log import new_step_update
+    from durable_gen._core.log import new_step_update
 
     kw = OperationUpdate(
         id="a1",
@@ -206,7 +206,7 @@ def test_new_step_update_equals_keyword_construction():
 
 
 def test_new_started_op_equals_keyword_construction():
-    from durable_gen._log import new_started_op
+    from durable_gen._core.log import new_started_op
 
     kw = Operation(
         id="a1",
@@ -226,7 +226,7 @@ def test_new_started_op_equals_keyword_construction():
 
 
 def test_positional_factory_refuses_bad_fields_and_falls_back_for_validators():
-    from durable_gen._log import positional_factory
+    from durable_gen._core.log import positional_factory
 
     with pytest.raises(TypeError, match="no fields"):
         positional_factory(OperationUpdate, ("id", "nope"))
@@ -245,7 +245,11 @@ def test_positional_factory_refuses_bad_fields_and_falls_back_for_validators():
 
 
 def test_records_are_built_as_a_twin_and_switched_to_their_class():
-    from durable_gen._log import _builder_class, dict_evolve, new_started_op
+    from durable_gen._core.log import (
+        _builder_class,
+        dict_evolve,
+        new_started_op,
+    )
 
     for cls in (Operation, OperationUpdate):
         twin = _builder_class(cls)
@@ -264,7 +268,11 @@ def test_records_are_built_as_a_twin_and_switched_to_their_class():
 
 
 def test_a_class_whose_layout_refuses_the_switch_is_built_slot_by_slot():
-    from durable_gen._log import _builder_class, positional_evolve, positional_factory
+    from durable_gen._core.log import (
+        _builder_class,
+        positional_evolve,
+        positional_factory,
+    )
 
     @attrs.frozen(slots=True)  # a __weakref__ slot after the fields: no compatible twin
     class WithWeakref:
@@ -281,7 +289,7 @@ def test_a_class_whose_layout_refuses_the_switch_is_built_slot_by_slot():
 
 
 def test_positional_evolve_equals_attrs_evolve():
-    from durable_gen._log import positional_evolve
+    from durable_gen._core.log import positional_evolve
 
     op = Operation(
         id="a1",

@@ -16,8 +16,8 @@ from durable_gen import (
     current_attempt,
     get_logger,
 )
-from durable_gen._driver import run_invocation
-from durable_gen._serdes import DEFAULT_SERDES
+from durable_gen._core.serdes import DEFAULT_SERDES
+from durable_gen._engine.driver import run_invocation
 
 log = get_logger("tests.durable")
 

@@ -37,7 +37,7 @@ from durable_gen import (
     WaitForCondition,
     WaitStrategy,
 )
-from durable_gen._meter import (
+from durable_gen._engine.meter import (
     Meter,
     MeterKind,
     Prices,

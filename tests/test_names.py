@@ -16,7 +16,8 @@ from durable_gen import (
     Step,
     VirtualClock,
 )
-from durable_gen._sqlite import SqliteEngine, SqliteStore
+from durable_gen._engine.sqlite import SqliteEngine
+from durable_gen._stores.sqlite import SqliteStore
 
 RAN: list[int] = []
 

@@ -11,16 +11,22 @@ from pathlib import Path
 
 import pytest
 
-from durable_gen import LeaseHeldError, _owners
-from durable_gen._owners import OwnerLocks, owner_is_dead
-from durable_gen._sqlite import SqliteStore
+from durable_gen import (
+    LeaseHeldError,
+)
+from durable_gen._stores import owners as _owners
+from durable_gen._stores.owners import (
+    OwnerLocks,
+    owner_is_dead,
+)
+from durable_gen._stores.sqlite import SqliteStore
 
 T0 = 1_767_225_600_000
 
 HOLDER = textwrap.dedent(
     """
     import sys, time
-    from durable_gen._sqlite import SqliteStore
+    from durable_gen._stores.sqlite import SqliteStore
     store = SqliteStore(sys.argv[1], lease_seconds=float(sys.argv[2]))
     if not store.exists("ex"):
         store.create("ex", "null", 0)

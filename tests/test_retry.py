@@ -1,4 +1,4 @@
-"""Tests of durable_gen._retry: presets, matching, validation, deterministic jitter."""
+"""Tests of durable_gen._core.retry: presets, matching, validation, deterministic jitter."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from durable_gen._errors import StepInterruptedError, ValidationError
-from durable_gen._retry import (
+from durable_gen._core.errors import (
+    StepInterruptedError,
+    ValidationError,
+)
+from durable_gen._core.retry import (
     MAX_DELAY_SECONDS,
     MIN_DELAY_SECONDS,
     Backoff,
@@ -258,7 +261,7 @@ def retryable(policy: RetryPolicy, error: BaseException) -> bool:
         ({"retryable_error_types": [StepInterruptedError]}, StepInterruptedError(), True),
         ({"retryable_error_types": ["StepInterruptedError"]}, StepInterruptedError(), True),
         (
-            {"retryable_error_types": ["durable_gen._errors.DurableGenError"]},
+            {"retryable_error_types": ["durable_gen._core.errors.DurableGenError"]},
             StepInterruptedError(),
             True,
         ),

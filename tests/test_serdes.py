@@ -1,4 +1,4 @@
-"""Tests of durable_gen._serdes: payload text, exact round trips, errors."""
+"""Tests of durable_gen._core.serdes: payload text, exact round trips, errors."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from durable_gen._errors import SerializationError
-from durable_gen._serdes import (
+from durable_gen._core.errors import SerializationError
+from durable_gen._core.serdes import (
     CBOR_PREFIX,
     DEFAULT_SERDES,
     MAX_NESTING,

@@ -15,7 +15,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from durable_gen import CreateCallback, Step
-from durable_gen._serve import make_server
+from durable_gen._http.serve import make_server
 
 ARN = "arn:aws:lambda:eu-west-1:123456789012:function:{fn}:$LATEST/durable-execution/{n}/{n}"
 FUNCTION_ARN = "arn:aws:lambda:eu-west-1:123456789012:function:{fn}"
@@ -226,7 +226,7 @@ def test_a_broken_database_is_the_servers_fault(served, capsys):
 
 
 def test_an_unnamed_synchronous_invoke_that_runs_long_is_logged(served, capsys, monkeypatch):
-    from durable_gen import _serve
+    from durable_gen._http import serve as _serve
 
     client, _ = served
     monkeypatch.setattr(_serve, "UNNAMED_INVOKE_WARNING_SECONDS", 0.2)  # 60 s in real life

@@ -168,7 +168,8 @@ def _rows(db: Path, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...
 def _stored(db: Path) -> dict[str, tuple[str, Any, int]]:
     """id -> (status, result value, number of ExecutionSucceeded events), read with
     durable_gen's own reader (call it once every process using ``db`` has stopped)."""
-    from durable_gen._sqlite import SqliteStore, result_value
+    from durable_gen._engine.sqlite import result_value
+    from durable_gen._stores.sqlite import SqliteStore
 
     out = {}
     with SqliteStore(db) as store:
@@ -354,7 +355,7 @@ def test_two_workers_and_run_share_the_file_with_readers(tmp_path, side):
     """The same with two ``durable-gen worker`` processes and ``durable-gen run``s: 200
     executions recorded from Python (``SqliteEngine.start``, half of them with a 1 s
     Wait) plus four ``run``s (two ``--no-wait``), while the readers loop."""
-    from durable_gen._sqlite import SqliteEngine
+    from durable_gen._engine.sqlite import SqliteEngine
 
     db = tmp_path / "shared.db"
     logs = tmp_path / "logs"
@@ -433,7 +434,7 @@ def test_two_workers_and_run_share_the_file_with_readers(tmp_path, side):
 HOLDER = """
 import os, sys, time
 {prelude}
-from durable_gen._sqlite import SqliteStore
+from durable_gen._stores.sqlite import SqliteStore
 
 db, ex, lease = sys.argv[1], sys.argv[2], float(sys.argv[3])
 if os.path.exists(f"/proc/{{os.getpid()}}/stat") or os.path.exists("/proc/self"):
@@ -452,7 +453,10 @@ while time.monotonic() < deadline:  # hold the lease as the engine does: renew, 
 CONTENDER = """
 import json, os, sys, time
 {prelude}
-from durable_gen._sqlite import LeaseHeldError, SqliteStore
+from durable_gen._stores.sqlite import (
+    LeaseHeldError,
+    SqliteStore,
+)
 
 db, ex, lease, mode, seconds = sys.argv[1:6]
 lease, seconds = float(lease), float(seconds)
@@ -518,7 +522,7 @@ def test_lease_liveness_without_proc(tmp_path, side, record_property):
     """With /proc hidden (a private mount namespace with an empty tmpfs on /proc, or,
     where that fails, open() patched), a live lease holder is never taken over, and a
     SIGKILLed one is taken over by the time its lease expired at the latest."""
-    from durable_gen._sqlite import SqliteEngine
+    from durable_gen._engine.sqlite import SqliteEngine
 
     how = _proc_hiding()
     record_property("proc_hidden_by", how)
@@ -759,7 +763,7 @@ def test_sigterm_stops_serve_cleanly_under_load(tmp_path, side):
 
 @pytest.mark.slow
 def test_sigterm_stops_a_worker_cleanly_under_load(tmp_path, side):
-    from durable_gen._sqlite import SqliteEngine
+    from durable_gen._engine.sqlite import SqliteEngine
 
     db = tmp_path / "shared.db"
     logs = tmp_path / "logs"

@@ -26,11 +26,12 @@ from durable_gen import (
     VirtualClock,
     Wait,
     WorkflowFailedError,
-    _owners,
-    _sqlite,
     current_attempt,
 )
-from durable_gen._sqlite import SqliteEngine, SqliteStore
+from durable_gen._engine.sqlite import SqliteEngine
+from durable_gen._stores import owners as _owners
+from durable_gen._stores import sqlite as _sqlite
+from durable_gen._stores.sqlite import SqliteStore
 
 NO_JITTER = RetryPolicy(max_attempts=3, initial_delay=2, max_delay=10, jitter=Jitter.NONE)
 

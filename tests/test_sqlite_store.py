@@ -21,11 +21,15 @@ from durable_gen import (
     OperationType,
     OperationUpdate,
     StoreError,
-    _owners,
-    _sqlite,
 )
-from durable_gen._owners import owner_is_dead
-from durable_gen._sqlite import SCHEMA_VERSION, SqliteStore, default_db_path
+from durable_gen._stores import owners as _owners
+from durable_gen._stores import sqlite as _sqlite
+from durable_gen._stores.owners import owner_is_dead
+from durable_gen._stores.sqlite import (
+    SCHEMA_VERSION,
+    SqliteStore,
+    default_db_path,
+)
 
 T0 = 1_767_225_600_000
 

@@ -98,8 +98,8 @@ def write_log(kind: str, n: int, path: str) -> None:
 
 def _durable_gen_replay(doc: dict[str, Any]) -> Any:
     from benchmarks.replay import workflow
-    from durable_gen._driver import run_invocation
-    from durable_gen._log import Operation
+    from durable_gen._core.log import Operation
+    from durable_gen._engine.driver import run_invocation
 
     store = _LogOnlyStore({d["Id"]: Operation.from_dict(d) for d in doc["operations"]})
     ex, now = doc["execution_id"], doc["now"]

@@ -39,8 +39,13 @@ from typing import Any
 
 import attrs
 
-from .._errors import StoreError
-from .._log import Operation, OperationAction, OperationType, OperationUpdate
+from .._core.errors import StoreError
+from .._core.log import (
+    Operation,
+    OperationAction,
+    OperationType,
+    OperationUpdate,
+)
 
 __all__ = [
     "ApiRetry",

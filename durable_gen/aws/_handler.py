@@ -7,7 +7,7 @@
    ``GetDurableExecutionState`` while ``NextMarker`` is set;
 2. takes the input from the EXECUTION operation's ``ExecutionDetails.InputPayload``
    (JSON; blank means ``{}``, as for the AWS SDK);
-3. runs the pure :class:`~durable_gen._interpreter.Interpreter`, performing its
+3. runs the pure :class:`~durable_gen._core.interpreter.Interpreter`, performing its
    commands: a step function runs inline in the handler's thread; steps handed out
    together (Parallel/Map branches, combinators) run concurrently on a thread
    pool of ``max_workers``; updates whose command says
@@ -48,10 +48,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, overload
 
-from .._crypto import EncryptedStore, PayloadCipher
-from .._descriptors import check_generator_function
-from .._driver import InvocationOutcome, drive_interpreter
-from .._errors import (
+from .._core.descriptors import check_generator_function
+from .._core.errors import (
     CorruptLogError,
     DurableGenError,
     ErrorObject,
@@ -62,11 +60,31 @@ from .._errors import (
     brief,
     error_from_exception,
 )
-from .._hooks import HookRunner, Hooks
-from .._interpreter import Interpreter
-from .._log import TERMINAL_STATUSES, Operation, OperationAction, OperationType, OperationUpdate
-from .._meter import Meter, compute_meter
-from .._serdes import CBOR_PREFIX
+from .._core.interpreter import Interpreter
+from .._core.log import (
+    TERMINAL_STATUSES,
+    Operation,
+    OperationAction,
+    OperationType,
+    OperationUpdate,
+)
+from .._core.serdes import CBOR_PREFIX
+from .._engine.driver import (
+    InvocationOutcome,
+    drive_interpreter,
+)
+from .._engine.hooks import (
+    HookRunner,
+    Hooks,
+)
+from .._engine.meter import (
+    Meter,
+    compute_meter,
+)
+from .._stores.encrypted import (
+    EncryptedStore,
+    PayloadCipher,
+)
 from ._api import ApiRetry, BatchLimits, Checkpointer, TokenRevoked, parse_operations
 
 _meter_logger = logging.getLogger("durable_gen.meter")

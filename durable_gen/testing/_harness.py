@@ -19,11 +19,8 @@ from typing import Any
 
 import attrs
 
-from .._engine import ExecutionResult
-from .._errors import ErrorObject
-from .._hooks import Hooks
-from .._interpreter import describe_operation
-from .._log import (
+from .._core.errors import ErrorObject
+from .._core.log import (
     Operation,
     OperationAction,
     OperationStatus,
@@ -31,7 +28,12 @@ from .._log import (
     OperationType,
     OperationUpdate,
 )
-from .._memory import InMemoryEngine, MemoryStore, VirtualClock
+from .._core.present import describe_operation
+from .._engine.clock import VirtualClock
+from .._engine.hooks import Hooks
+from .._engine.local import ExecutionResult
+from .._engine.memory import InMemoryEngine
+from .._stores.memory import MemoryStore
 
 __all__ = [
     "StepCall",

@@ -27,7 +27,7 @@ from typing import Any
 
 import attrs
 
-from .._errors import ValidationError
+from .._core.errors import ValidationError
 
 __all__ = ["Finding", "lint_file", "lint_source", "lint_workflow"]
 

@@ -30,8 +30,8 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from typing import Any
 
-from .._batch import CompletionPolicy
-from .._descriptors import (
+from .._core.batch import CompletionPolicy
+from .._core.descriptors import (
     All,
     AllSettled,
     Any_,
@@ -46,9 +46,13 @@ from .._descriptors import (
     WaitForCallback,
     WaitForCondition,
 )
-from .._driver import current_attempt
-from .._errors import OperationError
-from .._retry import Jitter, RetryPolicy, WaitStrategy
+from .._core.errors import OperationError
+from .._core.retry import (
+    Jitter,
+    RetryPolicy,
+    WaitStrategy,
+)
+from .._engine.driver import current_attempt
 
 __all__ = ["COMPLETION_POLICIES", "PROGRAM_FUNCTIONS", "build_workflow", "programs"]
 

@@ -30,15 +30,33 @@ from typing import Any
 
 import attrs
 
-from .. import _service
-from .._commands import Checkpoint, Command, Complete, Fail, RunStep, Suspend
-from .._driver import load_input
-from .._engine import ExecutionResult
-from .._errors import DurableGenError, NonDeterminismError
-from .._interpreter import Interpreter, args_digest, describe_operation
-from .._log import Operation, OperationStatus, OperationType
-from .._memory import VirtualClock
-from .._serdes import DEFAULT_SERDES
+from .._core import service as _service
+from .._core.commands import (
+    Checkpoint,
+    Command,
+    Complete,
+    Fail,
+    RunStep,
+    Suspend,
+)
+from .._core.errors import (
+    DurableGenError,
+    NonDeterminismError,
+)
+from .._core.interpreter import (
+    Interpreter,
+    args_digest,
+)
+from .._core.log import (
+    Operation,
+    OperationStatus,
+    OperationType,
+)
+from .._core.present import describe_operation
+from .._core.serdes import DEFAULT_SERDES
+from .._engine.clock import VirtualClock
+from .._engine.driver import load_input
+from .._engine.local import ExecutionResult
 from ._harness import (
     CallbackPolicy,
     HarnessEngine,
@@ -548,7 +566,7 @@ def check_replay(
     pending callbacks (default: succeed each with ``"ok"``); ``functions`` are the
     durable functions ``Invoke`` can reach. Raises :class:`ReplayCheckFailed`.
     """
-    from .._descriptors import check_generator_function
+    from .._core.descriptors import check_generator_function
 
     check_generator_function(workflow, "check_replay's workflow")
     try:
@@ -602,7 +620,7 @@ def fuzz_replay(
     from hypothesis import given
     from hypothesis import strategies as st
 
-    from .._descriptors import check_generator_function
+    from .._core.descriptors import check_generator_function
 
     check_generator_function(workflow, "fuzz_replay's workflow")
     policy = callbacks or succeed_all()

@@ -20,12 +20,22 @@ from typing import Any
 
 import attrs
 
-from .._engine import ExecutionResult
-from .._errors import ErrorObject, ValidationError
-from .._interpreter import describe_operation
-from .._log import Operation, OperationStatus, OperationType
-from .._memory import VirtualClock
-from .._meter import Meter, meter_execution
+from .._core.errors import (
+    ErrorObject,
+    ValidationError,
+)
+from .._core.log import (
+    Operation,
+    OperationStatus,
+    OperationType,
+)
+from .._core.present import describe_operation
+from .._engine.clock import VirtualClock
+from .._engine.local import ExecutionResult
+from .._engine.meter import (
+    Meter,
+    meter_execution,
+)
 from ._harness import HarnessEngine, RecordingStore, StepCall, StepTracker, pending_callbacks
 
 __all__ = ["OperationNode", "WorkflowRunner"]

@@ -2,7 +2,7 @@
 
 The three calls the handler uses (``checkpoint_durable_execution``,
 ``get_durable_execution_state``) plus ``get_durable_execution_history`` apply the
-service's semantics: updates go through ``durable_gen._service.apply_updates``
+service's semantics: updates go through ``durable_gen._core.service.apply_updates``
 (the same logic the local stores use), checkpoint tokens are single-use and
 chained, ``ClientToken`` makes a retried call idempotent, state and deltas are
 paged with ``Marker``/``NextMarker``, and errors are botocore ``ClientError``s
@@ -20,9 +20,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from durable_gen import _service
-from durable_gen._errors import ErrorObject
-from durable_gen._log import (
+from durable_gen._core import service as _service
+from durable_gen._core.errors import ErrorObject
+from durable_gen._core.log import (
     TERMINAL_STATUSES,
     Operation,
     OperationType,

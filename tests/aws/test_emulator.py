@@ -186,7 +186,7 @@ def test_nondeterminism_fails_when_configured_like_the_aws_sdk(emulator):
     _version["v"] = 1
     _, ex = emulator.run(handler)
     assert ex["Status"] == "FAILED", ex
-    assert ex["Error"]["ErrorType"] == "durable_gen._errors.NonDeterminismError"
+    assert ex["Error"]["ErrorType"] == "durable_gen._core.errors.NonDeterminismError"
     assert (
         "the log recorded Step 'reserve', but the workflow yielded Step 'reserve-v2'"
         in (ex["Error"]["ErrorMessage"])

@@ -20,7 +20,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from durable_gen import Step, StoreError, Wait
-from durable_gen._log import OperationAction, OperationType
+from durable_gen._core.log import (
+    OperationAction,
+    OperationType,
+)
 from durable_gen.aws import ApiRetry, BatchLimits, durable_handler
 
 from .fake_service import FakeDurableService, client_error
@@ -111,7 +114,7 @@ def lambda_loop(
 
 
 def _patch_fake(svc: FakeDurableService) -> None:
-    from durable_gen import _service
+    from durable_gen._core import service as _service
 
     def next_wake(arn: str) -> int | None:
         return _service.next_timer(svc.executions[arn].ops.values())

@@ -168,7 +168,7 @@ def test_result_json_cannot_carry_fails_clearly():
     arn = svc.start()
     out = svc.invoke(handler, arn)
     assert out["Status"] == "FAILED"
-    assert out["Error"]["ErrorType"] == "durable_gen._errors.SerializationError"
+    assert out["Error"]["ErrorType"] == "durable_gen._core.errors.SerializationError"
     assert "a Lambda durable function's result must be JSON" in out["Error"]["ErrorMessage"]
 
 
@@ -471,7 +471,7 @@ def test_other_client_errors_fail_the_execution():
     svc.inject = [client_error(400, "400", "Name must be printable", "Checkpoint")]
     out = handler(svc.event(arn), None)
     assert out["Status"] == "FAILED"
-    assert out["Error"]["ErrorType"] == "durable_gen._errors.StoreError"
+    assert out["Error"]["ErrorType"] == "durable_gen._core.errors.StoreError"
     assert out["Error"]["ErrorMessage"] == (
         "CheckpointDurableExecution failed: 400 (HTTP 400): Name must be printable"
     )
@@ -531,7 +531,7 @@ def test_nondeterminism_can_fail_the_execution_like_the_aws_sdk():
     state["v"] = 2
     out = handler(svc.event(arn), None)
     assert out["Status"] == "FAILED"
-    assert out["Error"]["ErrorType"] == "durable_gen._errors.NonDeterminismError"
+    assert out["Error"]["ErrorType"] == "durable_gen._core.errors.NonDeterminismError"
 
 
 def test_on_nondeterminism_is_validated():

@@ -319,7 +319,7 @@ from tests.conformance._logs import LambdaJsonFormatter
 handler = logging.StreamHandler(sys.stdout)
 handler.setFormatter(LambdaJsonFormatter())
 logging.basicConfig(level=logging.INFO, handlers=[handler])
-from durable_gen._cli import main
+from durable_gen._cli.main import main
 raise SystemExit(main(sys.argv[1:]))
 """
 

@@ -15,8 +15,8 @@ from durable_gen import (
     LeaseLostError,
     OperationAction,
     OperationStatus,
-    _owners,
 )
+from durable_gen._stores import owners as _owners
 
 from .test_engine_store import T0, started, step
 

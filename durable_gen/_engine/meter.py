@@ -115,9 +115,18 @@ from typing import Any, Protocol
 
 import attrs
 
-from ._errors import ErrorObject, ValidationError
-from ._interpreter import describe_operation
-from ._log import Operation, OperationAction, OperationSubType, OperationType, OperationUpdate
+from .._core.errors import (
+    ErrorObject,
+    ValidationError,
+)
+from .._core.log import (
+    Operation,
+    OperationAction,
+    OperationSubType,
+    OperationType,
+    OperationUpdate,
+)
+from .._core.present import describe_operation
 
 __all__ = [
     "CostBreakdown",

@@ -16,7 +16,7 @@ entry of ``retryable_error_types`` matches with ``isinstance``, a ``str`` entry 
 when it equals the ``__qualname__`` or the ``module.qualname`` of any class in the
 error's MRO (``"ValueError"``, ``"builtins.ValueError"``, ``"mypkg.errors.Busy"``).
 An interrupted at-most-once attempt is judged as a
-:class:`~durable_gen._errors.StepInterruptedError`, like any other exception.
+:class:`~durable_gen._core.errors.StepInterruptedError`, like any other exception.
 
 The delay is computed from the failed attempt's number ``n``::
 
@@ -59,7 +59,7 @@ from typing import Any
 
 import attrs
 
-from durable_gen._errors import ValidationError
+from durable_gen._core.errors import ValidationError
 
 __all__ = [
     "MAX_DELAY_SECONDS",

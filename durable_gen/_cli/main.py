@@ -39,10 +39,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO, cast
 
-from . import _service
-from ._contract import ExecutionInfo
-from ._engine import TargetError, canonical_target, resolve_target
-from ._errors import (
+from .._core import service as _service
+from .._core.contract import ExecutionInfo
+from .._core.errors import (
     DurableGenError,
     ErrorObject,
     NonDeterminismError,
@@ -50,11 +49,28 @@ from ._errors import (
     StoreError,
     ValidationError,
 )
-from ._log import Operation, OperationStatus, OperationType
-from ._memory import RealClock, VirtualClock
-from ._owners import describe_owner
-from ._serdes import DEFAULT_SERDES
-from ._sqlite import SqliteEngine, SqliteStore, result_value
+from .._core.log import (
+    Operation,
+    OperationStatus,
+    OperationType,
+)
+from .._core.present import describe_operation, fmt_duration, fmt_time, short
+from .._core.serdes import DEFAULT_SERDES
+from .._engine.clock import (
+    RealClock,
+    VirtualClock,
+)
+from .._engine.sqlite import (
+    SqliteEngine,
+    result_value,
+)
+from .._engine.targets import (
+    TargetError,
+    canonical_target,
+    resolve_target,
+)
+from .._stores.owners import describe_owner
+from .._stores.sqlite import SqliteStore
 
 __all__ = ["load_target", "main"]
 
@@ -101,7 +117,11 @@ def _open_store(args: argparse.Namespace, *, create: bool = False) -> SqliteStor
 
     Only commands that start or advance executions (``create``) create a missing
     database; the others report it in one line and create nothing."""
-    from ._crypto import EncryptedStore, PayloadCipher, keys_from_environment
+    from .._stores.encrypted import (
+        EncryptedStore,
+        PayloadCipher,
+        keys_from_environment,
+    )
 
     try:
         ring = keys_from_environment()
@@ -112,42 +132,6 @@ def _open_store(args: argparse.Namespace, *, create: bool = False) -> SqliteStor
         return store
     encrypted: Any = EncryptedStore(store, PayloadCipher(ring))
     return cast(SqliteStore, encrypted)  # same interface, payloads sealed
-
-
-def _fmt_time(ms: int | None) -> str:
-    if ms is None:
-        return "-"
-    t = time.gmtime(ms / 1000)
-    return time.strftime("%Y-%m-%d %H:%M:%S", t) + f".{ms % 1000:03d}Z"
-
-
-def _fmt_duration(ms: int) -> str:
-    if ms < 1000:
-        return f"{ms} ms"
-    s = ms / 1000
-    if s < 120:
-        return f"{s:.1f} s"
-    if s < 7200:
-        return f"{s / 60:.1f} min"
-    if s < 172800:
-        return f"{s / 3600:.1f} h"
-    return f"{s / 86400:.1f} d"
-
-
-def _short(text: str | None, width: int = 60) -> str:
-    if text is None:
-        return ""
-    text = text.replace("\n", " ")
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-_KIND = {"RunInChildContext": "ChildContext"}
-
-
-def describe_operation(sub_type: str | None, type_: str, name: str | None) -> str:
-    """``Step 'charge'``, ``Wait``, ``ChildContext 'reserve'``."""
-    kind = _KIND.get(sub_type or "", sub_type) or type_
-    return f"{kind} {name!r}" if name else kind
 
 
 # ---------------------------------------------------------------------- progress
@@ -185,7 +169,7 @@ class _Progress:
             wake = _service.next_timer(self.ops.values())
             if wake is not None:
                 left = max(0, wake - RealClock().now())
-                self.doing = f"waiting {_fmt_duration(left)} (until {_fmt_time(wake)})"
+                self.doing = f"waiting {fmt_duration(left)} (until {fmt_time(wake)})"
         self.render()
 
     def render(self, force: bool = False) -> None:
@@ -281,7 +265,7 @@ def _check_same_execution(info: ExecutionInfo, target: str, given: bool, value: 
         raise UsageError(f"execution {info.id!r} runs {info.target}, not {target}")
     if given and DEFAULT_SERDES.serialize(value) != info.input:
         raise UsageError(
-            f"execution {info.id!r} was started with another input ({_short(info.input)}); "
+            f"execution {info.id!r} was started with another input ({short(info.input)}); "
             "leave out --input to resume it"
         )
 
@@ -303,7 +287,7 @@ def _report(
         return EXIT_OK
     if status == "RUNNING":
         wake = store.next_timer(execution_id)
-        when = f"until {_fmt_time(wake)}" if wake is not None else "for an external event"
+        when = f"until {fmt_time(wake)}" if wake is not None else "for an external event"
         print(execution_id)
         print(
             f"durable-gen: execution {execution_id} is suspended {when}; "
@@ -378,7 +362,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     now = RealClock().now()
     for r in rows:
         print(
-            f"{r.id:<32}  {r.status:<9}  {_fmt_time(r.created_at):<24}  "
+            f"{r.id:<32}  {r.status:<9}  {fmt_time(r.created_at):<24}  "
             f"{_note(r, now):<28}  {r.target or '-'}"
         )
     return EXIT_OK
@@ -386,14 +370,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _note(r: ExecutionInfo, now: int) -> str:
     if r.status != "RUNNING":
-        return f"took {_fmt_duration((r.ended_at or r.updated_at) - r.created_at)}"
+        return f"took {fmt_duration((r.ended_at or r.updated_at) - r.created_at)}"
     if r.lease_owner is not None and (r.lease_expires or 0) > now:
         return f"running ({describe_owner(r.lease_owner)})"
     if r.wake_at is None:
         return "waits for an external event"
     if r.wake_at <= now:
         return "due now"
-    return f"wakes in {_fmt_duration(r.wake_at - now)}"
+    return f"wakes in {fmt_duration(r.wake_at - now)}"
 
 
 _PRICE_FLAGS = (
@@ -405,7 +389,11 @@ _PRICE_FLAGS = (
 
 def _show_meter(args: argparse.Namespace) -> int:
     """``show ID --meter``: durable operations and bytes, and a cost estimate if priced."""
-    from ._meter import estimate, meter_execution, prices_from_flags
+    from .._engine.meter import (
+        estimate,
+        meter_execution,
+        prices_from_flags,
+    )
 
     with _open_store(args) as store:
         store.info(args.id)  # a clear error for an unknown id
@@ -444,7 +432,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         ops = list(store.load(args.id).values())
         events = store.history(args.id) if args.html else []
     if args.html:
-        from ._html import render_timeline
+        from .._html.timeline import render_timeline
 
         try:
             Path(args.html).write_text(render_timeline(info, ops, events), encoding="utf-8")
@@ -456,17 +444,17 @@ def _cmd_show(args: argparse.Namespace) -> int:
     print(f"execution {info.id}")
     print(f"  status   {info.status}")
     print(f"  target   {info.target or '-'}")
-    took = f"  (took {_fmt_duration(end - info.created_at)})" if end is not None else ""
-    print(f"  started  {_fmt_time(info.created_at)}")
+    took = f"  (took {fmt_duration(end - info.created_at)})" if end is not None else ""
+    print(f"  started  {fmt_time(info.created_at)}")
     if end is not None:
-        print(f"  ended    {_fmt_time(end)}{took}")
+        print(f"  ended    {fmt_time(end)}{took}")
     elif info.wake_at is not None:
-        print(f"  wakes    {_fmt_time(info.wake_at)}")
-    print(f"  input    {_short(info.input, 200)}")
+        print(f"  wakes    {fmt_time(info.wake_at)}")
+    print(f"  input    {short(info.input, 200)}")
     if info.result is not None:
-        print(f"  result   {_short(info.result, 200)}")
+        print(f"  result   {short(info.result, 200)}")
     if info.error is not None:
-        print(f"  error    {info.error.type}: {_short(info.error.message, 200)}")
+        print(f"  error    {info.error.type}: {short(info.error.message, 200)}")
     tree = [op for op in ops if op.type is not OperationType.EXECUTION]
     print(f"operations ({len(tree)})")
     children: dict[str | None, list[Operation]] = {}
@@ -480,22 +468,22 @@ def _op_line(op: Operation) -> str:
     what = describe_operation(op.sub_type, op.type.value, op.name)
     parts = [what, op.status.value]
     if op.end_timestamp is not None:
-        parts.append(_fmt_duration(op.end_timestamp - op.start_timestamp))
+        parts.append(fmt_duration(op.end_timestamp - op.start_timestamp))
     if op.type is OperationType.STEP and (op.attempt or 0) > 1:
         parts.append(f"{op.attempt} attempts")
     if op.status is OperationStatus.PENDING and op.next_attempt_timestamp is not None:
-        parts.append(f"retry at {_fmt_time(op.next_attempt_timestamp)}")
+        parts.append(f"retry at {fmt_time(op.next_attempt_timestamp)}")
     if (
         op.type is OperationType.WAIT
         and op.status is OperationStatus.STARTED
         and op.scheduled_end_timestamp
     ):
-        parts.append(f"until {_fmt_time(op.scheduled_end_timestamp)}")
+        parts.append(f"until {fmt_time(op.scheduled_end_timestamp)}")
     line = "  ".join(parts)
     if op.status is OperationStatus.SUCCEEDED and op.result:
-        line += f"  → {_short(op.result)}"
+        line += f"  → {short(op.result)}"
     elif op.error is not None:
-        line += f"  ✗ {op.error.type}: {_short(op.error.message)}"
+        line += f"  ✗ {op.error.type}: {short(op.error.message)}"
     return line
 
 
@@ -518,8 +506,8 @@ def _cmd_history(args: argparse.Namespace) -> int:
         label = f" {name!r}" if name else ""
         details = e.get(f"{e['EventType']}Details") or {}
         print(
-            f"{e['EventId']:>4}  {_fmt_time(e['EventTimestamp'])}  {e['EventType']:<20}"
-            f"{label}  {_short(_summary(details), 80)}".rstrip()
+            f"{e['EventId']:>4}  {fmt_time(e['EventTimestamp'])}  {e['EventType']:<20}"
+            f"{label}  {short(_summary(details), 80)}".rstrip()
         )
     return EXIT_OK
 
@@ -564,7 +552,10 @@ def _cmd_callback(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from ._serve import load_hooks, make_server
+    from .._http.serve import (
+        load_hooks,
+        make_server,
+    )
 
     functions: dict[str, str] = {}
     for spec in args.function:

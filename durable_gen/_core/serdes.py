@@ -94,8 +94,8 @@ from typing import Any, Final, NoReturn, Protocol, runtime_checkable
 
 import cbor2
 
-from ._batch import BatchResult
-from ._errors import SerializationError
+from .batch import BatchResult
+from .errors import SerializationError
 
 __all__ = [
     "CBOR_PREFIX",

@@ -3,12 +3,12 @@
 Two protocols, beneath the engines that use them and the stores that keep them
 (this module imports only the log model and the errors):
 
-- :class:`EngineStore`: what the resume loop (``_engine.LocalEngine``) needs to
+- :class:`EngineStore`: what the resume loop (``_engine.local.LocalEngine``) needs to
   drive one execution: create it, load its log, checkpoint updates the way the
   durable service applies them, fire timers, record invocations and the end.
   :class:`~durable_gen.MemoryStore` and :class:`~durable_gen.SqliteStore` keep it.
 - :class:`DurableStore`: an :class:`EngineStore` that several processes share
-  (``_durable.DurableEngine``, the worker of ``durable-gen worker`` and ``serve``):
+  (``_engine.durable.DurableEngine``, the worker of ``durable-gen worker`` and ``serve``):
   leases with fencing, finding due work, the outside world's writes (callbacks,
   stop, pause, delete). :class:`~durable_gen.SqliteStore` keeps it; a new durable
   store (PostgreSQL) is a new class that passes ``tests/store_contract``.
@@ -44,17 +44,18 @@ Leases
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import attrs
 
-from ._errors import ErrorObject, StoreError
-from ._log import Operation, OperationUpdate
+from .errors import ErrorObject, ExecutionAlreadyStartedError, StoreError
+from .log import Operation, OperationUpdate
+from .present import fmt_time
 
 __all__ = [
     "DurableStore",
+    "check_same_start",
     "EngineStore",
     "ExecutionInfo",
     "LeaseHeldError",
@@ -85,9 +86,27 @@ def describe_owner(owner: str) -> str:
     return f"pid {pid} on {host}"
 
 
-def _fmt_ms(ms: int) -> str:
-    t = time.gmtime(ms / 1000)
-    return time.strftime("%Y-%m-%d %H:%M:%S", t) + f".{ms % 1000:03d}Z"
+def check_same_start(
+    execution_id: str, same_input: bool, recorded_target: str | None, target: str | None
+) -> None:
+    """Lambda's name rule for a start whose name (id) exists: the same input and
+    function is the existing execution; anything else is refused."""
+    if recorded_target is not None and target is not None and recorded_target != target:
+        raise ExecutionAlreadyStartedError(
+            execution_id,
+            "function",
+            f"execution name {execution_id!r} is taken by an execution of {recorded_target}, "
+            f"not of {target}; an execution name belongs to one function: choose another "
+            "name",
+        )
+    if not same_input:
+        raise ExecutionAlreadyStartedError(
+            execution_id,
+            "input",
+            f"execution {execution_id!r} was already started with another input; one name "
+            "starts one execution (starting it again with the same input returns that "
+            "execution): choose another name, or send the same input",
+        )
 
 
 class LeaseHeldError(StoreError):
@@ -99,7 +118,7 @@ class LeaseHeldError(StoreError):
         self.expires = expires
         super().__init__(
             f"execution {execution_id!r} is being advanced by another worker "
-            f"({describe_owner(owner)}); its lease expires at {_fmt_ms(expires)}",
+            f"({describe_owner(owner)}); its lease expires at {fmt_time(expires)}",
             retryable=True,
         )
 
@@ -160,7 +179,7 @@ class EngineStore(Protocol):
     def checkpoint(
         self, execution_id: str, updates: list[OperationUpdate], now: int, *, durable: bool
     ) -> Mapping[str, Operation]:
-        """Apply ``updates`` as the durable service does (``_service.apply_updates``)
+        """Apply ``updates`` as the durable service does (``_core.service.apply_updates``)
         and return the operations they changed; durable when ``durable`` (fenced)."""
 
     def fire_timers(self, execution_id: str, now: int) -> None:
@@ -238,7 +257,7 @@ class DurableStore(EngineStore, Protocol):
     #: How long a lease lasts without renewal, in ms (the engine renews every third).
     lease_ms: int
     #: Set at shutdown: the running invocation ends at its next durable checkpoint
-    #: (:class:`~durable_gen._errors.InvocationInterruptedError`, after the write).
+    #: (:class:`~durable_gen._core.errors.InvocationInterruptedError`, after the write).
     draining: bool
 
     def create(

@@ -39,7 +39,7 @@ One name, one execution (Lambda's rule)
 
 Sharing the database, and faults
     One store serves every request thread and one the worker, for the life of
-    the process (see ``_sqlite``: only SQLite opens the database file). A fault of
+    the process (see ``_stores.sqlite``: only SQLite opens the database file). A fault of
     the server or its database is a 500 ``ServiceException``, logged on stderr,
     never blamed on the caller; a caller's mistake is a 4xx. SIGTERM (or SIGINT)
     stops taking requests, lets the running invocation end at its next
@@ -51,7 +51,7 @@ Isolation and hostile input
     or ``$DURABLE_GEN_TOKEN``) every request must carry ``Authorization: Bearer
     <token>`` (compared in constant time) or an AWS Signature Version 4 made with
     the token as the secret access key (any access key id and region: what boto3 and
-    the AWS CLI send), verified in full by :mod:`durable_gen._auth`, timestamp
+    the AWS CLI send), verified in full by :mod:`durable_gen._http.auth`, timestamp
     within 5 minutes included. Without credentials or with a wrong bearer token the
     answer is 401 ``UnauthorizedException``, and the body is not read; a bad
     signature is 403 ``InvalidSignatureException`` (``IncompleteSignatureException``
@@ -79,11 +79,8 @@ from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from . import _logging
-from ._auth import AuthError, check_request, signed_with_sigv4
-from ._contract import ExecutionInfo
-from ._engine import TargetError, canonical_target, resolve_target
-from ._errors import (
+from .._core.contract import ExecutionInfo
+from .._core.errors import (
     CorruptLogError,
     DurableGenError,
     ErrorObject,
@@ -92,10 +89,25 @@ from ._errors import (
     ExecutionNotFoundError,
     StoreError,
 )
-from ._hooks import Hooks
-from ._log import OperationStatus, OperationType
-from ._memory import RealClock
-from ._sqlite import SqliteEngine, SqliteStore
+from .._core.log import (
+    OperationStatus,
+    OperationType,
+)
+from .._engine import logger as _logging
+from .._engine.clock import RealClock
+from .._engine.hooks import Hooks
+from .._engine.sqlite import SqliteEngine
+from .._engine.targets import (
+    TargetError,
+    canonical_target,
+    resolve_target,
+)
+from .._stores.sqlite import SqliteStore
+from .auth import (
+    AuthError,
+    check_request,
+    signed_with_sigv4,
+)
 
 __all__ = ["MAX_BODY_BYTES", "MAX_CALLBACK_RESULT_BYTES", "make_server"]
 
@@ -241,7 +253,7 @@ class _Server(ThreadingHTTPServer):
         account: str = "000000000000",
     ) -> None:
         super().__init__(address, _Handler)
-        #: the store every request thread uses (one per process: see ``_sqlite``)
+        #: the store every request thread uses (one per process: see ``_stores.sqlite``)
         self.store = store
         self.db = store.path
         self.region = region
@@ -776,7 +788,7 @@ def make_server(
     """An HTTP server for the Lambda API on ``host:port`` (0: any free port).
 
     With ``token``, every request needs ``Authorization: Bearer <token>`` or a SigV4
-    signature made with the token as the secret access key (``_auth``). Served
+    signature made with the token as the secret access key (``_http.auth``). Served
     functions can also be ``Invoke``d by name. ``skip_time`` skips through waits and
     retry delays (callback timeouts still run in real time); ``hooks`` are installed
     on the engine. ``region`` and ``account`` go into the ARNs it hands out. Call

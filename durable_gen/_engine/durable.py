@@ -1,7 +1,7 @@
 """The durable engine: executions in a store that several processes share.
 
-:class:`DurableEngine` is the resume loop of ``_engine.LocalEngine`` on a
-:class:`~durable_gen._contract.DurableStore`: it takes an execution's lease before
+:class:`DurableEngine` is the resume loop of ``_engine.local.LocalEngine`` on a
+:class:`~durable_gen._core.contract.DurableStore`: it takes an execution's lease before
 advancing it and renews it from a heartbeat thread (:class:`_Heartbeat`) while a
 step runs or it sleeps; it starts the executions that ``Invoke`` asks for; it
 wakes early when another process completes a callback; and :meth:`DurableEngine.work`
@@ -19,23 +19,37 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from . import _service
-from ._contract import DurableStore, ExecutionInfo, LeaseHeldError, LeaseLostError
-from ._driver import InvocationOutcome
-from ._engine import (
-    EngineClock,
+from .._core import service as _service
+from .._core.contract import (
+    DurableStore,
+    ExecutionInfo,
+    LeaseHeldError,
+    LeaseLostError,
+)
+from .._core.errors import (
+    DurableGenError,
+    ErrorObject,
+    InvocationInterruptedError,
+    StoreError,
+)
+from .._core.log import (
+    OperationStatus,
+    OperationType,
+)
+from .._core.serdes import DEFAULT_SERDES
+from .clock import Clock, RealClock
+from .driver import InvocationOutcome
+from .hooks import Hooks
+from .local import (
     ExecutionResult,
     LocalEngine,
+)
+from .targets import (
     TargetError,
     canonical_target,
     resolve_target,
     target_of,
 )
-from ._errors import DurableGenError, ErrorObject, InvocationInterruptedError, StoreError
-from ._hooks import Hooks
-from ._log import OperationStatus, OperationType
-from ._memory import RealClock
-from ._serdes import DEFAULT_SERDES
 
 __all__ = ["ERROR_BACKOFF_MS", "RETRY_BACKOFF_MS", "DurableEngine"]
 
@@ -82,7 +96,7 @@ class _Heartbeat:
 
 
 class DurableEngine(LocalEngine):
-    """Drives executions kept in a :class:`~durable_gen._contract.DurableStore`.
+    """Drives executions kept in a :class:`~durable_gen._core.contract.DurableStore`.
 
     ``run``, ``start`` and ``resume`` work as on :class:`~durable_gen.InMemoryEngine`,
     on the real clock by default. Advancing an execution takes its lease: with
@@ -97,7 +111,7 @@ class DurableEngine(LocalEngine):
         self,
         store: DurableStore,
         *,
-        clock: EngineClock | None = None,
+        clock: Clock | None = None,
         check_args: bool = True,
         max_invocations: int = 100_000,
         wait_for_lease: bool = True,
@@ -151,7 +165,7 @@ class DurableEngine(LocalEngine):
         ``target`` (default: the workflow's ``module:qualname``, when importable)
         is how a worker loads the workflow; ``workdir`` is put on ``sys.path`` then.
         """
-        from ._descriptors import check_generator_function
+        from .._core.descriptors import check_generator_function
 
         check_generator_function(workflow, "a workflow")
         execution_id = execution_id or uuid.uuid4().hex
@@ -166,7 +180,7 @@ class DurableEngine(LocalEngine):
 
     def register(self, function_name: str, workflow: Callable[..., Any]) -> None:
         """Make ``workflow`` invocable as ``Invoke(function_name, payload)``."""
-        from ._descriptors import check_generator_function
+        from .._core.descriptors import check_generator_function
 
         check_generator_function(workflow, f"function {function_name!r}")
         self.functions[function_name] = workflow

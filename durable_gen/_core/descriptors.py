@@ -24,10 +24,13 @@ from typing import Any
 
 import attrs
 
-from ._errors import ValidationError, WorkflowDefinitionError
-from ._log import _builder_class
-from ._retry import RetryPolicy
-from ._serdes import Serdes
+from .errors import (
+    ValidationError,
+    WorkflowDefinitionError,
+)
+from .log import _builder_class
+from .retry import RetryPolicy
+from .serdes import Serdes
 
 __all__ = [
     "ChildContext",
@@ -231,7 +234,7 @@ class Step:
             _validate_serdes(None, None, serdes)
         # Built in __new__ (Step has no __init__: object's accepts the arguments) as
         # the log's records are: on a twin with the same slots, then switched to Step
-        # (see durable_gen._log._builder_class); ~40% less than writing each slot
+        # (see durable_gen._core.log._builder_class); ~40% less than writing each slot
         # through its descriptor, per operation replayed.
         twin = _STEP_TWIN
         if cls is Step and twin is not None:
@@ -408,7 +411,7 @@ class WaitForCondition:
         retry: RetryPolicy | None = None,
         serdes: Serdes | None = None,
     ) -> None:
-        from ._retry import WaitStrategy
+        from .retry import WaitStrategy
 
         _check_callable("WaitForCondition's check", check)
         if not isinstance(wait_strategy, WaitStrategy) or not callable(
@@ -576,7 +579,7 @@ def _check_concurrency(max_concurrency: object) -> None:
 
 
 def _check_policy(completion: object) -> None:
-    from ._batch import CompletionPolicy
+    from .batch import CompletionPolicy
 
     if completion is not None and not isinstance(completion, CompletionPolicy):
         raise ValidationError(
@@ -612,7 +615,7 @@ class Parallel:
         serdes: Serdes | None = None,
         item_serdes: Serdes | None = None,
     ) -> None:
-        from ._batch import CompletionPolicy
+        from .batch import CompletionPolicy
 
         branches = tuple(branches)
         for i, fn in enumerate(branches):
@@ -664,7 +667,7 @@ class Map:
         serdes: Serdes | None = None,
         item_serdes: Serdes | None = None,
     ) -> None:
-        from ._batch import CompletionPolicy
+        from .batch import CompletionPolicy
 
         check_generator_callable(fn, "Map's function")
         _checked_name(name)

@@ -15,7 +15,11 @@ from typing import Any
 
 import attrs
 
-from ._errors import ChildContextError, ErrorObject, ValidationError
+from .errors import (
+    ChildContextError,
+    ErrorObject,
+    ValidationError,
+)
 
 __all__ = [
     "BatchItem",

@@ -16,8 +16,11 @@ from typing import Any
 
 import attrs
 
-from ._errors import ErrorObject, StoreError
-from ._log import (
+from .errors import (
+    ErrorObject,
+    StoreError,
+)
+from .log import (
     TERMINAL_STATUSES,
     Operation,
     OperationAction,

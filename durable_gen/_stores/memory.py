@@ -1,72 +1,34 @@
-"""The in-memory engine: plays the durable service's part in one process.
+"""The in-memory store: executions in dictionaries, in one process.
 
-It keeps each execution's log and history in dictionaries, applies checkpoint
-updates with the service's semantics (``_service``), fires retry and wait timers
-on the clock it is given, and re-invokes the workflow after each suspension.
-With a :class:`VirtualClock` (the default) waits and retry delays take no real
-time; with :class:`RealClock` they are slept through.
+:class:`MemoryStore` keeps each execution's log and history in dictionaries and
+applies checkpoint updates with the service's semantics (``_core.service``). It
+keeps the resume loop's store contract (``EngineStore``); the in-memory engine
+(``_engine.memory``) drives executions on it.
 """
 
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import attrs
 
-from . import _service
-from ._contract import EngineStore
-from ._engine import ExecutionResult, LocalEngine, check_same_start, new_callback_id
-from ._errors import ErrorObject, ExecutionNotFoundError
-from ._hooks import Hooks
-from ._log import Operation, OperationStatus, OperationType, OperationUpdate
+from .._core import service as _service
+from .._core.contract import EngineStore, check_same_start
+from .._core.errors import (
+    ErrorObject,
+    ExecutionNotFoundError,
+)
+from .._core.log import (
+    Operation,
+    OperationStatus,
+    OperationType,
+    OperationUpdate,
+)
+from .ids import new_callback_id
 
-__all__ = [
-    "Clock",
-    "ExecutionResult",
-    "InMemoryEngine",
-    "MemoryStore",
-    "RealClock",
-    "VirtualClock",
-]
-
-
-class Clock(Protocol):
-    """Time for an engine, in epoch milliseconds."""
-
-    def now(self) -> int: ...
-
-    def sleep_until(self, when: int) -> None: ...
-
-
-class VirtualClock:
-    """A clock that only moves when told to: sleeping jumps straight to the deadline."""
-
-    def __init__(self, start: int = 1_767_225_600_000) -> None:  # 2026-01-01T00:00:00Z
-        self._now = start
-
-    def now(self) -> int:
-        return self._now
-
-    def sleep_until(self, when: int) -> None:
-        self._now = max(self._now, when)
-
-    def advance(self, seconds: float) -> None:
-        self._now += round(seconds * 1000)
-
-
-class RealClock:
-    """Wall-clock time; sleeping really sleeps."""
-
-    def now(self) -> int:
-        return time.time_ns() // 1_000_000
-
-    def sleep_until(self, when: int) -> None:
-        delay = (when - self.now()) / 1000
-        if delay > 0:
-            time.sleep(delay)
+__all__ = ["MemoryStore"]
 
 
 @attrs.define
@@ -108,7 +70,7 @@ class MemoryStore:
         same_input: Callable[[str], bool] | None = None,
     ) -> bool:
         """Record a new execution; False when it exists with this input (Lambda's name
-        rule, :func:`~durable_gen._engine.check_same_start`)."""
+        rule, :func:`~durable_gen._engine.local.check_same_start`)."""
         with self._lock:
             ex = self._executions.get(execution_id)
             if ex is not None:
@@ -272,115 +234,6 @@ class MemoryStore:
 
     def updates(self, execution_id: str) -> list[OperationUpdate]:
         return list(self._get(execution_id).updates)
-
-
-class InMemoryEngine(LocalEngine):
-    """Runs workflows to completion in this process, on a virtual clock by default.
-
-    ``engine.run(workflow, input)`` starts an execution and drives it: straight-line
-    steps run inline in one invocation; after each suspension (a wait, a retry
-    delay) the clock is moved to the next timer, timers fire, and the workflow is
-    re-invoked, replaying its log. ``check_args`` compares a digest of each step's
-    arguments with the recorded one on replay. The resume loop is
-    :class:`~durable_gen._engine.LocalEngine`'s, shared with the SQLite engine.
-    """
-
-    store: MemoryStore
-    clock: Clock
-
-    def __init__(
-        self,
-        *,
-        store: MemoryStore | None = None,
-        clock: Clock | None = None,
-        check_args: bool = True,
-        max_invocations: int = 100_000,
-        functions: Mapping[str, Callable[..., Any]] | None = None,
-        hooks: Sequence[Hooks] = (),
-    ) -> None:
-        super().__init__(
-            store if store is not None else MemoryStore(),
-            clock if clock is not None else VirtualClock(),
-            check_args=check_args,
-            max_invocations=max_invocations,
-            hooks=hooks,
-        )
-        #: Durable functions that ``Invoke(function_name, ...)`` can reach, by name.
-        self.functions: dict[str, Callable[..., Any]] = dict(functions or {})
-
-    def register(self, function_name: str, workflow: Callable[..., Any]) -> None:
-        """Make ``workflow`` invocable as ``Invoke(function_name, payload)``."""
-        from ._descriptors import check_generator_function
-
-        check_generator_function(workflow, f"function {function_name!r}")
-        self.functions[function_name] = workflow
-
-    def resume(
-        self, workflow: Callable[..., Any], execution_id: str, *, wait: bool = True
-    ) -> ExecutionResult:
-        """Drive the execution; chained invokes run as executions of registered functions."""
-        # After a crash, continue where the uninterrupted run was: inside the parent's
-        # invocation (re-invoke it first) or, when that invocation had ended, inside an
-        # invoked execution (let the invoked executions finish their work first).
-        store = self.store
-        if store.exists(execution_id) and not store.invocation_running(execution_id):
-            self._advance_invokes(execution_id)
-        while True:
-            result = super().resume(workflow, execution_id, wait=wait)
-            if result.status != "RUNNING" or not self._advance_invokes(execution_id):
-                return result
-
-    def _advance_invokes(self, execution_id: str) -> bool:
-        """Run the executions behind started invokes; True if one of them ended."""
-        progressed = False
-        now = self.clock.now
-        for op in self.store.running_invokes(execution_id):
-            name = op.function_name or ""
-            target = self.functions.get(name)
-            if target is None:
-                known = ", ".join(sorted(self.functions)) or "none"
-                self.store.complete_invoke(
-                    execution_id,
-                    op.id,
-                    "FAILED",
-                    now(),
-                    error=ErrorObject(
-                        type="ResourceNotFoundException",
-                        message=f"no durable function named {name!r} is registered with this "
-                        f"engine (registered: {known}); pass functions={{...}} or call "
-                        "engine.register(name, workflow)",
-                    ),
-                )
-                progressed = True
-                continue
-            child = _service.chained_execution_id(execution_id, op.id)  # never started twice
-            if not self.store.exists(child):
-                self.store.create(child, op.input_payload or "null", now())
-            outcome = self.resume(target, child, wait=True)
-            if outcome.status == "RUNNING":
-                continue
-            self.store.complete_invoke(
-                execution_id,
-                op.id,
-                outcome.status,
-                now(),
-                result=outcome.result_payload,
-                error=outcome.error,
-            )
-            progressed = True
-        return progressed
-
-    def _sleep_until(self, execution_id: str, when: int) -> bool:
-        # While a callback is pending, time is not skipped: the outside world may
-        # complete it at any moment. The engine returns RUNNING; complete the callback
-        # (or advance the clock past its timeout) and resume.
-        ops = self.store.load(execution_id).values()
-        if any(
-            op.type is OperationType.CALLBACK and op.status is OperationStatus.STARTED for op in ops
-        ):
-            return False
-        self.clock.sleep_until(when)
-        return True
 
 
 def _keeps_the_contract(store: MemoryStore) -> EngineStore:

@@ -24,8 +24,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._errors import ErrorObject
-from ._log import OperationUpdate
+from .errors import ErrorObject
+from .log import OperationUpdate
 
 __all__ = ["AwaitOutcome", "Checkpoint", "Command", "Complete", "Fail", "RunStep", "Suspend"]
 

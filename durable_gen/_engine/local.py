@@ -2,7 +2,7 @@
 
 An engine plays the durable service's part on one machine: it records a new
 execution, then repeatedly fires due timers, runs one invocation of the workflow
-(:func:`~durable_gen._driver.run_invocation`), records an ``InvocationCompleted``
+(:func:`~durable_gen._engine.driver.run_invocation`), records an ``InvocationCompleted``
 event, and either records the execution's end or sleeps until the next timer.
 The store is the I/O port; the clock is injected (virtual in tests, real for the
 ``durable-gen`` command).
@@ -16,87 +16,33 @@ knows one was interrupted.
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.util
-import secrets
-import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 
-from . import _service
-from ._contract import EngineStore
-from ._driver import InvocationOutcome, run_invocation
-from ._errors import (
+from .._core import service as _service
+from .._core.contract import EngineStore
+from .._core.errors import (
     DurableGenError,
     ErrorObject,
-    ExecutionAlreadyStartedError,
     InvocationInterruptedError,
     StoreError,
     ValidationError,
-    WorkflowDefinitionError,
     WorkflowFailedError,
     error_from_exception,
 )
-from ._hooks import Hooks
-from ._log import Operation
-from ._serdes import DEFAULT_SERDES
+from .._core.log import Operation
+from .._core.serdes import DEFAULT_SERDES
+from .clock import Clock
+from .driver import (
+    InvocationOutcome,
+    run_invocation,
+)
+from .hooks import Hooks
 
-__all__ = [
-    "EngineClock",
-    "EngineStore",
-    "ExecutionResult",
-    "LocalEngine",
-    "TargetError",
-    "resolve_target",
-    "target_of",
-]
-
-
-def new_callback_id(op_id: str) -> str:
-    """A fresh, unguessable callback id (256 random bits, URL-safe base64).
-
-    Never one that starts with ``-``: ``durable-gen callback succeed ID`` would
-    take it for an option (1 id in 64 would otherwise).
-    """
-    while True:
-        callback_id = secrets.token_urlsafe(32)
-        if not callback_id.startswith("-"):
-            return callback_id
-
-
-def check_same_start(
-    execution_id: str, same_input: bool, recorded_target: str | None, target: str | None
-) -> None:
-    """Lambda's name rule for a start whose name (id) exists: the same input and
-    function is the existing execution; anything else is refused."""
-    if recorded_target is not None and target is not None and recorded_target != target:
-        raise ExecutionAlreadyStartedError(
-            execution_id,
-            "function",
-            f"execution name {execution_id!r} is taken by an execution of {recorded_target}, "
-            f"not of {target}; an execution name belongs to one function: choose another "
-            "name",
-        )
-    if not same_input:
-        raise ExecutionAlreadyStartedError(
-            execution_id,
-            "input",
-            f"execution {execution_id!r} was already started with another input; one name "
-            "starts one execution (starting it again with the same input returns that "
-            "execution): choose another name, or send the same input",
-        )
-
-
-class EngineClock(Protocol):
-    """Time for an engine, in epoch milliseconds (``_memory.Clock`` has this shape)."""
-
-    def now(self) -> int: ...
-
-    def sleep_until(self, when: int) -> None: ...
+__all__ = ["ExecutionResult", "LocalEngine"]
 
 
 @attrs.frozen(kw_only=True)
@@ -143,7 +89,7 @@ class LocalEngine:
     def __init__(
         self,
         store: EngineStore,
-        clock: EngineClock,
+        clock: Clock,
         *,
         check_args: bool = True,
         max_invocations: int = 100_000,
@@ -168,7 +114,7 @@ class LocalEngine:
         returned (nothing new is recorded; ``run`` then returns its outcome); with
         another input, :class:`~durable_gen.ExecutionAlreadyStartedError`.
         """
-        from ._descriptors import check_generator_function
+        from .._core.descriptors import check_generator_function
 
         check_generator_function(workflow, "a workflow")
         execution_id = execution_id or uuid.uuid4().hex
@@ -306,98 +252,3 @@ class LocalEngine:
         the in-memory engine returns at once.
         """
         return False
-
-
-# ---------------------------------------------------------------------- targets
-
-
-class TargetError(ValidationError):
-    """A workflow target (``module:function`` or ``file.py:function``) cannot be resolved."""
-
-
-_FILE_MODULES: dict[Path, Any] = {}
-
-
-def _is_file_target(module_part: str) -> bool:
-    return module_part.endswith(".py") or "/" in module_part or "\\" in module_part
-
-
-def resolve_target(target: str, *, workdir: str | None = None) -> Callable[..., Any]:
-    """Resolve ``pkg.module:function`` or ``path/to/file.py:function`` to a workflow.
-
-    A relative file path is taken relative to ``workdir`` (default: the current
-    directory); ``workdir`` is also put on ``sys.path`` for module targets. A file
-    is imported once per process.
-    """
-    module_part, sep, attr = target.rpartition(":")
-    if not sep or not module_part or not attr:
-        raise TargetError(
-            f"target {target!r} must look like package.module:function or path/to/file.py:function"
-        )
-    if _is_file_target(module_part):
-        path = Path(module_part)
-        if workdir is not None and not path.is_absolute():
-            path = Path(workdir) / path
-        if not path.is_file():
-            raise TargetError(f"no such file: {module_part}")
-        key = path.resolve()
-        module = _FILE_MODULES.get(key)
-        if module is None:
-            mod_name = "durable_gen_target_" + path.stem
-            spec = importlib.util.spec_from_file_location(mod_name, path)
-            if spec is None or spec.loader is None:
-                raise TargetError(f"cannot import {module_part} as a Python module")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[mod_name] = module
-            parent = str(key.parent)
-            if parent not in sys.path:
-                sys.path.insert(0, parent)
-            try:
-                spec.loader.exec_module(module)
-            except Exception as e:
-                del sys.modules[mod_name]
-                raise TargetError(
-                    f"importing {module_part} failed: {type(e).__name__}: {e}"
-                ) from None
-            _FILE_MODULES[key] = module
-    else:
-        if workdir is not None and workdir not in sys.path:
-            sys.path.insert(0, workdir)
-        try:
-            module = importlib.import_module(module_part)
-        except ModuleNotFoundError as e:
-            raise TargetError(f"cannot import module {module_part!r}: {e}") from None
-        except Exception as e:
-            raise TargetError(f"importing {module_part} failed: {type(e).__name__}: {e}") from None
-    try:
-        fn = getattr(module, attr)
-    except AttributeError:
-        raise TargetError(f"module {module_part!r} has no attribute {attr!r}") from None
-    from ._descriptors import check_generator_function
-
-    try:
-        check_generator_function(fn, f"target {target!r}")
-    except WorkflowDefinitionError as e:
-        raise TargetError(str(e)) from None
-    return fn  # type: ignore[no-any-return]
-
-
-def canonical_target(target: str) -> str:
-    """``target`` with a file path made absolute, so any directory can load it."""
-    module_part, sep, attr = target.rpartition(":")
-    if sep and module_part and _is_file_target(module_part):
-        return f"{Path(module_part).resolve()}:{attr}"
-    return target
-
-
-def target_of(workflow: Callable[..., Any]) -> str | None:
-    """The ``module:qualname`` reference a worker can import ``workflow`` by, or None."""
-    module = getattr(workflow, "__module__", None)
-    qualname = getattr(workflow, "__qualname__", None)
-    if not module or not qualname or "<" in qualname or module == "__main__":
-        return None
-    mod = sys.modules.get(module)
-    path = getattr(mod, "__file__", None)
-    if module.startswith("durable_gen_target_") and path:
-        return f"{Path(path).resolve()}:{qualname}"
-    return f"{module}:{qualname}"

@@ -14,13 +14,32 @@ from typing import Any, Protocol
 
 import attrs
 
-from . import _logging
-from ._commands import AwaitOutcome, Checkpoint, Complete, Fail, RunStep, Suspend
-from ._errors import CorruptLogError, ErrorObject, InternalError, SerializationError
-from ._hooks import HookRunner, Hooks
-from ._interpreter import Interpreter
-from ._log import Operation, OperationType, OperationUpdate
-from ._serdes import DEFAULT_SERDES
+from .._core.commands import (
+    AwaitOutcome,
+    Checkpoint,
+    Complete,
+    Fail,
+    RunStep,
+    Suspend,
+)
+from .._core.errors import (
+    CorruptLogError,
+    ErrorObject,
+    InternalError,
+    SerializationError,
+)
+from .._core.interpreter import Interpreter
+from .._core.log import (
+    Operation,
+    OperationType,
+    OperationUpdate,
+)
+from .._core.serdes import DEFAULT_SERDES
+from . import logger as _logging
+from .hooks import (
+    HookRunner,
+    Hooks,
+)
 
 __all__ = [
     "InvocationOutcome",

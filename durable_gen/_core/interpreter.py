@@ -52,9 +52,22 @@ from collections.abc import Callable, Generator, Mapping
 from functools import partial
 from typing import Any, NoReturn
 
-from ._batch import BatchItem, BatchItemStatus, BatchResult, CompletionReason
-from ._commands import AwaitOutcome, Checkpoint, Command, Complete, Fail, RunStep, Suspend
-from ._descriptors import (
+from .batch import (
+    BatchItem,
+    BatchItemStatus,
+    BatchResult,
+    CompletionReason,
+)
+from .commands import (
+    AwaitOutcome,
+    Checkpoint,
+    Command,
+    Complete,
+    Fail,
+    RunStep,
+    Suspend,
+)
+from .descriptors import (
     AwaitCallback,
     CallbackHandle,
     ChildContext,
@@ -71,7 +84,7 @@ from ._descriptors import (
     _Combinator,
     check_generator_function,
 )
-from ._errors import (
+from .errors import (
     CallbackFailedError,
     CallbackSubmitterError,
     CallbackTimeoutError,
@@ -93,7 +106,7 @@ from ._errors import (
     error_from_exception,
     qualified_name,
 )
-from ._log import (
+from .log import (
     _ROOT_IDS,
     Operation,
     OperationAction,
@@ -104,10 +117,15 @@ from ._log import (
     new_step_update,
     operation_id,
 )
-from ._retry import RetryPolicy
-from ._serdes import DEFAULT_SERDES, PassThroughSerdes, Serdes
+from .present import describe_operation, ordinal
+from .retry import RetryPolicy
+from .serdes import (
+    DEFAULT_SERDES,
+    PassThroughSerdes,
+    Serdes,
+)
 
-__all__ = ["Interpreter", "describe_operation", "ordinal"]
+__all__ = ["Interpreter"]
 
 #: Context results larger than this are not stored; they are rebuilt by replay.
 REPLAY_CHILDREN_THRESHOLD = 256 * 1024
@@ -151,32 +169,10 @@ _HINT = (
     "deploying it."
 )
 
-_KIND_WORDS = {
-    _ST_STEP: "Step",
-    _ST_WAIT: "Wait",
-    _ST_CHILD: "ChildContext",
-    _ST_WFC: "WaitForCondition",
-    _ST_CALLBACK: "CreateCallback",
-    _ST_WAIT_CALLBACK: "WaitForCallback",
-    _ST_INVOKE: "Invoke",
-}
-
 _MISSING = object()
 
 Outcome = tuple[Any, BaseException | None] | None
 """What a handler returns: (value, exception) to resume with now, or None (blocked)."""
-
-
-def ordinal(n: int) -> str:
-    """1 -> '1st', 2 -> '2nd', 11 -> '11th', 23 -> '23rd'."""
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
-
-
-def describe_operation(sub_type: str | None, type_: str | None, name: str | None) -> str:
-    """An operation as a person wrote it: ``Step 'charge'``, ``Wait``."""
-    kind = _KIND_WORDS.get(sub_type or "") or sub_type or type_ or "operation"
-    return f"{kind} {name!r}" if name else kind
 
 
 _SCALARS = frozenset((str, int, float, bool, type(None)))

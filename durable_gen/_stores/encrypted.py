@@ -37,8 +37,17 @@ from typing import Any
 
 import attrs
 
-from ._errors import DurableGenError, ErrorObject, StoreError, ValidationError
-from ._log import Operation, OperationType, OperationUpdate
+from .._core.errors import (
+    DurableGenError,
+    ErrorObject,
+    StoreError,
+    ValidationError,
+)
+from .._core.log import (
+    Operation,
+    OperationType,
+    OperationUpdate,
+)
 
 __all__ = ["DecryptionError", "EncryptedStore", "KeyRing", "PayloadCipher"]
 

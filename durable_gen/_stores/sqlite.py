@@ -2,8 +2,8 @@
 
 :class:`SqliteStore` keeps executions, their checkpoint logs and their history
 events in a SQLite database and plays the durable service's part with the pure
-functions of ``_service`` -- so a local log and history read like AWS's.
-:class:`SqliteEngine` is the durable engine (``_durable.DurableEngine``: leases,
+functions of ``_core.service`` -- so a local log and history read like AWS's.
+:class:`SqliteEngine` is the durable engine (``_engine.durable.DurableEngine``: leases,
 heartbeats, the worker of ``durable-gen worker``) on it.
 
 Durability
@@ -59,13 +59,13 @@ Sharing one file
 
     Tests run real processes against one file and check ``PRAGMA integrity_check``.
 
-One worker at a time (the durable store contract, ``_contract``)
+One worker at a time (the durable store contract, ``_core.contract``)
     Advancing an execution needs its lease (an owner -- host, pid, process start
     token and a random part -- and an expiry), taken in a write transaction.
     Every durable checkpoint checks, in its own transaction, that this store still
     holds the lease and the execution is still RUNNING (a fencing check), so a
     worker that lost its lease can never write. A lease whose holder is proven
-    dead (``_owners``: its lock file is free, or /proc says its pid is gone) is
+    dead (``_stores.owners``: its lock file is free, or /proc says its pid is gone) is
     taken over at once, and the invocation it was running is recorded as ended
     with ``Runtime.ExitError``; otherwise a lease is taken over once it expired.
     The engine renews its lease from a background thread while a long step runs
@@ -88,23 +88,22 @@ import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from . import _service
-from ._contract import (
+from .._core import service as _service
+from .._core.contract import (
     DurableStore,
     ExecutionInfo,
     LeaseHeldError,
     LeaseLostError,
+    check_same_start,
     describe_owner,
 )
-from ._durable import DurableEngine
-from ._engine import EngineClock, check_same_start, new_callback_id
-from ._errors import (
+from .._core.errors import (
     CorruptLogError,
     DurableGenError,
     ErrorObject,
@@ -114,15 +113,23 @@ from ._errors import (
     InvocationInterruptedError,
     StoreError,
 )
-from ._hooks import Hooks
-from ._log import Operation, OperationStatus, OperationType, OperationUpdate
-from ._owners import LIVE_OWNERS, OwnerLocks, new_owner, owner_is_dead
-from ._serdes import DEFAULT_SERDES
+from .._core.log import (
+    Operation,
+    OperationStatus,
+    OperationType,
+    OperationUpdate,
+)
+from .ids import new_callback_id
+from .owners import (
+    LIVE_OWNERS,
+    OwnerLocks,
+    new_owner,
+    owner_is_dead,
+)
 
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
     "SCHEMA_VERSION",
-    "SqliteEngine",
     "SqliteStore",
     "default_db_path",
 ]
@@ -1151,7 +1158,7 @@ class SqliteStore:
         )
 
     def owner_is_dead(self, owner: str) -> bool:
-        """True only when the lease holder ``owner`` is proven dead (see ``_owners``)."""
+        """True only when the lease holder ``owner`` is proven dead (see ``_stores.owners``)."""
         return owner_is_dead(owner, self._locks)
 
     def acquire(self, execution_id: str, now: int) -> None:
@@ -1425,50 +1432,5 @@ def _store_error(path: Path, e: sqlite3.Error) -> DurableGenError:
     return StoreError(f"database {path}: {text}")
 
 
-# ---------------------------------------------------------------------- the engine
-
-
-class SqliteEngine(DurableEngine):
-    """The durable engine on a SQLite database (the embedded engine).
-
-    ``SqliteEngine(path)`` opens (or creates) the database (or give ``store=``);
-    everything else is :class:`~durable_gen._durable.DurableEngine`'s.
-    """
-
-    store: SqliteStore
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str] | None = None,
-        *,
-        store: SqliteStore | None = None,
-        clock: EngineClock | None = None,
-        check_args: bool = True,
-        max_invocations: int = 100_000,
-        wait_for_lease: bool = True,
-        functions: Mapping[str, Callable[..., Any]] | None = None,
-        hooks: Sequence[Hooks] = (),
-    ) -> None:
-        if store is not None and path is not None:
-            raise StoreError("pass a path or a store, not both")
-        super().__init__(
-            store if store is not None else SqliteStore(path),
-            clock=clock,
-            check_args=check_args,
-            max_invocations=max_invocations,
-            wait_for_lease=wait_for_lease,
-            functions=functions,
-            hooks=hooks,
-        )
-
-    def __enter__(self) -> SqliteEngine:
-        return self
-
-
 def _keeps_the_contract(store: SqliteStore) -> DurableStore:
     return store  # mypy checks that SqliteStore keeps the durable store contract
-
-
-def result_value(payload: str | None) -> Any:
-    """The value of a stored result payload."""
-    return None if payload is None else DEFAULT_SERDES.deserialize(payload)

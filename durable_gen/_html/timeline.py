@@ -12,9 +12,13 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._cli import _fmt_time, describe_operation
-from ._contract import ExecutionInfo
-from ._log import Operation, OperationStatus, OperationType
+from .._core.contract import ExecutionInfo
+from .._core.log import (
+    Operation,
+    OperationStatus,
+    OperationType,
+)
+from .._core.present import describe_operation, fmt_time
 
 __all__ = ["render_timeline"]
 
@@ -179,7 +183,7 @@ def render_timeline(
     meta = [
         f"<b>{html.escape(info.status)}</b>",
         html.escape(info.target or "(no target)"),
-        f"started {_fmt_time(info.created_at)}",
+        f"started {fmt_time(info.created_at)}",
         f"span {_fmt_span(t1 - t0)}",
         f"{len(ops)} operations, {len(invocations)} invocations",
     ]

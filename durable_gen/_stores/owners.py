@@ -41,7 +41,10 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
-from ._contract import describe_owner, parse_owner
+from .._core.contract import (
+    describe_owner,
+    parse_owner,
+)
 
 if sys.platform != "win32":
     import fcntl

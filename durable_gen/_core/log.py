@@ -23,7 +23,11 @@ from typing import Any, TypeVar, cast
 
 import attrs
 
-from ._errors import CorruptLogError, ErrorObject, brief
+from .errors import (
+    CorruptLogError,
+    ErrorObject,
+    brief,
+)
 
 _T = TypeVar("_T")
 

@@ -13,9 +13,12 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from . import _logging
-from ._errors import ErrorObject
-from ._log import OperationAction, OperationUpdate
+from .._core.errors import ErrorObject
+from .._core.log import (
+    OperationAction,
+    OperationUpdate,
+)
+from . import logger as _logging
 
 __all__ = ["Hooks"]
 

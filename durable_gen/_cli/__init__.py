@@ -1,0 +1,1 @@
+"""The ``durable-gen`` command: an edge over the engines and stores."""

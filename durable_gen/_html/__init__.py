@@ -1,0 +1,1 @@
+"""The self-contained HTML timeline of an execution."""

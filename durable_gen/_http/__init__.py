@@ -1,0 +1,1 @@
+"""``durable-gen serve``: the Lambda API over HTTP (and who may call it)."""
