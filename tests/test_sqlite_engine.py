@@ -30,8 +30,8 @@ from durable_gen import (
 )
 from durable_gen._engine.sqlite import SqliteEngine
 from durable_gen._stores import owners as _owners
-from durable_gen._stores import sqlite as _sqlite
 from durable_gen._stores.sqlite import SqliteStore
+from durable_gen._stores.sqlite import schema as _schema
 
 NO_JITTER = RetryPolicy(max_attempts=3, initial_delay=2, max_delay=10, jitter=Jitter.NONE)
 
@@ -358,12 +358,12 @@ def test_journal_rows_are_the_text_the_standard_json_encoder_writes(engine):
     assert len(texts) > 20
     assert any("😀" in t for t in texts)  # non-ASCII kept as it is, not \u-escaped
     for text in texts:
-        value = _sqlite._loads(text)
+        value = _schema._loads(text)
         assert value == json.loads(text)
-        assert _sqlite._dumps(value) == _sqlite._std_dumps(value) == text
+        assert _schema._dumps(value) == _schema._std_dumps(value) == text
 
 
 def test_what_the_fast_encoder_refuses_is_encoded_by_the_standard_one():
     for value in ({"n": 2**70}, {1: "non-string key"}, [{"a": [-(2**64)]}]):
-        assert _sqlite._dumps(value) == _sqlite._std_dumps(value)
-        assert json.loads(_sqlite._dumps(value)) == json.loads(json.dumps(value))
+        assert _schema._dumps(value) == _schema._std_dumps(value)
+        assert json.loads(_schema._dumps(value)) == json.loads(json.dumps(value))

@@ -22,14 +22,15 @@ from durable_gen import (
     OperationUpdate,
     StoreError,
 )
+from durable_gen._core import service as _service
 from durable_gen._stores import owners as _owners
-from durable_gen._stores import sqlite as _sqlite
 from durable_gen._stores.owners import owner_is_dead
 from durable_gen._stores.sqlite import (
     SCHEMA_VERSION,
     SqliteStore,
     default_db_path,
 )
+from durable_gen._stores.sqlite import schema as _schema
 
 T0 = 1_767_225_600_000
 
@@ -92,7 +93,7 @@ def test_sql_views_show_operations_and_events(store, db):
 def test_schema_version_is_recorded(store, db):
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT version FROM durable_gen_schema").fetchall() == [(SCHEMA_VERSION,)]
-    assert conn.execute("PRAGMA application_id").fetchone()[0] == _sqlite.APPLICATION_ID
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == _schema.APPLICATION_ID
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
     assert store.synchronous == "FULL"
@@ -223,7 +224,7 @@ def test_a_callback_completed_while_its_timeout_fires_keeps_the_completion(store
     )
     store.checkpoint(ex, [start], T0, durable=True)
     callback_id = store.load(ex)["cb"].callback_id
-    real_fire = _sqlite._service.fire_timers
+    real_fire = _service.fire_timers
     raced = []
 
     def fire_while_completed_elsewhere(ops, now):
@@ -234,7 +235,7 @@ def test_a_callback_completed_while_its_timeout_fires_keeps_the_completion(store
                 other.complete_callback(callback_id, "succeed", T0 + 1500, payload="yes")
         return out
 
-    monkeypatch.setattr(_sqlite._service, "fire_timers", fire_while_completed_elsewhere)
+    monkeypatch.setattr(_service, "fire_timers", fire_while_completed_elsewhere)
     store.begin_invocation(ex, "req", T0 + 2000)
     op = store.load(ex)["cb"]
     assert (op.status, op.result) == (OperationStatus.SUCCEEDED, "yes")

@@ -1,0 +1,274 @@
+"""The SQLite store: what the engines call, built on the journal, leases and outside parts."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..._core import service as _service
+from ..._core.contract import (
+    DurableStore,
+    check_same_start,
+)
+from ..._core.errors import (
+    ErrorObject,
+    ExecutionNotFoundError,
+    ExecutionPausedError,
+    InvocationInterruptedError,
+    StoreError,
+)
+from ..._core.log import (
+    Operation,
+    OperationUpdate,
+)
+from ..ids import new_callback_id
+from ..owners import (
+    LIVE_OWNERS,
+)
+from .journal import _Conflict
+from .outside import _Outside
+from .schema import _SEQ_BITS, _dumps, _error, _loads, _now_ms
+
+
+class SqliteStore(_Outside):
+    """Executions in a SQLite database, updated with the service's semantics.
+
+    ``path`` defaults to :func:`default_db_path`. ``synchronous`` is ``"FULL"``
+    (default: every durable checkpoint survives power loss) or ``"NORMAL"``.
+    Writing to an execution needs its lease (:meth:`acquire`); the engine takes
+    care of that.
+    """
+
+    def close(self) -> None:
+        """Close the database connections (leases held are released first)."""
+        with self._lock:
+            self.release_all()
+            LIVE_OWNERS.discard(self.owner)
+            self._locks.release(self.owner)
+            self._conn.close()
+            with self._renew_lock:
+                if self._renew_conn is not None:
+                    self._renew_conn.close()
+                    self._renew_conn = None
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def create(
+        self,
+        execution_id: str,
+        input_payload: str,
+        now: int,
+        *,
+        target: str | None = None,
+        workdir: str | None = None,
+        parent: str | None = None,
+        parent_op: str | None = None,
+        same_input: Callable[[str], bool] | None = None,
+    ) -> bool:
+        """Record a new RUNNING execution (due at once) with its EXECUTION operation.
+
+        Lambda's name rule: when ``execution_id`` exists already with the same input
+        (and target, when both are known), nothing is written and False is returned
+        -- the caller gets the existing execution; with another input or target,
+        :class:`ExecutionAlreadyStartedError`. Look-up and insert are one write
+        transaction, so concurrent starts of one name create one execution.
+        ``same_input(stored)`` compares a stored input (default: equal text).
+        ``parent``/``parent_op``: the execution and CHAINED_INVOKE operation that
+        invoked it; when it ends, that operation is completed with its outcome.
+        """
+        op, event = _service.start_execution(execution_id, input_payload, now)
+        with self._lock, self._tx() as conn:
+            row = conn.execute(
+                "SELECT input, target FROM executions WHERE id = ?", (execution_id,)
+            ).fetchone()
+            if row is not None:
+                check_same_start(
+                    execution_id,
+                    (same_input or input_payload.__eq__)(row[0]),
+                    row[1],
+                    target,
+                )
+                return False
+            cur = conn.execute(
+                "INSERT INTO executions (id, target, workdir, status, input, "
+                "created_at, updated_at, wake_at, parent, parent_op) "
+                "VALUES (?, ?, ?, 'RUNNING', ?, ?, ?, ?, ?, ?)",
+                (
+                    execution_id,
+                    target,
+                    workdir,
+                    input_payload,
+                    now,
+                    now,
+                    now,
+                    parent,
+                    parent_op,
+                ),
+            )
+            pk = cur.lastrowid
+            assert pk is not None
+            conn.execute(
+                "INSERT INTO journal (key, ops, events) VALUES (?, ?, ?)",
+                ((pk << _SEQ_BITS) | 1, _dumps([op.to_dict()]), _dumps([event])),
+            )
+        return True
+
+    def exists(self, execution_id: str) -> bool:
+        with self._lock:
+            return bool(self._query("SELECT 1 FROM executions WHERE id = ?", (execution_id,)))
+
+    def load(self, execution_id: str) -> Mapping[str, Operation]:
+        with self._lock:
+            return self._cached(execution_id).ops
+
+    def checkpoint(
+        self, execution_id: str, updates: list[OperationUpdate], now: int, *, durable: bool
+    ) -> Mapping[str, Operation]:
+        with self._lock:
+            c = self._cache.get(execution_id)
+            if c is None or c.stale:
+                c = self._cached(execution_id)
+            if updates:
+                changed, events = _service.apply_updates(
+                    c.ops,
+                    updates,
+                    now,
+                    new_callback_id=new_callback_id,
+                    execution_id=execution_id,
+                )
+                c.ops.update(changed)
+                c.pending_ops.update(changed)
+                c.pending_events.extend(events)
+            else:
+                changed = {}
+            pausing = False
+            if durable and (c.pending_ops or c.pending_events):
+                pausing = self._flush(execution_id, c, now)
+            if self.listener is not None and changed:
+                self.listener(execution_id, changed)
+            if pausing:  # recorded; the invocation ends here (see pause)
+                raise ExecutionPausedError(execution_id)
+            if self.draining and durable and execution_id in self._held:
+                raise InvocationInterruptedError(execution_id)  # recorded; shutting down
+            return changed
+
+    def fire_timers(self, execution_id: str, now: int) -> None:
+        self.begin_invocation(execution_id, None, now)
+
+    def begin_invocation(self, execution_id: str, request_id: str | None, now: int) -> None:
+        """Fire due timers and note the invocation now running, in one transaction."""
+        for _ in range(5):
+            try:
+                self._begin_invocation(execution_id, request_id, now)
+                return
+            except _Conflict:
+                continue  # reload what the other process wrote, and fire timers again
+        raise StoreError(
+            f"execution {execution_id!r} keeps changing under this worker; try again",
+            retryable=True,
+        )
+
+    def _begin_invocation(self, execution_id: str, request_id: str | None, now: int) -> None:
+        with self._lock:
+            c = self._cached(execution_id)
+            c.foreign = False  # the invocation starting now reads all that was written
+            changed, events = _service.fire_timers(c.ops, now)
+            c.ops.update(changed)
+            c.pending_ops.update(changed)
+            c.pending_events.extend(events)
+
+            def note(conn: sqlite3.Connection, pk: int) -> None:
+                conn.execute(
+                    "UPDATE executions SET invocation_id = ?, invocation_started = ? WHERE pk = ?",
+                    (request_id, now if request_id else None, pk),
+                )
+
+            if request_id is not None or changed:
+                self._flush(execution_id, c, now, note if request_id is not None else None)
+            if self.listener is not None and changed:
+                self.listener(execution_id, changed)
+
+    def end_invocation(self, execution_id: str, event: dict[str, Any]) -> None:
+        """Record the InvocationCompleted event; no invocation is running any more."""
+        with self._lock:
+            c = self._cached(execution_id)
+            c.pending_events.append(event)
+
+            def clear(conn: sqlite3.Connection, pk: int) -> None:
+                conn.execute(
+                    "UPDATE executions SET invocation_id = NULL, invocation_started = NULL "
+                    "WHERE pk = ?",
+                    (pk,),
+                )
+
+            self._flush(execution_id, c, event["EventTimestamp"], clear)
+
+    def next_timer(self, execution_id: str) -> int | None:
+        with self._lock:
+            return _service.next_timer(self._cached(execution_id).ops.values())
+
+    def finish(
+        self,
+        execution_id: str,
+        status: str,
+        now: int,
+        *,
+        result: str | None = None,
+        error: ErrorObject | None = None,
+    ) -> None:
+        with self._lock:
+            c = self._cached(execution_id)
+            c.pending_events.append(
+                _service.execution_finished_event(
+                    execution_id, status, now, result=result, error=error
+                )
+            )
+
+            def end(conn: sqlite3.Connection, pk: int) -> None:
+                conn.execute(
+                    "UPDATE executions SET status = ?, result = ?, error = ?, ended_at = ?, "
+                    "wake_at = NULL, invocation_id = NULL, invocation_started = NULL "
+                    "WHERE pk = ?",
+                    (status, result, None if error is None else _dumps(error.to_dict()), now, pk),
+                )
+                self._complete_parent(conn, pk, status, now, result, error)
+
+            self._flush(execution_id, c, now, end)
+
+    def add_event(self, execution_id: str, event: dict[str, Any]) -> None:
+        with self._lock:
+            c = self._cached(execution_id)
+            c.pending_events.append(event)
+            self._flush(execution_id, c, event.get("EventTimestamp") or _now_ms())
+
+    def status(self, execution_id: str) -> tuple[str, str | None, ErrorObject | None]:
+        with self._lock:
+            rows = self._query(
+                "SELECT status, result, error FROM executions WHERE id = ?", (execution_id,)
+            )
+        if not rows:
+            raise ExecutionNotFoundError(f"no execution with id {execution_id!r}")
+        status, result, error = rows[0]
+        return status, result, _error(error)
+
+    def history(self, execution_id: str) -> list[dict[str, Any]]:
+        """The execution's events (GetDurableExecutionHistory shapes), EventId from 1."""
+        with self._lock:
+            pk, _ = self._pk(execution_id)
+            lo = pk << _SEQ_BITS
+            rows = self._query(
+                "SELECT events FROM journal WHERE key > ? AND key < ? AND events IS NOT NULL "
+                "ORDER BY key",
+                (lo, lo + (1 << _SEQ_BITS)),
+            )
+        events = [e for (body,) in rows for e in _loads(body)]
+        return [{**e, "EventId": i} for i, e in enumerate(events, 1)]
+
+
+def _keeps_the_contract(store: SqliteStore) -> DurableStore:
+    return store  # mypy checks that SqliteStore keeps the durable store contract
