@@ -157,7 +157,7 @@ def test_a_crash_reruns_at_least_once_steps_and_never_at_most_once_ones(tmp_path
     assert amo.attempt == 2
 
 
-def test_loading_ten_thousand_operations_is_fast(tmp_path):
+def test_ten_thousand_operations_load_from_a_new_store(tmp_path):
     def wf(n):
         for i in range(n):
             yield Step(str, i, name="s")
@@ -170,11 +170,9 @@ def test_loading_ten_thousand_operations_is_fast(tmp_path):
         engine.start(wf, 10_000, execution_id="big")
         assert engine.invoke_once(wf, "big").status == "PENDING"
     with SqliteStore(db) as store:
-        t0 = time.perf_counter()
-        ops = store.load("big")
-        took = time.perf_counter() - t0
+        ops = store.load("big")  # how long it takes: benchmarks.run's replay rows
     assert len(ops) == 10_002
-    assert took < 1.0, f"loading 10,000 operations took {took:.2f} s"
+    assert [op.name for op in ops.values()][1:3] == ["s", "s"]
 
 
 def test_no_wait_returns_once_suspended_and_a_worker_finishes(tmp_path):
