@@ -118,7 +118,7 @@ FORBIDDEN = {
     "concurrent",
 }
 #: Every module of the pure core (durable_gen/_core): no I/O, clock, randomness, threads.
-PURE_MODULES = sorted(p.name for p in (PKG / "_core").glob("*.py"))
+PURE_MODULES = sorted(str(p.relative_to(PKG / "_core")) for p in (PKG / "_core").rglob("*.py"))
 
 
 @pytest.mark.parametrize("module", PURE_MODULES)

@@ -43,10 +43,8 @@ from .._core.errors import (
     DurableGenError,
     NonDeterminismError,
 )
-from .._core.interpreter import (
-    Interpreter,
-    args_digest,
-)
+from .._core.interpreter import Interpreter
+from .._core.interpreter.base import args_digest
 from .._core.log import (
     Operation,
     OperationStatus,
