@@ -110,18 +110,13 @@ from ._engine.logger import (
     get_logger,
 )
 from ._engine.memory import InMemoryEngine
-from ._engine.meter import (
+from ._engine.meter import KindUsage, Meter, MeterKind, PayloadSize, compute_meter, meter_execution
+from ._engine.pricing import (
     CostBreakdown,
     Estimate,
-    KindUsage,
-    Meter,
-    MeterKind,
-    PayloadSize,
     Prices,
-    compute_meter,
     estimate,
     load_prices,
-    meter_execution,
     prices_from_flags,
 )
 from ._engine.sqlite import SqliteEngine

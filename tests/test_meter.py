@@ -37,16 +37,8 @@ from durable_gen import (
     WaitForCondition,
     WaitStrategy,
 )
-from durable_gen._engine.meter import (
-    Meter,
-    MeterKind,
-    Prices,
-    compute_meter,
-    estimate,
-    load_prices,
-    meter_execution,
-    prices_from_flags,
-)
+from durable_gen._engine.meter import Meter, MeterKind, compute_meter, meter_execution
+from durable_gen._engine.pricing import Prices, estimate, load_prices, prices_from_flags
 
 RETRY = RetryPolicy(max_attempts=5, initial_delay=1, jitter=Jitter.NONE)
 

@@ -389,11 +389,8 @@ _PRICE_FLAGS = (
 
 def _show_meter(args: argparse.Namespace) -> int:
     """``show ID --meter``: durable operations and bytes, and a cost estimate if priced."""
-    from .._engine.meter import (
-        estimate,
-        meter_execution,
-        prices_from_flags,
-    )
+    from .._engine.meter import meter_execution
+    from .._engine.pricing import estimate, prices_from_flags
 
     with _open_store(args) as store:
         store.info(args.id)  # a clear error for an unknown id

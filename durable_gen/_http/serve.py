@@ -61,6 +61,9 @@ Isolation and hostile input
     :data:`MAX_BODY_BYTES`, a wrong method, a bad header) is answered with a 4xx
     JSON error (``{"__type", "message"}``) and changes nothing; an unexpected
     failure is a 500 with the same shape, and the server keeps serving.
+
+(Why one module of ~820 lines: the server and its request handler share the
+Lambda API's error shapes and names; who may call it is ``auth``.)
 """
 
 from __future__ import annotations
