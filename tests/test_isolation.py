@@ -90,6 +90,7 @@ def test_every_store_call_names_the_execution():
         "next_wake",
         "close",
         "release_all",
+        "clone",
         "owner_is_dead",
         "callback_execution",
         "complete_callback",

@@ -49,6 +49,7 @@ def served(tmp_path) -> Iterator[tuple[object, object]]:
         },
         region="eu-west-1",
         account="123456789012",
+        concurrency=3,  # the worker pool, as `serve --concurrency 3`
     )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

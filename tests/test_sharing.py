@@ -453,10 +453,7 @@ while time.monotonic() < deadline:  # hold the lease as the engine does: renew, 
 CONTENDER = """
 import json, os, sys, time
 {prelude}
-from durable_gen._stores.sqlite import (
-    LeaseHeldError,
-    SqliteStore,
-)
+from durable_gen import LeaseHeldError, SqliteStore
 
 db, ex, lease, mode, seconds = sys.argv[1:6]
 lease, seconds = float(lease), float(seconds)

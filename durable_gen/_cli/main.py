@@ -44,6 +44,7 @@ from .._core.contract import ExecutionInfo
 from .._core.errors import (
     DurableGenError,
     ErrorObject,
+    ExecutionAlreadyStartedError,
     NonDeterminismError,
     SerializationError,
     StoreError,
@@ -304,7 +305,33 @@ def _report(
     return EXIT_FAILED
 
 
-# ---------------------------------------------------------------------- worker
+# ---------------------------------------------------------------------- start, worker
+
+
+def _cmd_start(args: argparse.Namespace) -> int:
+    workflow = load_target(args.target)
+    _, value = _parse_input(args)
+    with _open_store(args, create=True) as store:
+        engine = SqliteEngine(store=store)
+        execution_id = engine.start(
+            workflow,
+            value,
+            execution_id=args.id,
+            target=canonical_target(args.target),
+            workdir=os.getcwd(),
+        )
+    print(execution_id)
+    return EXIT_OK
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}")
+    return n
 
 
 #: How long a worker or server that was asked to stop lets the running invocation
@@ -337,7 +364,13 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         print(f"durable-gen worker: {message}", file=sys.stderr, flush=True)
 
     try:
-        engine.work(once=args.once, poll_seconds=args.poll, stop=stop, log=log)
+        engine.work(
+            once=args.once,
+            poll_seconds=args.poll,
+            stop=stop,
+            log=log,
+            concurrency=args.concurrency,
+        )
     except KeyboardInterrupt:
         pass  # a second signal, or the grace period is over: leases are let go below
     finally:
@@ -576,6 +609,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             hooks=hooks,
             region=region or "us-east-1",
             account=args.account,
+            concurrency=args.concurrency,
         )
     except TargetError as e:
         raise UsageError(str(e)) from None
@@ -646,12 +680,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=_cmd_run)
 
+    start = sub.add_parser(
+        "start", parents=[db], help="record a new execution for a worker and print its id"
+    )
+    start.add_argument("target", help="package.module:function or path/to/file.py:function")
+    start.add_argument("--input", help="the workflow's input as JSON")
+    start.add_argument("--input-file", help="read the input JSON from this file")
+    start.add_argument(
+        "--id", help="the execution's name; the same name and input is the same execution"
+    )
+    start.set_defaults(func=_cmd_start)
+
     worker = sub.add_parser(
         "worker", parents=[db], help="advance every execution whose timer is due"
     )
     worker.add_argument("--once", action="store_true", help="advance what is due now, then exit")
     worker.add_argument(
         "--poll", type=float, default=0.5, help="seconds between looks for new work (0.5)"
+    )
+    worker.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="advance up to N executions at once, each on a thread of its own (1)",
     )
     worker.set_defaults(func=_cmd_worker)
 
@@ -742,6 +794,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve TARGET (module:function or file.py:function) as function NAME",
     )
     serve.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="advance up to N executions at once (1)",
+    )
+    serve.add_argument(
         "--region",
         help="the region in the ARNs handed out (default: $AWS_REGION, $AWS_DEFAULT_REGION, "
         "else us-east-1)",
@@ -777,6 +836,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except UsageError as e:
+        print(f"durable-gen: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except ExecutionAlreadyStartedError as e:  # a name taken with another input: the caller's
         print(f"durable-gen: {e}", file=sys.stderr)
         return EXIT_USAGE
     except (NonDeterminismError, StoreError) as e:

@@ -321,5 +321,9 @@ class DurableStore(EngineStore, Protocol):
     def delete(self, execution_id: str, *, force: bool = False) -> None:
         """Remove an ended execution (a live one only with ``force``) with its data."""
 
+    def clone(self) -> DurableStore:
+        """Another handle on the same data, with a lease owner of its own (a worker
+        thread's store)."""
+
     def close(self) -> None:
         """Let go of every lease and close the store."""

@@ -343,7 +343,8 @@ class WorkflowFailedError(DurableGenError):
 
 
 _MAX_STACK_LINES = 50
-_PKG_DIR = __file__.rsplit("/", 1)[0].rsplit("\\", 1)[0] + "/"
+#: durable_gen's own folder (this module is durable_gen/_core/errors.py), "/"-separated
+_PKG_DIR = __file__.replace("\\", "/").rsplit("/", 2)[0] + "/"
 #: The service refuses an ErrorObject over 32 KiB; stay well under it.
 MAX_ERROR_BYTES = 24 * 1024
 _MAX_MESSAGE = 8 * 1024
@@ -351,7 +352,8 @@ _MAX_MESSAGE = 8 * 1024
 
 def _is_plumbing(filename: str) -> bool:
     """durable_gen's own frames and the thread pool's: noise to the reader."""
-    return filename.startswith(_PKG_DIR) or "concurrent/futures" in filename.replace("\\", "/")
+    filename = filename.replace("\\", "/")
+    return filename.startswith(_PKG_DIR) or "concurrent/futures" in filename
 
 
 def _truncate_utf8(text: str, limit: int) -> str:

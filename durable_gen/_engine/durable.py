@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .._core import service as _service
@@ -31,6 +32,7 @@ from .._core.errors import (
     ErrorObject,
     InvocationInterruptedError,
     StoreError,
+    ValidationError,
 )
 from .._core.log import (
     OperationStatus,
@@ -133,6 +135,7 @@ class DurableEngine(LocalEngine):
         self._heartbeats: dict[str, _Heartbeat] = {}
         self._workflows: dict[tuple[str, str | None], Callable[..., Any]] = {}
         self._draining = threading.Event()
+        self._children: list[DurableEngine] = []  # the engines of work()'s worker threads
 
     def close(self) -> None:
         self.store.close()
@@ -144,6 +147,8 @@ class DurableEngine(LocalEngine):
         ``stop`` event of :meth:`work`."""
         self.store.draining = True
         self._draining.set()
+        for child in list(self._children):
+            child.drain()
 
     def __enter__(self) -> DurableEngine:
         return self
@@ -362,53 +367,166 @@ class DurableEngine(LocalEngine):
         poll_seconds: float = 0.5,
         stop: threading.Event | None = None,
         log: Callable[[str], None] | None = None,
+        concurrency: int = 1,
     ) -> int:
         """Advance every due execution, until ``stop`` is set (or, ``once``, none is due).
 
         Each due execution is driven until it suspends on a timer that is not due
-        yet (its lease is then released) or ends. Returns how many executions
-        ended while working.
+        yet (its lease is then released) or ends. With ``concurrency`` N, up to N
+        executions advance at once, each on a thread of its own with its own store
+        handle (:meth:`~durable_gen._core.contract.DurableStore.clone`: its own lease
+        owner, so leases fence them as they fence processes); hooks are shared by
+        those threads. Returns how many executions ended while working.
         """
+        if concurrency < 1:
+            raise ValidationError(f"concurrency must be 1 or more, got {concurrency}")
         stop = stop or threading.Event()
         skipped: dict[str, int] = {}
-        ended = 0
-        while not stop.is_set():
-            now = self.clock.now()
-            due = [ex for ex in self.store.due(now) if skipped.get(ex, 0) <= now]
-            for execution_id in due:
-                if stop.is_set():
+        if concurrency == 1:
+            ended = 0
+            while not stop.is_set():
+                now = self.clock.now()
+                due = [ex for ex in self.store.due(now) if skipped.get(ex, 0) <= now]
+                for execution_id in due:
+                    if stop.is_set():
+                        break
+                    ended += self._advance_due(execution_id, now, skipped, log)
+                if once:
                     break
-                try:
-                    info = self.store.info(execution_id)
-                    workflow = self.workflow_for(info)
-                except DurableGenError as e:
-                    skipped[execution_id] = now + ERROR_BACKOFF_MS
-                    if log is not None:
-                        log(f"execution {execution_id}: {e}")
-                    continue
-                saved = self.wait_for_lease
-                self.wait_for_lease = False
-                try:
-                    result = self.resume(workflow, execution_id, wait=False)
-                except LeaseHeldError:
-                    continue
-                except DurableGenError as e:
-                    if log is not None:
-                        log(f"execution {execution_id}: {type(e).__name__}: {e}")
-                    continue
-                finally:
-                    self.wait_for_lease = saved
-                if result.status not in _LIVE:
-                    ended += 1
-                    if log is not None:
-                        log(f"execution {execution_id} {result.status}")
-            if once:
-                break
-            if due:
-                continue
-            wake = self.store.next_wake()
-            delay = poll_seconds
-            if wake is not None:
-                delay = max(0.01, min(poll_seconds, (wake - self.clock.now()) / 1000))
-            stop.wait(delay)
-        return ended
+                if not due:
+                    stop.wait(self._poll_delay(poll_seconds))
+            return ended
+        return _Pool(self, concurrency, skipped, log).run(once, poll_seconds, stop)
+
+    def _advance_due(
+        self,
+        execution_id: str,
+        now: int,
+        skipped: dict[str, int],
+        log: Callable[[str], None] | None,
+    ) -> int:
+        """Drive one due execution as far as it goes now; 1 when it ended."""
+        try:
+            info = self.store.info(execution_id)
+            workflow = self.workflow_for(info)
+        except DurableGenError as e:
+            skipped[execution_id] = now + ERROR_BACKOFF_MS
+            if log is not None:
+                log(f"execution {execution_id}: {e}")
+            return 0
+        saved = self.wait_for_lease
+        self.wait_for_lease = False
+        try:
+            result = self.resume(workflow, execution_id, wait=False)
+        except LeaseHeldError:
+            return 0
+        except DurableGenError as e:
+            if log is not None:
+                log(f"execution {execution_id}: {type(e).__name__}: {e}")
+            return 0
+        finally:
+            self.wait_for_lease = saved
+        if result.status in _LIVE:
+            return 0
+        if log is not None:
+            log(f"execution {execution_id} {result.status}")
+        return 1
+
+    def _poll_delay(self, poll_seconds: float) -> float:
+        """How long to wait for more work: until the next wake-up, at most a poll."""
+        wake = self.store.next_wake()
+        if wake is None:
+            return poll_seconds
+        return max(0.01, min(poll_seconds, (wake - self.clock.now()) / 1000))
+
+
+class _Pool:
+    """Up to N executions advancing at once, each on a worker thread with its own engine.
+
+    One dispatcher (the calling thread) finds due executions and hands each to a
+    free worker, never one already in flight here; the workers' engines take the
+    leases, so other processes' workers are fenced as before.
+    """
+
+    def __init__(
+        self,
+        engine: DurableEngine,
+        size: int,
+        skipped: dict[str, int],
+        log: Callable[[str], None] | None,
+    ) -> None:
+        self.engine = engine
+        self.size = size
+        self.skipped = skipped
+        self.log = log
+        self.ended = 0
+        self.in_flight: set[str] = set()
+        self.changed = threading.Event()
+        self.lock = threading.Lock()
+        self.local = threading.local()
+        self.engines: list[DurableEngine] = []
+
+    def _engine(self) -> DurableEngine:
+        engine: DurableEngine | None = getattr(self.local, "engine", None)
+        if engine is None:
+            parent = self.engine
+            engine = DurableEngine(
+                parent.store.clone(),
+                clock=parent.clock,
+                check_args=parent.check_args,
+                max_invocations=parent.max_invocations,
+                functions=parent.functions,
+                hooks=parent.hooks,
+            )
+            with self.lock:
+                self.engines.append(engine)
+                if parent._draining.is_set():
+                    engine.drain()
+            parent._children.append(engine)
+            self.local.engine = engine
+        return engine
+
+    def _advance(self, execution_id: str, now: int) -> None:
+        try:
+            ended = self._engine()._advance_due(execution_id, now, self.skipped, self.log)
+        finally:
+            with self.lock:
+                self.in_flight.discard(execution_id)
+            self.changed.set()
+        with self.lock:
+            self.ended += ended
+
+    def run(self, once: bool, poll_seconds: float, stop: threading.Event) -> int:
+        engine = self.engine
+        with ThreadPoolExecutor(self.size, thread_name_prefix="durable-gen-worker") as pool:
+            try:
+                while not stop.is_set():
+                    self.changed.clear()
+                    now = engine.clock.now()
+                    with self.lock:
+                        busy = set(self.in_flight)
+                    free = self.size - len(busy)
+                    due = [
+                        ex
+                        for ex in engine.store.due(now, limit=self.size + len(busy))
+                        if ex not in busy and self.skipped.get(ex, 0) <= now
+                    ][:free]
+                    for execution_id in due:
+                        with self.lock:
+                            self.in_flight.add(execution_id)
+                        pool.submit(self._advance, execution_id, now)
+                    if once and not due:
+                        with self.lock:
+                            if not self.in_flight:
+                                break
+                    if due and len(due) == free:
+                        self.changed.wait(poll_seconds)  # full: wait for a free worker
+                    elif not due:
+                        self.changed.wait(engine._poll_delay(poll_seconds))
+            finally:
+                if stop.is_set():
+                    for e in self.engines:
+                        e.drain()
+        for e in self.engines:
+            e.store.close()
+        return self.ended

@@ -270,6 +270,8 @@ class _Server(ThreadingHTTPServer):
         self.worker = threading.Thread(target=self._work, name="durable-gen-serve-worker")
         self.worker.daemon = True
         self.engine: SqliteEngine | None = None
+        #: executions the worker advances at once (``--concurrency``)
+        self.concurrency = 1
         self._arns: dict[str, str] = {}
         _logging.set_execution_arns(self.arn_of)  # logs and hooks name executions by ARN
 
@@ -322,7 +324,9 @@ class _Server(ThreadingHTTPServer):
 
     def _drive(self, engine: SqliteEngine) -> None:
         if not self.skip_time:
-            engine.work(poll_seconds=0.1, stop=self.stop_event, log=self.log)
+            engine.work(
+                poll_seconds=0.1, stop=self.stop_event, log=self.log, concurrency=self.concurrency
+            )
             return
         while not self.stop_event.is_set():
             engine.work(once=True)
@@ -787,6 +791,7 @@ def make_server(
     hooks: Sequence[Hooks] = (),
     region: str = "us-east-1",
     account: str = "000000000000",
+    concurrency: int = 1,
 ) -> _Server:
     """An HTTP server for the Lambda API on ``host:port`` (0: any free port).
 
@@ -809,10 +814,12 @@ def make_server(
         raise StoreError(f"account {account!r} is not a 12-digit AWS account id")
     store = SqliteStore(db)  # refuse a bad database before listening
     try:
-        return _Server((host, port), store, functions, token, skip_time, hooks, region, account)
+        server = _Server((host, port), store, functions, token, skip_time, hooks, region, account)
     except BaseException:
         store.close()
         raise
+    server.concurrency = concurrency
+    return server
 
 
 def _awaits_callback(store: SqliteStore) -> bool:

@@ -222,6 +222,12 @@ class EncryptedStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
+    def clone(self) -> EncryptedStore:
+        """The inner store's clone, sealed with the same cipher."""
+        return EncryptedStore(
+            self.inner.clone(), self.cipher, outside_plaintext=self.outside_plaintext
+        )
+
     def __enter__(self) -> EncryptedStore:
         return self
 

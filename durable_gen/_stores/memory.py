@@ -70,7 +70,7 @@ class MemoryStore:
         same_input: Callable[[str], bool] | None = None,
     ) -> bool:
         """Record a new execution; False when it exists with this input (Lambda's name
-        rule, :func:`~durable_gen._engine.local.check_same_start`)."""
+        rule, :func:`~durable_gen._core.contract.check_same_start`)."""
         with self._lock:
             ex = self._executions.get(execution_id)
             if ex is not None:

@@ -52,6 +52,15 @@ class SqliteStore(_Outside):
                     self._renew_conn.close()
                     self._renew_conn = None
 
+    def clone(self) -> SqliteStore:
+        """Another store on the same file, with its own connection and lease owner."""
+        return SqliteStore(
+            self.path,
+            synchronous=self.synchronous,
+            lease_seconds=self.lease_ms / 1000,
+            busy_timeout=self.busy_timeout,
+        )
+
     def __enter__(self) -> SqliteStore:
         return self
 
