@@ -45,7 +45,11 @@ TESTS: dict[str, list[str]] = {
     "durable_gen/_core/interpreter/steps.py": [
         "tests/test_interpreter.py",
         "tests/test_retry.py",
+        "tests/test_wait_for_condition.py",
         "tests/test_testing_runner.py",
+        "tests/test_testing_replay.py",
+        "tests/test_nondeterminism.py",
+        "tests/test_engine.py",
     ],
     "durable_gen/_core/interpreter/callbacks.py": [
         "tests/test_callbacks.py",

@@ -26,6 +26,7 @@ from durable_gen._core.service import (
     complete_chained_invoke,
     execution_finished_event,
     fire_timers,
+    invocation_completed_event,
     next_timer,
     start_execution,
 )
@@ -638,3 +639,147 @@ def test_next_timer_is_the_earliest():
     assert next_timer([a]) == 9_000
     assert next_timer([_step(S.SUCCEEDED, next_attempt_timestamp=1)]) is None
     assert next_timer([]) is None
+
+
+# -- paths the first tests left open (mutation survivors) --------------------------------
+
+
+def test_step_succeed_without_a_start_records_attempt_one():
+    upd = OperationUpdate(id="s", type=T.STEP, action=A.SUCCEED, name="n", payload="r")
+    new, events = _one([], upd)
+    assert new == Operation(
+        id="s",
+        type=T.STEP,
+        status=S.SUCCEEDED,
+        start_timestamp=NOW,
+        name="n",
+        end_timestamp=NOW,
+        attempt=1,
+        result="r",
+    )
+    assert events == [
+        {
+            "EventType": "StepSucceeded",
+            "EventTimestamp": NOW,
+            "Id": "s",
+            "Name": "n",
+            "StepSucceededDetails": {"Result": {"Payload": "r", "Truncated": False}},
+        }
+    ]
+
+
+def test_step_start_records_the_args_digest():
+    upd = OperationUpdate(id="s", type=T.STEP, action=A.START, name="n", args_digest="d")
+    assert _one([], upd)[0].args_digest == "d"
+
+
+def test_step_succeed_event_is_exact():
+    upd = OperationUpdate(id="s", type=T.STEP, action=A.SUCCEED, name="n", payload="r")
+    _, events = _one([_step()], upd)
+    assert events == [
+        {
+            "EventType": "StepSucceeded",
+            "EventTimestamp": NOW,
+            "Id": "s",
+            "Name": "n",
+            "StepSucceededDetails": {"Result": {"Payload": "r", "Truncated": False}},
+        }
+    ]
+
+
+def test_general_path_succeed_after_a_retry_clears_the_retry_fields():
+    retried = _step(attempt=1, error=ERR, next_attempt_timestamp=5)
+    upd = OperationUpdate(
+        id="s", type=T.STEP, action=A.SUCCEED, name="n", payload="r", args_digest="d"
+    )
+    new, events = _one([retried], upd)
+    assert new == _step(S.SUCCEEDED, attempt=2, result="r", end_timestamp=NOW, args_digest="d")
+    assert events[0]["StepSucceededDetails"] == {
+        "Result": {"Payload": "r", "Truncated": False},
+        "RetryDetails": {"CurrentAttempt": 2},
+    }
+    first = OperationUpdate(
+        id="s", type=T.STEP, action=A.SUCCEED, name="n", payload="r", args_digest="d"
+    )
+    _, events = _one([_step()], first)
+    assert events[0]["StepSucceededDetails"] == {"Result": {"Payload": "r", "Truncated": False}}
+
+
+def test_step_fail_after_a_retry_clears_the_due_time():
+    upd = OperationUpdate(id="s", type=T.STEP, action=A.FAIL, name="n", error=ERR)
+    new, _ = _one([_step(attempt=1, next_attempt_timestamp=5)], upd)
+    assert new == _step(S.FAILED, attempt=2, error=ERR, end_timestamp=NOW)
+
+
+def test_succeed_refusals_on_the_fast_path():
+    succeed = OperationUpdate(id="s", type=T.STEP, action=A.SUCCEED, name="n")
+    with pytest.raises(InvalidUpdateError, match=r"^operation 's' already ended SUCCEEDED; it"):
+        _apply([_step(S.SUCCEEDED)], succeed)
+    ctx = Operation(id="s", type=T.CONTEXT, status=S.STARTED, start_timestamp=0, name="n")
+    with pytest.raises(InvalidUpdateError, match="does not match the recorded operation"):
+        _apply([ctx], succeed)
+    renamed = OperationUpdate(id="s", type=T.STEP, action=A.SUCCEED, name="other")
+    with pytest.raises(InvalidUpdateError, match="does not match the recorded operation"):
+        _apply([_step()], renamed)
+
+
+def test_a_later_update_in_a_batch_sees_the_earlier_one():
+    with pytest.raises(InvalidUpdateError, match=r"^operation 's' already ended FAILED"):
+        _apply(
+            [_step()],
+            OperationUpdate(id="s", type=T.STEP, action=A.FAIL, name="n"),
+            OperationUpdate(id="s", type=T.STEP, action=A.SUCCEED, name="n"),
+        )
+
+
+def test_context_start_event_has_empty_details():
+    _, events = _one([], OperationUpdate(id="c", type=T.CONTEXT, action=A.START, name="c"))
+    assert events == [
+        {
+            "EventType": "ContextStarted",
+            "EventTimestamp": NOW,
+            "Id": "c",
+            "Name": "c",
+            "ContextStartedDetails": {},
+        }
+    ]
+
+
+def test_callback_start_records_the_heartbeat_timeout():
+    upd = OperationUpdate(
+        id="cb", type=T.CALLBACK, action=A.START, callback_heartbeat_timeout_seconds=15
+    )
+    new, events = _one([], upd, new_callback_id=str)
+    assert new.callback_heartbeat_timeout == 15
+    assert events[0]["CallbackStartedDetails"]["HeartbeatTimeout"] == 15
+
+
+def test_fire_timers_leaves_a_started_step_alone():
+    # START after a retry keeps the old due time; only a PENDING step is fired.
+    started = _step(S.STARTED, attempt=1, next_attempt_timestamp=5)
+    assert fire_timers({"s": started}, NOW) == ({}, [])
+
+
+def test_wait_duration_in_the_event_is_whole_seconds():
+    wait = Operation(
+        id="w", type=T.WAIT, status=S.STARTED, start_timestamp=0, scheduled_end_timestamp=1_000_000
+    )
+    _, events = fire_timers({"w": wait}, 1_000_000)
+    assert events[0]["WaitSucceededDetails"] == {"Duration": 1000}
+
+
+def test_invocation_completed_event():
+    assert invocation_completed_event("ex", 1, 2, "req", ERR) == {
+        "EventType": "InvocationCompleted",
+        "EventTimestamp": 2,
+        "Id": "ex",
+        "InvocationCompletedDetails": {
+            "StartTimestamp": 1,
+            "EndTimestamp": 2,
+            "RequestId": "req",
+            "Error": ERR_DICT,
+        },
+    }
+    assert (
+        "Error" not in invocation_completed_event("ex", 1, 2, "req")["InvocationCompletedDetails"]
+    )
