@@ -50,7 +50,9 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Generator, Mapping
 from functools import partial
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
+
+import attrs
 
 from ._batch import BatchItem, BatchItemStatus, BatchResult, CompletionReason
 from ._commands import AwaitOutcome, Checkpoint, Command, Complete, Fail, RunStep, Suspend
@@ -91,6 +93,7 @@ from ._errors import (
     WaitForConditionError,
     WorkflowDefinitionError,
     error_from_exception,
+    operation_failure,
     qualified_name,
 )
 from ._log import (
@@ -105,7 +108,7 @@ from ._log import (
     operation_id,
 )
 from ._retry import RetryPolicy
-from ._serdes import DEFAULT_SERDES, PassThroughSerdes, Serdes
+from ._serdes import BATCH_SERDES, DEFAULT_SERDES, PassThroughSerdes, Serdes
 
 __all__ = ["Interpreter", "describe_operation", "ordinal"]
 
@@ -159,6 +162,17 @@ _KIND_WORDS = {
     _ST_CALLBACK: "CreateCallback",
     _ST_WAIT_CALLBACK: "WaitForCallback",
     _ST_INVOKE: "Invoke",
+}
+
+#: ErrorType a failed context records -> (type, sub types, error class) of the child
+#: operation whose failure escaped it (see Interpreter._cause_in_log)
+_CAUSE_KINDS: Final[
+    dict[str, tuple[OperationType, frozenset[str] | None, type[OperationError]]]
+] = {
+    StepError.wire_type: (_STEP, frozenset({_ST_STEP}), StepError),
+    WaitForConditionError.wire_type: (_STEP, frozenset({_ST_WFC}), WaitForConditionError),
+    ChildContextError.wire_type: (_CONTEXT, None, ChildContextError),
+    InvokeError.wire_type: (_INVOKE, None, InvokeError),
 }
 
 _MISSING = object()
@@ -264,7 +278,10 @@ class _Owner:
 class _RootOwner(_Owner):
     def returned(self, interp: Interpreter, ctx: _Ctx, value: Any) -> None:
         try:
-            payload = DEFAULT_SERDES.serialize(value)
+            # a BatchResult is returned as AWS's JSON record of it (BatchSerdes)
+            payload = (BATCH_SERDES if type(value) is BatchResult else DEFAULT_SERDES).serialize(
+                value
+            )
         except SerializationError as e:
             err = SerializationError(
                 f"the workflow returned a value that cannot be stored: {e}", value_type=e.value_type
@@ -281,10 +298,27 @@ def _child_error(error: ErrorObject, name: str | None, op_id: str) -> OperationE
     return ChildContextError(error, operation_name=name, operation_id=op_id)
 
 
+_CALLBACK_TIMEOUT_TYPES: Final = frozenset(
+    {"Callback.Timeout", "Callback.Heartbeat", CallbackTimeoutError.wire_type}
+)
+#: what a WaitForCallback context records when its submitter step failed for good
+#: (the second: logs written before durable_gen recorded errors as AWS does)
+_SUBMITTER_FAILED_TYPES: Final = frozenset(
+    {StepError.wire_type, qualified_name(CallbackSubmitterError)}
+)
+
+
 def _wait_for_callback_error(error: ErrorObject, name: str | None, op_id: str) -> OperationError:
-    if error.type in ("Callback.Timeout", "Callback.Heartbeat"):
+    """The error a failed WaitForCallback throws, from what its context recorded.
+
+    As AWS's ``wait_for_callback``: a callback failure passes through as its own
+    kind; a submitter step's failure (recorded ``...StepError``) becomes
+    CallbackSubmitterError, keeping the step's message, data and stack trace.
+    """
+    if error.type in _CALLBACK_TIMEOUT_TYPES:
         return CallbackTimeoutError(error, operation_name=name, operation_id=op_id)
-    if error.type == qualified_name(CallbackSubmitterError):
+    if error.type in _SUBMITTER_FAILED_TYPES:
+        error = attrs.evolve(error, type=CallbackSubmitterError.wire_type)
         return CallbackSubmitterError(error, operation_name=name, operation_id=op_id)
     return CallbackFailedError(error, operation_name=name, operation_id=op_id)
 
@@ -318,6 +352,8 @@ class _ContextOwner(_Owner):
         assert self.recorded is not None
         value, error = interp._recorded_outcome(self.recorded, self.serdes, ctx, value, exc)
         err = None if error is None else self.make_error(error, self.name, self.op_id)
+        if err is not None:
+            err.__cause__ = exc if exc is not None else interp._cause_in_log(self.recorded)
         interp._resume(self.parent, value, err)
 
     def returned(self, interp: Interpreter, ctx: _Ctx, value: Any) -> None:
@@ -351,9 +387,9 @@ class _ContextOwner(_Owner):
         if self.recorded is not None:
             self._replayed(interp, ctx, None, exc)
             return
-        self.fail(interp, error_from_exception(exc))
+        self.fail(interp, error_from_exception(exc), exc)
 
-    def fail(self, interp: Interpreter, error: ErrorObject) -> None:
+    def fail(self, interp: Interpreter, error: ErrorObject, cause: Exception | None = None) -> None:
         interp._updates.append(
             OperationUpdate(
                 id=self.op_id,
@@ -366,6 +402,7 @@ class _ContextOwner(_Owner):
             )
         )
         err = self.make_error(error, self.name, self.op_id)
+        err.__cause__ = cause  # the original failure stays reachable
         parent = self.parent
         interp._checkpoint_then(lambda: interp._resume(parent, None, err))
 
@@ -506,13 +543,14 @@ class _Batch(_Owner):
                 err = ChildContextError(
                     error, operation_name=self.desc.name, operation_id=self.op_id
                 )
+                err.__cause__ = interp._cause_in_log(rec)
                 interp._resume(parent, None, err)
                 return
             if not rec.replay_children:
                 result = interp._decode_batch(self.desc.serdes, rec, parent)
             interp._resume(parent, result, None)
             return
-        serdes = self.desc.serdes or DEFAULT_SERDES
+        serdes = self.desc.serdes or BATCH_SERDES
         try:
             payload, _, big = interp._encode_context_result(serdes, result)
         except SerializationError as e:
@@ -757,7 +795,7 @@ class _OperandOwner(_Owner):
         self.comb.settle(self.index, True, value)
 
     def raised(self, interp: Interpreter, ctx: _Ctx, exc: Exception) -> None:
-        self.comb.settle(self.index, False, error_from_exception(exc))
+        self.comb.settle(self.index, False, operation_failure(exc))
 
 
 # ----------------------------------------------------------------------------- work queue
@@ -803,18 +841,10 @@ def _callback_body(desc: WaitForCallback) -> Generator[Any, Any, Any]:
         heartbeat_timeout=desc.heartbeat_timeout,
         serdes=desc.serdes,
     )
-    try:
-        yield Step(desc.submitter, handle.callback_id, name=f"{prefix}submitter", retry=desc.retry)
-    except StepError as e:
-        raise CallbackSubmitterError(
-            ErrorObject(
-                type=qualified_name(CallbackSubmitterError),
-                message=f"{e.error_type}: {e.error_message}",
-                data=e.error_data,
-                stack_trace=e.stack_trace,
-            ),
-            operation_name=desc.name,
-        ) from None
+    # A failing submitter's StepError escapes: the context records it as AWS does
+    # (ErrorType ...StepError) and _wait_for_callback_error makes it a
+    # CallbackSubmitterError at the call site, as AWS's wait_for_callback does.
+    yield Step(desc.submitter, handle.callback_id, name=f"{prefix}submitter", retry=desc.retry)
     return (yield handle.result())
 
 
@@ -1116,6 +1146,40 @@ class Interpreter:
             return BatchResult.from_record(value)
         except (KeyError, TypeError, ValueError) as e:
             raise self._corrupt(ctx, op, f"not a batch result ({e})") from e
+
+    def _cause_in_log(self, op: Operation) -> OperationError | None:
+        """The error a recorded failed context wraps, rebuilt from its children.
+
+        A context records what escaped its body as AWS does (``...StepError`` and
+        the step's message); the step's own failure (``ValueError``, ...) is on the
+        step. This finds that operation among the context's children -- the last
+        to end, of the recorded kind, with the recorded message -- so that the error
+        thrown on replay has the same ``__cause__`` chain as on the first run.
+        """
+        error = op.error
+        kind = _CAUSE_KINDS.get(error.type or "") if error is not None else None
+        if error is None or kind is None:
+            return None
+        op_type, sub_types, cls = kind
+        found: Operation | None = None
+        for child in self._ops.values():
+            if (
+                child.parent_id == op.id
+                and child.type is op_type
+                and (sub_types is None or child.sub_type in sub_types)
+                and child.is_terminal
+                and child.status is not _SUCCEEDED
+                and child.error is not None
+                and child.error.message == error.message
+                and (found is None or (child.end_timestamp or 0) >= (found.end_timestamp or 0))
+            ):
+                found = child
+        if found is None or found.error is None:
+            return None
+        cause = cls(found.error, operation_name=found.name, operation_id=found.id)
+        if found.type is _CONTEXT:
+            cause.__cause__ = self._cause_in_log(found)
+        return cause
 
     def _recorded_outcome(
         self, rec: Operation, serdes: Serdes, ctx: _Ctx, value: Any, exc: Exception | None
@@ -1576,7 +1640,9 @@ class Interpreter:
                 if op.status is _SUCCEEDED:
                     return True, (decode(op), None), None
                 error = op.error or ErrorObject(type="Error")
-                return True, (None, make_error(error, name, op_id)), None
+                err = make_error(error, name, op_id)
+                err.__cause__ = self._cause_in_log(op)
+                return True, (None, err), None
             return False, None, op if op.is_terminal else None
         self._new_op()
         self._updates.append(
@@ -1608,7 +1674,9 @@ class Interpreter:
             op,
             desc.name,
             _ST_WAIT_CALLBACK,
-            desc.serdes or _PASS_THROUGH,
+            # the context's result is stored as AWS's wait_for_callback stores it: with
+            # the default serdes (desc.serdes reads the callback's payload, inside)
+            None,
             lambda: _callback_body(desc),
             _wait_for_callback_error,
         )
@@ -1744,12 +1812,34 @@ class Interpreter:
                     operation_id=op.id,
                 )
             return value, None
-        if status is _TIMED_OUT:
-            return None, self._step_error(op, handle.name, CallbackTimeoutError)
         if op.is_terminal:
-            return None, self._step_error(op, handle.name, CallbackFailedError)
+            return None, self._callback_error(op, handle.name)
         self._park(ctx, None)
         return None
+
+    @staticmethod
+    def _callback_error(op: Operation, name: str | None) -> OperationError:
+        """The error awaiting a callback that did not succeed throws, as AWS's SDK's.
+
+        TIMED_OUT gives CallbackTimeoutError, any other end CallbackFailedError
+        (AWS's CallbackExternalError); as in AWS's SDK the error's type is the
+        class's, with the recorded message, data and stack trace (the external
+        system's own ErrorType stays on the callback operation, and on ``__cause__``).
+        """
+        timed_out = op.status is _TIMED_OUT
+        cls: type[OperationError] = CallbackTimeoutError if timed_out else CallbackFailedError
+        recorded = op.error or ErrorObject()
+        error = ErrorObject(
+            type=cls.wire_type,
+            message=recorded.message or ("Callback timed out" if timed_out else "Callback failed"),
+            data=recorded.data,
+            stack_trace=recorded.stack_trace,
+        )
+        exc = cls(error, operation_name=name, operation_id=op.id)
+        # what the service recorded ("Callback.Timeout" or "Callback.Heartbeat", or
+        # the external system's error) stays reachable
+        exc.__cause__ = cls(recorded, operation_name=name, operation_id=op.id)
+        return exc
 
     def _do_invoke(self, ctx: _Ctx, desc: Invoke, op_id: str, op: Operation | None) -> Outcome:
         if op is not None:

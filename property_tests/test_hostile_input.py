@@ -279,7 +279,13 @@ def test_deeply_nested_step_results_round_trip_or_fail_the_step_clearly(depth, k
         return
     assert result.status == "FAILED"
     assert result.error is not None
-    assert result.error.type == "durable_gen._errors.SerializationError"
+    # the step failed (its own error: SerializationError); the execution records the
+    # escaping StepError as AWS's SDK does, the message kept
+    assert result.error.type == "aws_durable_execution_sdk_python.exceptions.StepError"
+    step = next(op for op in result.operations if op.name == "deep")
+    assert step.error is not None
+    assert step.error.type == "durable_gen._errors.SerializationError"
+    assert step.error.message == result.error.message
     assert (result.error.message or "").startswith(
         "step 'deep' returned a value that cannot be stored: cannot serialize value: it is "
         "nested more than"

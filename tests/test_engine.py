@@ -150,13 +150,18 @@ def test_non_retryable_error_fails_at_once():
 
     result = InMemoryEngine().run(wf)
     assert result.status == "FAILED"
-    assert result.error.type == "KeyError"
+    # recorded as AWS's SDK records an escaping step failure: its StepError, the message kept
+    assert result.error.type == "aws_durable_execution_sdk_python.exceptions.StepError"
+    assert result.error.message == "'nope'"
+    step = next(op for op in result.operations if op.type is OperationType.STEP)
+    assert step.error is not None
+    assert step.error.type == "KeyError"  # the step's own failure
     assert result.invocations == 1
-    with pytest.raises(WorkflowFailedError, match=r"KeyError: 'nope'"):
+    with pytest.raises(WorkflowFailedError, match=r"StepError: 'nope'"):
         result.get()
 
 
-def test_uncaught_step_failure_fails_the_execution_with_the_original_error():
+def test_uncaught_step_failure_fails_the_execution_with_step_error_and_the_message():
     def boom():
         raise ValueError("bad input")
 
@@ -165,7 +170,10 @@ def test_uncaught_step_failure_fails_the_execution_with_the_original_error():
 
     result = InMemoryEngine().run(wf)
     assert result.status == "FAILED"
-    assert (result.error.type, result.error.message) == ("ValueError", "bad input")
+    assert (result.error.type, result.error.message) == (
+        "aws_durable_execution_sdk_python.exceptions.StepError",
+        "bad input",
+    )
     assert result.error.stack_trace  # where it was raised, for the person debugging
 
 

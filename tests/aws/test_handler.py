@@ -140,7 +140,7 @@ def test_workflow_failure_returns_failed_with_error_object():
     assert set(out) == {"Status", "Error"}
 
 
-def test_uncaught_step_error_keeps_the_root_cause():
+def test_uncaught_step_error_is_recorded_as_aws_records_it():
     def boom():
         raise KeyError("sku")
 
@@ -149,7 +149,9 @@ def test_uncaught_step_error_keeps_the_root_cause():
 
     svc, ex = run(wf)
     assert ex.status == "FAILED"
-    assert ex.error["ErrorType"] == "KeyError"
+    # AWS's ErrorObject.from_exception(StepError): the class name, the step's message
+    assert ex.error["ErrorType"] == "aws_durable_execution_sdk_python.exceptions.StepError"
+    assert ex.error["ErrorMessage"] == "'sku'"
     assert [
         e["EventType"]
         for e in svc.get_durable_execution_history(DurableExecutionArn=ex.arn)["Events"]
