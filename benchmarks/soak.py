@@ -104,11 +104,11 @@ def run(
     timeout: float = 1800.0,
     quiet: bool = False,
 ) -> dict[str, Any]:
-    from durable_gen._engine.targets import resolve_target
     from durable_gen._engine.sqlite import (
         SqliteEngine,
         result_value,
     )
+    from durable_gen._engine.targets import resolve_target
     from durable_gen._stores.sqlite import SqliteStore
 
     def say(msg: str) -> None:

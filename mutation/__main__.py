@@ -225,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     changed = sub.add_parser("changed", help="mutate the core modules changed since BASE")
     changed.add_argument("--base", default="origin/main")
+    changed.add_argument(
+        "--list", action="store_true", help="only list the changed modules and their tests"
+    )
     sub.add_parser("named", help="apply the named mutants of mutation/named.py to copies")
     args = parser.parse_args(argv)
 
@@ -236,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     modules = args.modules if args.command == "run" else changed_modules(args.base)
     if not modules:
         print("no durable_gen/_core module changed")
+        return 0
+    if getattr(args, "list", False):
+        for module in modules:
+            print(f"{module}: {' '.join(tests_for(module))}")
         return 0
     failed = False
     for module in modules:

@@ -330,10 +330,10 @@ def test_check_replay_passes_on_a_program_with_every_kind():
         "failed:ValueError:r.6 raised after 1 ops",
         ["r.7.0:ok", None],
         "r.8.0:ok",
-        [(0, "SUCCEEDED", ["r.9.b0.0:ok"]), (1, "SUCCEEDED", ["waited"])],
+        [[0, "SUCCEEDED", ["r.9.b0.0:ok"]], [1, "SUCCEEDED", ["waited"]]],
         [
-            (0, "SUCCEEDED", ["failed:r.10.m0.0 failed attempt 3"]),
-            (1, "SUCCEEDED", ["failed:r.10.m1.0 failed attempt 3"]),
+            [0, "SUCCEEDED", ["failed:r.10.m0.0 failed attempt 3"]],
+            [1, "SUCCEEDED", ["failed:r.10.m1.0 failed attempt 3"]],
         ],
     ]
     # one crash run per checkpoint and per step attempt of the uninterrupted run

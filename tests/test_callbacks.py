@@ -16,6 +16,7 @@ from durable_gen import (
     OperationType,
     RetryPolicy,
     Step,
+    StepError,
     StoreError,
     Wait,
     WaitForCallback,
@@ -35,7 +36,8 @@ def approval(_):
     except CallbackFailedError as e:
         return {"rejected": e.error_message}
     except CallbackTimeoutError as e:
-        return {"timed_out": e.error_type}
+        cause = e.__cause__
+        return {"timed_out": [e.error_type, getattr(cause, "error_type", None)]}
     return {"approved": answer}
 
 
@@ -73,7 +75,14 @@ def test_callback_failure_is_thrown_and_caught():
 def test_callback_timeout():
     engine, ex = started()
     engine.clock.advance(3601)
-    assert engine.resume(approval, ex).result == {"timed_out": "Callback.Timeout"}
+    # as AWS's SDK: the error is its CallbackTimeoutError; what the service recorded
+    # is on the callback operation and the error's cause
+    assert engine.resume(approval, ex).result == {
+        "timed_out": [
+            "aws_durable_execution_sdk_python.exceptions.CallbackTimeoutError",
+            "Callback.Timeout",
+        ]
+    }
     op = callback_op(engine, ex)
     assert op.status is OperationStatus.TIMED_OUT
 
@@ -84,7 +93,7 @@ def test_heartbeats_keep_a_callback_alive_and_their_absence_times_it_out():
         try:
             return (yield h)
         except CallbackTimeoutError as e:
-            return e.error_type
+            return getattr(e.__cause__, "error_type", None)
 
     engine, ex = started(wf)
     cid = callback_op(engine, ex).callback_id
@@ -182,10 +191,21 @@ def test_failing_submitter_throws_callback_submitter_error():
         try:
             yield WaitForCallback(submit, "approve", retry=RetryPolicy.none())
         except CallbackSubmitterError as e:
-            return e.error_message
+            cause = e.__cause__
+            assert isinstance(cause, StepError)
+            return [e.error_type, e.error_message, cause.error_type]
 
     result = InMemoryEngine().run(wf)
-    assert result.result == "ConnectionError: mail server down"
+    # as AWS's wait_for_callback: the submitter's message, its StepError as the cause
+    assert result.result == [
+        "aws_durable_execution_sdk_python.exceptions.CallbackSubmitterError",
+        "mail server down",
+        "ConnectionError",
+    ]
+    ctx = next(op for op in result.operations if op.sub_type == "WaitForCallback")
+    assert ctx.error is not None
+    assert ctx.error.type == "aws_durable_execution_sdk_python.exceptions.StepError"
+    assert ctx.error.message == "mail server down"
 
 
 def test_wait_for_callback_timeout_is_typed_in_the_parent():
@@ -197,7 +217,12 @@ def test_wait_for_callback_timeout_is_typed_in_the_parent():
 
     engine, ex = started(wf)
     engine.clock.advance(6)
-    assert engine.resume(wf, ex).result == "Callback.Timeout"
+    # the CallbackTimeoutError passes through the WaitForCallback context, which
+    # recorded it as AWS does (its own class name)
+    assert (
+        engine.resume(wf, ex).result
+        == "aws_durable_execution_sdk_python.exceptions.CallbackTimeoutError"
+    )
 
 
 def test_nondeterminism_when_the_callback_is_renamed():

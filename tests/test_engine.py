@@ -150,13 +150,18 @@ def test_non_retryable_error_fails_at_once():
 
     result = InMemoryEngine().run(wf)
     assert result.status == "FAILED"
-    assert result.error.type == "KeyError"
+    # recorded as AWS's SDK records an escaping step failure: its StepError, the message kept
+    assert result.error.type == "aws_durable_execution_sdk_python.exceptions.StepError"
+    assert result.error.message == "'nope'"
+    step = next(op for op in result.operations if op.type is OperationType.STEP)
+    assert step.error is not None
+    assert step.error.type == "KeyError"  # the step's own failure
     assert result.invocations == 1
-    with pytest.raises(WorkflowFailedError, match=r"KeyError: 'nope'"):
+    with pytest.raises(WorkflowFailedError, match=r"StepError: 'nope'"):
         result.get()
 
 
-def test_uncaught_step_failure_fails_the_execution_with_the_original_error():
+def test_uncaught_step_failure_fails_the_execution_with_step_error_and_the_message():
     def boom():
         raise ValueError("bad input")
 
@@ -165,7 +170,10 @@ def test_uncaught_step_failure_fails_the_execution_with_the_original_error():
 
     result = InMemoryEngine().run(wf)
     assert result.status == "FAILED"
-    assert (result.error.type, result.error.message) == ("ValueError", "bad input")
+    assert (result.error.type, result.error.message) == (
+        "aws_durable_execution_sdk_python.exceptions.StepError",
+        "bad input",
+    )
     assert result.error.stack_trace  # where it was raised, for the person debugging
 
 
@@ -233,7 +241,7 @@ def test_interrupted_at_most_once_attempt_goes_to_retry_policy_not_rerun():
     assert runs == [1, 2]  # attempt 1 was never run again
     ups = engine.store.updates(ex)
     retry = next(u for u in ups if u.action is OperationAction.RETRY)
-    assert retry.error.type == "durable_gen._core.errors.StepInterruptedError"
+    assert retry.error.type == "durable_gen.StepInterruptedError"
 
 
 def test_interrupted_at_most_once_without_retries_fails_the_step():
@@ -253,7 +261,7 @@ def test_interrupted_at_most_once_without_retries_fails_the_step():
     ex = engine.start(wf)
     with pytest.raises(Crash):
         engine.invoke_once(wf, ex)
-    assert engine.resume(wf, ex).result == "durable_gen._core.errors.StepInterruptedError"
+    assert engine.resume(wf, ex).result == "durable_gen.StepInterruptedError"
     assert runs == [1]
 
 
@@ -414,7 +422,7 @@ def test_unserializable_step_result_fails_the_step_naming_operation_and_type():
 
     result = InMemoryEngine().run(wf)
     err_type, message = result.result
-    assert err_type == "durable_gen._core.errors.SerializationError"
+    assert err_type == "durable_gen.SerializationError"
     assert message.startswith("step 'open' returned a value that cannot be stored: ")
     assert "Handle" in message
     assert result.invocations == 1  # not retried: the same value would fail again
@@ -427,7 +435,7 @@ def test_unserializable_workflow_result_fails_the_execution():
 
     result = InMemoryEngine().run(wf)
     assert result.status == "FAILED"
-    assert result.error.type == "durable_gen._core.errors.SerializationError"
+    assert result.error.type == "durable_gen.SerializationError"
     assert result.error.message.startswith("the workflow returned a value that cannot be stored")
 
 
@@ -612,7 +620,7 @@ def test_oversized_step_result_fails_the_step_with_a_clear_error():
     engine = InMemoryEngine()
     result = engine.run(wf)
     err_type, message = result.result
-    assert err_type == "durable_gen._core.errors.PayloadTooLargeError"
+    assert err_type == "durable_gen.PayloadTooLargeError"
     assert message == (
         "step 'big' returned a value that cannot be stored: the result of step 'big' is "
         "307202 bytes once serialized, over the 262144-byte limit of one checkpoint; keep "

@@ -118,16 +118,26 @@ def test_record_is_exact_and_round_trips():
     result = _mixed()
     record = result.to_record()
     assert record == {
-        "all": [
-            {"index": 0, "status": "SUCCEEDED", "result": "zero"},
+        "all": [  # AWS's shape: every item has all four keys
+            {"index": 0, "status": "SUCCEEDED", "result": "zero", "error": None},
             {
                 "index": 1,
                 "status": "FAILED",
+                "result": None,
                 "error": {"ErrorType": "KeyError", "ErrorMessage": "k"},
             },
-            {"index": 2, "status": "FAILED"},
-            {"index": 3, "status": "STARTED"},
+            {"index": 2, "status": "FAILED", "result": None, "error": None},
+            {"index": 3, "status": "STARTED", "result": None, "error": None},
         ],
         "completionReason": "FAILURE_TOLERANCE_EXCEEDED",
     }
     assert BatchResult.from_record(record) == result
+
+
+def test_only_a_succeeded_item_records_its_result():
+    # a failed or started item keeps no result in the record, whatever it holds
+    result = BatchResult.build(
+        [BatchItem(0, F, "stale"), BatchItem(1, BatchItemStatus.STARTED, "partial")],
+        CompletionReason.ALL_COMPLETED,
+    )
+    assert [item["result"] for item in result.to_record()["all"]] == [None, None]

@@ -70,7 +70,12 @@ def test_a_callback_times_out_at_its_timeout_and_not_one_ms_before():
     assert runner.pending_callbacks() == []
     assert runner.operation("approval").status is OperationStatus.TIMED_OUT
     assert result.status == "SUCCEEDED"
-    assert result.result == "timed out: Callback.Timeout"
+    # the error a workflow catches is AWS's kind; the service's own type stays on the op
+    assert (
+        result.result
+        == "timed out: aws_durable_execution_sdk_python.exceptions.CallbackTimeoutError"
+    )
+    assert runner.operation("approval").error.type == "Callback.Timeout"
 
 
 def test_auto_advance_wakes_a_retry_exactly_at_its_delay():

@@ -126,7 +126,8 @@ def test_branch_failure_with_default_policy_and_throw_if_error():
             return [e.error_type, e.error_message, r.failure_count, r.success_count]
 
     result = InMemoryEngine().run(wf)
-    assert result.result == ["ValueError", "bad 1", 1, 1]
+    # the branch's context recorded what escaped it as AWS does: StepError, the message kept
+    assert result.result == ["aws_durable_execution_sdk_python.exceptions.StepError", "bad 1", 1, 1]
 
 
 def test_map_items_index_and_namer():
@@ -175,9 +176,10 @@ def test_map_completion_policies(policy, expected_reason, expected_statuses):
         return r
 
     result = InMemoryEngine().run(wf)
-    r = result.result
-    assert r.completion_reason is expected_reason
-    assert "".join(i.status.value[0] for i in r.all) == expected_statuses
+    r = result.result  # a returned BatchResult is returned as AWS's JSON record of it
+    assert r["completionReason"] == expected_reason.value
+    assert "".join(i["status"][0] for i in r["all"]) == expected_statuses
+    assert all(set(i) == {"index", "status", "result", "error"} for i in r["all"])
 
 
 def test_early_completion_leaves_running_branches_started_and_skips_the_rest():

@@ -261,7 +261,7 @@ def retryable(policy: RetryPolicy, error: BaseException) -> bool:
         ({"retryable_error_types": [StepInterruptedError]}, StepInterruptedError(), True),
         ({"retryable_error_types": ["StepInterruptedError"]}, StepInterruptedError(), True),
         (
-            {"retryable_error_types": ["durable_gen._core.errors.DurableGenError"]},
+            {"retryable_error_types": ["durable_gen.DurableGenError"]},
             StepInterruptedError(),
             True,
         ),

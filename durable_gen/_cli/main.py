@@ -484,7 +484,10 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if info.result is not None:
         print(f"  result   {short(info.result, 200)}")
     if info.error is not None:
-        print(f"  error    {info.error.type}: {short(info.error.message, 200)}")
+        from .._core.errors import AWS_SDK_EXCEPTIONS
+
+        kind = (info.error.type or "Error").removeprefix(AWS_SDK_EXCEPTIONS + ".")
+        print(f"  error    {kind}: {short(info.error.message, 200)}")
     tree = [op for op in ops if op.type is not OperationType.EXECUTION]
     print(f"operations ({len(tree)})")
     children: dict[str | None, list[Operation]] = {}
@@ -495,6 +498,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _op_line(op: Operation) -> str:
+    from .._core.errors import AWS_SDK_EXCEPTIONS
+
     what = describe_operation(op.sub_type, op.type.value, op.name)
     parts = [what, op.status.value]
     if op.end_timestamp is not None:
@@ -513,7 +518,11 @@ def _op_line(op: Operation) -> str:
     if op.status is OperationStatus.SUCCEEDED and op.result:
         line += f"  → {short(op.result)}"
     elif op.error is not None:
-        line += f"  ✗ {op.error.type}: {short(op.error.message)}"
+        # AWS's SDK names the failure that escaped a context by its own class
+        # (aws_durable_execution_sdk_python.exceptions.StepError): show the class;
+        # the original failure is on the operation below it in the tree
+        kind = (op.error.type or "Error").removeprefix(AWS_SDK_EXCEPTIONS + ".")
+        line += f"  ✗ {kind}: {short(op.error.message)}"
     return line
 
 

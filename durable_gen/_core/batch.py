@@ -40,6 +40,10 @@ class CompletionReason(enum.StrEnum):
     ALL_COMPLETED = "ALL_COMPLETED"
     MIN_SUCCESSFUL_REACHED = "MIN_SUCCESSFUL_REACHED"
     FAILURE_TOLERANCE_EXCEEDED = "FAILURE_TOLERANCE_EXCEEDED"
+    # AWS's reasons for its custom should_complete predicate (durable_gen has none);
+    # known so that a batch AWS's SDK recorded reads back.
+    CUSTOM_COMPLETION_SUCCEEDED = "CUSTOM_COMPLETION_SUCCEEDED"
+    CUSTOM_COMPLETION_FAILED = "CUSTOM_COMPLETION_FAILED"
 
 
 def _opt_nonneg_int(name: str, v: object) -> None:
@@ -170,6 +174,10 @@ class BatchResult:
 
     @property
     def status(self) -> BatchItemStatus:
+        if self.completion_reason is CompletionReason.CUSTOM_COMPLETION_FAILED:
+            return BatchItemStatus.FAILED  # (a batch AWS's SDK recorded)
+        if self.completion_reason is CompletionReason.CUSTOM_COMPLETION_SUCCEEDED:
+            return BatchItemStatus.SUCCEEDED
         return BatchItemStatus.FAILED if self.has_failure else BatchItemStatus.SUCCEEDED
 
     def get_results(self) -> list[Any]:
@@ -192,27 +200,40 @@ class BatchResult:
     # -- recording ---------------------------------------------------------------
 
     def to_record(self) -> dict[str, Any]:
+        """The record AWS's SDK writes for a batch (``BatchResult.to_dict()``).
+
+        ``{"all": [{"index", "status", "result", "error"}...], "completionReason"}``:
+        every item has all four keys, ``result`` and ``error`` null when absent, the
+        error an ErrorObject (``ErrorMessage``, ``ErrorType``, ...). This is what a
+        Parallel or Map checkpoints as its result, in JSON, and what a workflow that
+        returns a BatchResult returns.
+        """
         return {
             "all": [
                 {
                     "index": i.index,
                     "status": i.status.value,
-                    **({"result": i.result} if i.status is BatchItemStatus.SUCCEEDED else {}),
-                    **({"error": i.error.to_dict()} if i.error is not None else {}),
+                    "result": i.result if i.status is BatchItemStatus.SUCCEEDED else None,
+                    "error": i.error.to_dict() if i.error is not None else None,
                 }
                 for i in self.all
             ],
             "completionReason": self.completion_reason.value,
         }
 
+    def to_dict(self) -> dict[str, Any]:
+        """Alias of :meth:`to_record`, under the name AWS's SDK gives it."""
+        return self.to_record()
+
     @classmethod
     def from_record(cls, rec: Any) -> BatchResult:
+        """Read :meth:`to_record`'s shape (keys with null values may be left out)."""
         items = [
             BatchItem(
                 d["index"],
                 BatchItemStatus(d["status"]),
                 d.get("result"),
-                ErrorObject.from_dict(d["error"]) if "error" in d else None,
+                ErrorObject.from_dict(d["error"]) if d.get("error") is not None else None,
             )
             for d in rec["all"]
         ]

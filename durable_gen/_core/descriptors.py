@@ -578,12 +578,19 @@ def _check_concurrency(max_concurrency: object) -> None:
         )
 
 
-def _check_policy(completion: object) -> None:
+def _check_policy(completion: object, total: int) -> None:
     from .batch import CompletionPolicy
 
     if completion is not None and not isinstance(completion, CompletionPolicy):
         raise ValidationError(
             f"completion must be a CompletionPolicy or None, got {completion!r:.60}"
+        )
+    # AWS's SDK refuses this when map/parallel is called, with this message
+    # (CompletionConfig._validate_for_total)
+    if completion is not None and (completion.min_successful or 0) > total:
+        raise ValidationError(
+            "min_successful cannot be greater than total items: "
+            f"{completion.min_successful} > {total}"
         )
 
 
@@ -622,7 +629,7 @@ class Parallel:
             check_generator_callable(fn, f"Parallel branch {i}")
         _checked_name(name)
         _check_concurrency(max_concurrency)
-        _check_policy(completion)
+        _check_policy(completion, len(branches))
         if not isinstance(nesting, Nesting):
             raise ValidationError(f"nesting must be Nesting.NESTED or FLAT, got {nesting!r}")
         self.__attrs_init__(
@@ -671,12 +678,13 @@ class Map:
 
         check_generator_callable(fn, "Map's function")
         _checked_name(name)
+        items = tuple(items)
         _check_concurrency(max_concurrency)
-        _check_policy(completion)
+        _check_policy(completion, len(items))
         if not isinstance(nesting, Nesting):
             raise ValidationError(f"nesting must be Nesting.NESTED or FLAT, got {nesting!r}")
         self.__attrs_init__(
-            tuple(items),
+            items,
             fn,
             name,
             max_concurrency,

@@ -18,7 +18,7 @@ Every class keeps its data as attributes; the message is built from them.
 from __future__ import annotations
 
 import reprlib
-from typing import Any
+from typing import Any, ClassVar, Final
 
 __all__ = [
     "CallbackError",
@@ -58,11 +58,12 @@ class ErrorObject:
     stack_trace: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        # keys in the order AWS's SDK writes them (ErrorObject.to_dict)
         out: dict[str, Any] = {}
-        if self.type is not None:
-            out["ErrorType"] = self.type
         if self.message is not None:
             out["ErrorMessage"] = self.message
+        if self.type is not None:
+            out["ErrorType"] = self.type
         if self.data is not None:
             out["ErrorData"] = self.data
         if self.stack_trace is not None:
@@ -116,6 +117,11 @@ class DurableGenError(Exception):
 
 class ValidationError(DurableGenError, ValueError):
     """An option or argument has a value durable_gen cannot accept."""
+
+    wire_type: ClassVar[str] = "aws_durable_execution_sdk_python.exceptions.ValidationError"
+    """``ErrorType`` recorded when it fails a context or the workflow: AWS's SDK raises
+    its ValidationError for the same mistakes (a wait under 1 s, min_successful
+    above the number of branches)."""
 
 
 class WorkflowDefinitionError(DurableGenError, TypeError):
@@ -221,12 +227,32 @@ class InternalError(DurableGenError):
     """A bug in durable_gen: please report it with the traceback."""
 
 
+AWS_SDK_EXCEPTIONS: Final = "aws_durable_execution_sdk_python.exceptions"
+"""The module AWS's Python SDK names its operation errors by on the wire."""
+
+
+def short_type(error_type: str | None) -> str:
+    """An ErrorType for people: AWS's SDK's classes by their name (``StepError``)."""
+    return (error_type or "Error").removeprefix(AWS_SDK_EXCEPTIONS + ".")
+
+
 class OperationError(DurableGenError):
     """A durable operation failed; thrown into the workflow, which may catch it.
 
     ``error_type``, ``error_message``, ``error_data`` and ``stack_trace`` carry the
-    original failure as it was recorded, identical on the first run and on replay.
+    failure as the operation recorded it, identical on the first run and on replay:
+    for a step, the step function's exception (``ValueError``, ...); for a child
+    context, what escaped its body (``...StepError`` when a step failure did).
+
+    When the error escapes a context (a child context, a branch, the workflow), it
+    is recorded as AWS's SDK records it: ``ErrorType`` is :attr:`wire_type`, the
+    name of AWS's class for this kind of failure (``...exceptions.StepError``), and
+    the message, data and stack trace are kept. ``__cause__`` holds the error it
+    wraps (rebuilt from the log on replay), so the original type stays reachable.
     """
+
+    wire_type: ClassVar[str] = f"{AWS_SDK_EXCEPTIONS}.DurableOperationError"
+    """``ErrorType`` recorded when this error escapes a context (AWS's class name)."""
 
     def __init__(
         self,
@@ -246,7 +272,7 @@ class OperationError(DurableGenError):
 
     def _describe(self) -> str:
         what = f"{self._kind} {self.operation_name!r}" if self.operation_name else self._kind
-        detail = self.error_type or "Error"
+        detail = short_type(self.error_type)
         if self.error_message:
             detail = f"{detail}: {self.error_message}"
         return f"{what} failed: {detail}"
@@ -272,11 +298,15 @@ def _rebuild_operation_error(
 class StepError(OperationError):
     """A step failed for good (retries exhausted or the error was not retryable)."""
 
+    wire_type = f"{AWS_SDK_EXCEPTIONS}.StepError"
+
     _kind = "step"
 
 
 class ChildContextError(OperationError):
     """A child context's generator raised."""
+
+    wire_type = f"{AWS_SDK_EXCEPTIONS}.ChildContextError"
 
     _kind = "child context"
 
@@ -284,11 +314,15 @@ class ChildContextError(OperationError):
 class CallbackError(OperationError):
     """A callback did not succeed (base of the callback failures)."""
 
+    wire_type = f"{AWS_SDK_EXCEPTIONS}.CallbackError"
+
     _kind = "callback"
 
 
 class CallbackFailedError(CallbackError):
     """The external system completed the callback with a failure."""
+
+    wire_type = f"{AWS_SDK_EXCEPTIONS}.CallbackExternalError"
 
 
 class CallbackTimeoutError(CallbackError):
@@ -297,9 +331,13 @@ class CallbackTimeoutError(CallbackError):
     A missed heartbeat has error type ``Callback.Heartbeat``.
     """
 
+    wire_type = f"{AWS_SDK_EXCEPTIONS}.CallbackTimeoutError"
+
 
 class CallbackSubmitterError(CallbackError):
     """The submitter step of a WaitForCallback failed for good."""
+
+    wire_type = f"{AWS_SDK_EXCEPTIONS}.CallbackSubmitterError"
 
     _kind = "callback submitter"
 
@@ -307,17 +345,23 @@ class CallbackSubmitterError(CallbackError):
 class InvokeError(OperationError):
     """A chained invocation of another durable function failed, timed out or was stopped."""
 
+    wire_type = f"{AWS_SDK_EXCEPTIONS}.InvokeError"
+
     _kind = "invocation"
 
 
 class WaitForConditionError(OperationError):
     """WaitForCondition ran out of polls, or its check failed for good."""
 
+    wire_type = f"{AWS_SDK_EXCEPTIONS}.WaitForConditionError"
+
     _kind = "wait for condition"
 
 
 class CombinatorError(OperationError):
     """All / Any / Race failed: carries the deciding failure (or, for Any, all of them)."""
+
+    wire_type = "durable_gen.CombinatorError"  # no counterpart in AWS's SDK
 
     _kind = "combinator"
 
@@ -336,7 +380,7 @@ class WorkflowFailedError(DurableGenError):
     def __init__(self, error: ErrorObject, *, execution_id: str | None = None) -> None:
         self.error = error
         self.execution_id = execution_id
-        msg = error.type or "Error"
+        msg = short_type(error.type)
         if error.message:
             msg = f"{msg}: {error.message}"
         super().__init__(f"execution {execution_id or ''} failed: {msg}".replace("  ", " "))
@@ -364,24 +408,41 @@ def _truncate_utf8(text: str, limit: int) -> str:
 
 
 def qualified_name(cls: type) -> str:
-    """``ValueError`` for builtins, ``pkg.mod.Class`` otherwise (the wire ErrorType)."""
+    """The wire ErrorType of a class: ``ValueError`` for builtins, ``pkg.mod.Class``
+    otherwise -- and for durable_gen's own classes their public name,
+    ``durable_gen.SerializationError``, which stays the same however the package's
+    private modules move (logs written before 0.2 say ``durable_gen._errors.X``)."""
     mod = cls.__module__
     if mod == "builtins":
         return cls.__qualname__
+    if mod.startswith("durable_gen._"):
+        return f"durable_gen.{cls.__qualname__}"
     return f"{mod}.{cls.__qualname__}"
 
 
-def error_from_exception(exc: BaseException) -> ErrorObject:
-    """The ErrorObject recorded for an exception raised by user code.
+def operation_failure(exc: BaseException) -> ErrorObject:
+    """The failure an exception stands for, unwrapped: an :class:`OperationError`'s
+    own recorded error (a StepError's ``ValueError``), else as
+    :func:`error_from_exception` records it. For durable_gen's combinators, which
+    have no counterpart in AWS's SDK and report the operands' own failures."""
+    if isinstance(exc, OperationError):
+        return exc.error
+    return error_from_exception(exc)
 
-    An :class:`OperationError` that escapes (e.g. an uncaught StepError) keeps the
-    original failure's type, message and data so the root cause stays visible.
+
+def error_from_exception(exc: BaseException) -> ErrorObject:
+    """The ErrorObject recorded for an exception that escapes a context or the workflow.
+
+    An :class:`OperationError` that escapes (an uncaught StepError, say) is recorded
+    as AWS's SDK records it (``ErrorObject.from_exception``): ``ErrorType`` is its
+    :attr:`~OperationError.wire_type` (``aws_durable_execution_sdk_python.exceptions.
+    StepError``), with the original failure's message, data and stack trace.
     """
     import traceback
 
     if isinstance(exc, OperationError):
         return ErrorObject(
-            type=exc.error_type,
+            type=type(exc).wire_type,
             message=exc.error_message,
             data=exc.error_data,
             stack_trace=exc.stack_trace,
@@ -400,7 +461,7 @@ def error_from_exception(exc: BaseException) -> ErrorObject:
     while lines and sum(len(x.encode()) + 8 for x in lines) > budget:
         lines.pop(0)
     return ErrorObject(
-        type=qualified_name(type(exc)),
+        type=getattr(type(exc), "wire_type", None) or qualified_name(type(exc)),
         message=message,
         data=None,
         stack_trace=tuple(lines) or None,

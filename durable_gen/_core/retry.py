@@ -14,7 +14,8 @@ either: a ``str`` entry of ``retryable_errors`` is searched for as a substring o
 ``str(error)``, an ``re.Pattern`` entry with ``pattern.search(str(error))``; a class
 entry of ``retryable_error_types`` matches with ``isinstance``, a ``str`` entry matches
 when it equals the ``__qualname__`` or the ``module.qualname`` of any class in the
-error's MRO (``"ValueError"``, ``"builtins.ValueError"``, ``"mypkg.errors.Busy"``).
+error's MRO (``"ValueError"``, ``"builtins.ValueError"``, ``"mypkg.errors.Busy"``; for
+durable_gen's own classes also their public name, ``"durable_gen.StepError"``).
 An interrupted at-most-once attempt is judged as a
 :class:`~durable_gen._core.errors.StepInterruptedError`, like any other exception.
 
@@ -59,7 +60,7 @@ from typing import Any
 
 import attrs
 
-from durable_gen._core.errors import ValidationError
+from .errors import ValidationError, qualified_name
 
 __all__ = [
     "MAX_DELAY_SECONDS",
@@ -355,6 +356,7 @@ class RetryPolicy:
                     for cls in type(error).__mro__:
                         names.add(cls.__qualname__)
                         names.add(f"{cls.__module__}.{cls.__qualname__}")
+                        names.add(qualified_name(cls))  # durable_gen.X for durable_gen's own
                 if entry in names:
                     return True
             elif isinstance(error, entry):

@@ -9,6 +9,33 @@ turns a value into such a string and back. Three are provided:
 - ``JsonSerdes``: plain JSON only, for users who want nothing else in their log.
 - ``PassThroughSerdes``: the value is already a string and is stored as it is.
 
+Which encoding, where (as AWS's SDK writes them)
+------------------------------------------------
+
+The log is meant to read like the one AWS's Python SDK writes for the same
+program, so every payload durable_gen writes by default is JSON whenever JSON can
+carry the value:
+
+- step results, child-context and branch results, wait-for-condition states,
+  invoke payloads and results: ``DefaultSerdes`` -- plain compact JSON for
+  JSON-native values (below), CBOR only for values JSON cannot carry exactly;
+- callback results: ``PassThroughSerdes`` (the text the external system sent);
+- the result of a Parallel or a Map, and a workflow's result when it is a
+  ``BatchResult``: ``BatchSerdes`` -- the JSON record AWS's SDK writes for a batch
+  (``BatchResult.to_dict()``: ``{"all": [{"index", "status", "result", "error"}],
+  "completionReason"}``), which ``json.loads`` reads back into that shape; CBOR
+  only when an item's result is not JSON-native;
+- the workflow's input and result: ``DefaultSerdes`` (a Lambda function's result
+  must be JSON: the Lambda shim refuses one that is not).
+
+CBOR (or another encoding) is used only where the user asked for it
+(``serdes=...`` on the operation) or where JSON cannot carry the value. (AWS's SDK
+writes non-primitive values in its own ``{"t": tag, "v": ...}`` envelope; its
+values and durable_gen's decode to the same data, which is what a history
+comparison compares.) A ``BatchResult`` nested inside another value (a child
+context returning one, say) is not JSON-native: it is stored as CBOR so that it
+reads back as a ``BatchResult``.
+
 Format of ``DefaultSerdes`` payloads
 ------------------------------------
 
@@ -98,9 +125,11 @@ from .batch import BatchResult
 from .errors import SerializationError
 
 __all__ = [
+    "BATCH_SERDES",
     "CBOR_PREFIX",
     "DEFAULT_SERDES",
     "MAX_NESTING",
+    "BatchSerdes",
     "DefaultSerdes",
     "JsonSerdes",
     "PassThroughSerdes",
@@ -788,6 +817,51 @@ class DefaultSerdes:
 
 
 DEFAULT_SERDES: Final = DefaultSerdes()
+
+
+class BatchSerdes:
+    """The payload of a Parallel or a Map: AWS's JSON record of its ``BatchResult``.
+
+    ``serialize(batch)`` writes ``batch.to_record()`` (AWS's ``BatchResult.to_dict()``
+    shape) as compact JSON when every item's result is JSON-native, and the
+    ``DefaultSerdes`` payload otherwise (CBOR, exact). ``deserialize`` reads either
+    back into a ``BatchResult``. Values that are not a ``BatchResult`` are handed to
+    ``DefaultSerdes`` both ways.
+    """
+
+    __slots__ = ()
+
+    def serialize(self, value: Any) -> str:
+        if type(value) is BatchResult:
+            record = value.to_record()
+            try:
+                native = _is_json_native(record)
+            except RecursionError:
+                native = False
+            if native:
+                try:
+                    text: str = _json_encode(record)
+                except RecursionError:
+                    pass
+                else:
+                    if not _has_surrogate(text):
+                        return text
+        return DEFAULT_SERDES.serialize(value)
+
+    def deserialize(self, data: str) -> Any:
+        value = DEFAULT_SERDES.deserialize(data)
+        if type(value) is dict:
+            try:
+                return BatchResult.from_record(value)
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                raise _malformed(data, f"not a batch result ({type(e).__name__}: {e})") from None
+        return value
+
+    def __repr__(self) -> str:
+        return "BatchSerdes()"
+
+
+BATCH_SERDES: Final = BatchSerdes()
 
 
 class JsonSerdes:

@@ -433,11 +433,12 @@ def _callback_deadlines(op: Operation) -> list[int]:
 
 
 def _callback_timed_out(op: Operation, now: int) -> tuple[str, str] | None:
+    # ErrorType and ErrorMessage as AWS's service writes them (its emulator's words)
     if op.callback_timeout and op.start_timestamp + op.callback_timeout * 1000 <= now:
-        return "Callback.Timeout", f"the callback was not completed within {op.callback_timeout} s"
+        return "Callback.Timeout", "Callback timed out"
     hb = op.callback_heartbeat_timeout
     if hb and (op.last_heartbeat or op.start_timestamp) + hb * 1000 <= now:
-        return "Callback.Heartbeat", f"no heartbeat or completion arrived within {hb} s"
+        return "Callback.Heartbeat", "Callback timed out on heartbeat"
     return None
 
 

@@ -7,6 +7,7 @@ own driver because it batches against the remote checkpoint API.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -307,6 +308,16 @@ def drive_interpreter(
                     status="FAILED", error=cmd.error, exception=cmd.exception, steps_run=steps
                 )
             raise InternalError(f"unknown command {cmd!r}")
+    except SystemExit:
+        # The runtime is exiting (a step called sys.exit: Lambda's Runtime.ExitError).
+        # Like AWS's SDK, whose checkpoint thread drains its queue as the handler
+        # unwinds, make what was handed over without waiting (the STARTs of
+        # at-least-once steps, of contexts) durable first, so the next invocation
+        # resumes an interrupted context instead of finding nothing recorded. A
+        # process that is killed outright loses them, as it would on AWS.
+        with contextlib.suppress(Exception):
+            store.checkpoint(execution_id, [], now(), durable=True)
+        raise
     finally:
         interp.close()
         if log_token is not None:

@@ -30,7 +30,13 @@ from ._harness import (
     succeed_all,
 )
 from ._lint import Finding, lint_file, lint_source, lint_workflow
-from ._programs import COMPLETION_POLICIES, PROGRAM_FUNCTIONS, build_workflow, programs
+from ._programs import (
+    COMPLETION_POLICIES,
+    PROGRAM_FUNCTIONS,
+    build_workflow,
+    program_workflow,
+    programs,
+)
 from ._replay import CrashPlan, ReplayCheckFailed, ReplayReport, check_replay, fuzz_replay
 from ._runner import OperationNode, WorkflowRunner
 
@@ -49,6 +55,7 @@ __all__ = [
     "StepCall",
     "WorkflowRunner",
     "build_workflow",
+    "program_workflow",
     "check_replay",
     "fail",
     "fuzz_replay",

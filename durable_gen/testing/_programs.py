@@ -14,15 +14,23 @@ crashes. Use them to fuzz engines and stores::
 Op shapes::
 
     ("step", fail_times)            Step failing its first fail_times attempts (retried)
+    ("fail",)                       Step that always fails, not retried, not caught
+    ("try", op)                     op, catching the OperationError it throws
     ("wait", seconds)               Wait
     ("wfc", polls)                  WaitForCondition polling ``polls`` times
     ("callback",)                   CreateCallback then awaiting it
     ("wfcb",)                       WaitForCallback
+    ("cbtimeout", seconds)          CreateCallback(timeout=seconds) awaited: it times out
+    ("cbanswer",)                   WaitForCallback whose submitter completes it at once,
+                                    through the service at the input's callback_endpoint
     ("invoke", n)                   Invoke of the registered function "echo"
     ("child", ops, raises)          ChildContext (raising at its end when ``raises``)
     (comb, [step/wait ops])         comb: "all", "allsettled", "any" or "race"
     ("parallel", [ops...], policy, max_concurrency)
     ("map", n_items, ops, policy, max_concurrency)
+
+Programs are JSON data too (lists in place of tuples work the same), so one can be
+sent as a workflow's input: :func:`program_workflow` runs the program it is given.
 """
 
 from __future__ import annotations
@@ -54,9 +62,18 @@ from .._core.retry import (
 )
 from .._engine.driver import current_attempt
 
-__all__ = ["COMPLETION_POLICIES", "PROGRAM_FUNCTIONS", "build_workflow", "programs"]
+__all__ = [
+    "COMPLETION_POLICIES",
+    "PROGRAM_FUNCTIONS",
+    "build_workflow",
+    "program_workflow",
+    "programs",
+]
 
 RETRY = RetryPolicy(max_attempts=3, initial_delay=1, max_delay=4, jitter=Jitter.FULL)
+#: The retry policy of generated steps when delays must be the same in every SDK.
+RETRY_NO_JITTER = RetryPolicy(max_attempts=3, initial_delay=1, max_delay=4, jitter=Jitter.NONE)
+_NO_RETRY = RetryPolicy.none()
 
 #: Completion policies a generated Parallel/Map picks from, by name.
 COMPLETION_POLICIES: dict[str, CompletionPolicy | None] = {
@@ -87,10 +104,25 @@ def programs(
     callbacks: bool = True,
     batches: bool = True,
     invokes: bool = True,
+    self_callbacks: bool = False,
+    combinators: bool = True,
+    failures: bool = False,
+    deterministic_batches: bool = False,
     max_leaves: int = 10,
     max_ops: int = 5,
 ) -> Any:
-    """A hypothesis strategy of programs (lists of ops; see the module docstring)."""
+    """A hypothesis strategy of programs (lists of ops; see the module docstring).
+
+    ``self_callbacks=True`` adds callbacks that end without an outside party (one
+    times out, one is answered by its own submitter: the workflow's input must then
+    name the service, see :func:`program_workflow`). ``combinators=False`` leaves
+    out All/Any/Race/AllSettled (durable_gen's own, with no counterpart in AWS's
+    SDK). ``failures=True`` adds uncaught failing
+    steps and try/except around any op. ``deterministic_batches=True`` keeps to
+    batches whose outcome cannot depend on how fast concurrent branches run (AWS's
+    SDK runs them on threads): a completion policy other than "all completed" only
+    with ``max_concurrency=1``.
+    """
     from hypothesis import strategies as st
 
     step = st.tuples(st.just("step"), st.integers(0, 3))
@@ -100,34 +132,49 @@ def programs(
         leaves += [st.tuples(st.just("callback")), st.tuples(st.just("wfcb"))]
     if invokes:
         leaves.append(st.tuples(st.just("invoke"), st.integers(0, 99)))
+    if failures:
+        leaves.append(st.tuples(st.just("fail")))
+    if self_callbacks:
+        # a callback's timeout runs on real time in the services under test: 1 s
+        leaves += [st.just(("cbtimeout", 1)), st.just(("cbanswer",))]
     combinable = st.one_of(step, wait)
     policy = st.sampled_from(sorted(COMPLETION_POLICIES))
     concurrency = st.sampled_from([None, 1, 2])
+    if deterministic_batches:
+        policy_and_concurrency = st.one_of(
+            st.tuples(policy, st.just(1)),
+            st.tuples(st.just("all_completed"), st.sampled_from([None, 2])),
+        )
+    else:
+        policy_and_concurrency = st.tuples(policy, concurrency)
 
     def extend(children: Any) -> Any:
         options = [
             st.tuples(st.just("child"), st.lists(children, max_size=3), st.booleans()),
-            st.tuples(
-                st.sampled_from(["all", "allsettled", "any"]),
-                st.lists(combinable, max_size=3),
-            ),
-            # Race([]) never settles (as a JS Promise.race([])): give it an operand
-            st.tuples(st.just("race"), st.lists(combinable, min_size=1, max_size=3)),
         ]
-        if batches:
+        if combinators:
             options += [
                 st.tuples(
-                    st.just("parallel"),
-                    st.lists(st.lists(children, max_size=3), max_size=3),
-                    policy,
-                    concurrency,
+                    st.sampled_from(["all", "allsettled", "any"]),
+                    st.lists(combinable, max_size=3),
                 ),
-                st.tuples(
-                    st.just("map"),
+                # Race([]) never settles (as a JS Promise.race([])): give it an operand
+                st.tuples(st.just("race"), st.lists(combinable, min_size=1, max_size=3)),
+            ]
+        if failures:
+            options.append(st.tuples(st.just("try"), children))
+        if batches:
+            options += [
+                st.builds(
+                    lambda branches, pc: ("parallel", branches, *pc),
+                    st.lists(st.lists(children, max_size=3), max_size=3),
+                    policy_and_concurrency,
+                ),
+                st.builds(
+                    lambda n, body, pc: ("map", n, body, *pc),
                     st.integers(0, 4),
                     st.lists(children, max_size=2),
-                    policy,
-                    concurrency,
+                    policy_and_concurrency,
                 ),
             ]
         return st.one_of(options)
@@ -148,6 +195,22 @@ def _step_fn(label: str, fail_times: int) -> Callable[..., str]:
     return fn
 
 
+def _policy(name: str, total: int) -> CompletionPolicy | None:
+    """The named policy; "first" of no branches is "all_completed" (min_successful
+    above the number of branches is refused, as AWS's SDK refuses it)."""
+    if name == "first" and total == 0:
+        name = "all_completed"
+    return COMPLETION_POLICIES[name]
+
+
+def _fail_fn(label: str) -> Callable[..., str]:
+    def fn(*_args: Any) -> str:
+        raise ValueError(f"{label} failed for good")
+
+    fn.__name__ = "fn"
+    return fn
+
+
 def _ignore(_callback_id: str) -> None:
     return None
 
@@ -161,7 +224,51 @@ def _comb_operand(label: str, op: Op) -> Any:
 _COMBINATORS: dict[str, Any] = {"all": All, "allsettled": AllSettled, "any": Any_, "race": Race}
 
 
-def build_workflow(program: list[Op]) -> Callable[[Any], Generator[Any, Any, Any]]:
+def program_workflow(event: Any) -> Generator[Any, Any, Any]:
+    """A workflow that runs the program in its input: ``{"program": [...], "retry": ...}``.
+
+    ``"retry"`` is ``"jitter"`` (:data:`RETRY`, the default) or ``"none"``
+    (:data:`RETRY_NO_JITTER`: the same delays in every SDK). ``"callback_endpoint"``
+    is the URL of the durable service ``("cbanswer",)`` ops send their answer to.
+    """
+    retry = RETRY_NO_JITTER if event.get("retry") == "none" else RETRY
+    workflow = build_workflow(
+        event["program"], retry=retry, callback_endpoint=event.get("callback_endpoint")
+    )
+    return (yield from workflow(None))
+
+
+_clients: dict[str, Any] = {}
+
+
+def _answer(endpoint: str | None, label: str) -> Callable[[str], None]:
+    """A WaitForCallback submitter that completes its callback through the service."""
+
+    def submit(callback_id: str) -> None:
+        if endpoint is None:
+            raise ValueError("a ('cbanswer',) op needs the input's callback_endpoint")
+        client = _clients.get(endpoint)
+        if client is None:
+            import boto3  # type: ignore[import-untyped]
+
+            client = _clients[endpoint] = boto3.client(
+                "lambda",
+                endpoint_url=endpoint,
+                region_name="us-west-2",
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            )
+        client.send_durable_execution_callback_success(
+            CallbackId=callback_id, Result=f'"{label}:answered"'.encode()
+        )
+
+    submit.__name__ = "submit"
+    return submit
+
+
+def build_workflow(
+    program: list[Op], *, retry: RetryPolicy = RETRY, callback_endpoint: str | None = None
+) -> Callable[[Any], Generator[Any, Any, Any]]:
     """The workflow function of ``program`` (its input is ignored)."""
 
     def run_ops(ops: list[Op], path: str) -> Generator[Any, Any, list[Any]]:
@@ -174,9 +281,16 @@ def build_workflow(program: list[Op]) -> Callable[[Any], Generator[Any, Any, Any
         kind = op[0]
         if kind == "step":
             try:
-                return (yield Step(_step_fn(label, op[1]), name=label, retry=RETRY))
+                return (yield Step(_step_fn(label, op[1]), name=label, retry=retry))
             except OperationError as e:
                 return f"failed:{e.error_message}"
+        if kind == "fail":
+            return (yield Step(_fail_fn(label), name=label, retry=_NO_RETRY))
+        if kind == "try":
+            try:
+                return (yield from run_op(op[1], label))
+            except OperationError as e:
+                return f"caught:{type(e).__name__}:{e.error_type}:{e.error_message}"
         if kind == "wait":
             yield Wait(seconds=op[1], name=label)
             return "waited"
@@ -193,6 +307,12 @@ def build_workflow(program: list[Op]) -> Callable[[Any], Generator[Any, Any, Any
             return (yield handle.result())
         if kind == "wfcb":
             return (yield WaitForCallback(_ignore, label))
+        if kind == "cbtimeout":
+            handle = yield CreateCallback(label, timeout=op[1])
+            return (yield handle.result())
+        if kind == "cbanswer":
+            submit = _answer(callback_endpoint, label)
+            return (yield WaitForCallback(submit, label, timeout=3600, retry=_NO_RETRY))
         if kind == "invoke":
             return (yield Invoke("echo", f"{label}:{op[1]}", name=label))
         if kind == "child":
@@ -210,9 +330,9 @@ def build_workflow(program: list[Op]) -> Callable[[Any], Generator[Any, Any, Any
             _, branches, policy, conc = op
             fns = [branch_fn(b, f"{label}.b{j}") for j, b in enumerate(branches)]
             r = yield Parallel(
-                fns, name=label, completion=COMPLETION_POLICIES[policy], max_concurrency=conc
+                fns, name=label, completion=_policy(policy, len(fns)), max_concurrency=conc
             )
-            return [(it.index, it.status.value, it.result) for it in r.all]
+            return [[it.index, it.status.value, it.result] for it in r.all]
         if kind == "map":
             _, n, body, policy, conc = op
 
@@ -223,10 +343,10 @@ def build_workflow(program: list[Op]) -> Callable[[Any], Generator[Any, Any, Any
                 range(n),
                 item_fn,
                 name=label,
-                completion=COMPLETION_POLICIES[policy],
+                completion=_policy(policy, n),
                 max_concurrency=conc,
             )
-            return [(it.index, it.status.value, it.result) for it in r.all]
+            return [[it.index, it.status.value, it.result] for it in r.all]
         raise ValueError(f"unknown op {op!r}")
 
     def branch_fn(body: list[Op], path: str) -> Callable[[], Generator[Any, Any, Any]]:

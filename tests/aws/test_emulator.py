@@ -31,6 +31,7 @@ from durable_gen import (
     WaitStrategy,
     current_attempt,
 )
+from durable_gen._core.errors import AWS_SDK_EXCEPTIONS as AWS_EXCEPTIONS
 from durable_gen.aws import LAMBDA_RESPONSE_LIMIT, BatchLimits, durable_handler
 from durable_gen.aws._api import classify
 
@@ -146,7 +147,8 @@ def broken_child():
 def test_failures_reach_history_and_the_execution_error(emulator):
     arn, ex = emulator.run(durable_handler(failing, client=emulator.client))
     assert ex["Status"] == "FAILED", ex
-    assert ex["Error"]["ErrorType"] == "LookupError"
+    # the child context recorded the LookupError; the execution its ChildContextError
+    assert ex["Error"]["ErrorType"] == f"{AWS_EXCEPTIONS}.ChildContextError"
     assert ex["Error"]["ErrorMessage"] == "no such warehouse"
     assert ex["Error"]["StackTrace"]
     events = emulator.history(arn)
@@ -186,7 +188,7 @@ def test_nondeterminism_fails_when_configured_like_the_aws_sdk(emulator):
     _version["v"] = 1
     _, ex = emulator.run(handler)
     assert ex["Status"] == "FAILED", ex
-    assert ex["Error"]["ErrorType"] == "durable_gen._core.errors.NonDeterminismError"
+    assert ex["Error"]["ErrorType"] == "durable_gen.NonDeterminismError"
     assert (
         "the log recorded Step 'reserve', but the workflow yielded Step 'reserve-v2'"
         in (ex["Error"]["ErrorMessage"])

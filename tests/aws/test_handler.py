@@ -140,7 +140,7 @@ def test_workflow_failure_returns_failed_with_error_object():
     assert set(out) == {"Status", "Error"}
 
 
-def test_uncaught_step_error_keeps_the_root_cause():
+def test_uncaught_step_error_is_recorded_as_aws_records_it():
     def boom():
         raise KeyError("sku")
 
@@ -149,7 +149,9 @@ def test_uncaught_step_error_keeps_the_root_cause():
 
     svc, ex = run(wf)
     assert ex.status == "FAILED"
-    assert ex.error["ErrorType"] == "KeyError"
+    # AWS's ErrorObject.from_exception(StepError): the class name, the step's message
+    assert ex.error["ErrorType"] == "aws_durable_execution_sdk_python.exceptions.StepError"
+    assert ex.error["ErrorMessage"] == "'sku'"
     assert [
         e["EventType"]
         for e in svc.get_durable_execution_history(DurableExecutionArn=ex.arn)["Events"]
@@ -168,7 +170,7 @@ def test_result_json_cannot_carry_fails_clearly():
     arn = svc.start()
     out = svc.invoke(handler, arn)
     assert out["Status"] == "FAILED"
-    assert out["Error"]["ErrorType"] == "durable_gen._core.errors.SerializationError"
+    assert out["Error"]["ErrorType"] == "durable_gen.SerializationError"
     assert "a Lambda durable function's result must be JSON" in out["Error"]["ErrorMessage"]
 
 
@@ -471,7 +473,7 @@ def test_other_client_errors_fail_the_execution():
     svc.inject = [client_error(400, "400", "Name must be printable", "Checkpoint")]
     out = handler(svc.event(arn), None)
     assert out["Status"] == "FAILED"
-    assert out["Error"]["ErrorType"] == "durable_gen._core.errors.StoreError"
+    assert out["Error"]["ErrorType"] == "durable_gen.StoreError"
     assert out["Error"]["ErrorMessage"] == (
         "CheckpointDurableExecution failed: 400 (HTTP 400): Name must be printable"
     )
@@ -531,7 +533,7 @@ def test_nondeterminism_can_fail_the_execution_like_the_aws_sdk():
     state["v"] = 2
     out = handler(svc.event(arn), None)
     assert out["Status"] == "FAILED"
-    assert out["Error"]["ErrorType"] == "durable_gen._core.errors.NonDeterminismError"
+    assert out["Error"]["ErrorType"] == "durable_gen.NonDeterminismError"
 
 
 def test_on_nondeterminism_is_validated():

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from durable_gen._core.errors import AWS_SDK_EXCEPTIONS
 from examples.lambda_order import app
 
 TEMPLATE = Path(app.__file__).with_name("template.yaml")
@@ -33,7 +34,7 @@ def test_order_example_runs_on_the_emulator(emulator, handler):
 def test_order_example_refuses_too_large_an_order(emulator, handler):
     _, ex = emulator.run(handler, {"sku": "B-42", "qty": 11})
     assert ex["Status"] == "FAILED"
-    assert ex["Error"]["ErrorType"] == "ValueError"
+    assert ex["Error"]["ErrorType"] == f"{AWS_SDK_EXCEPTIONS}.ChildContextError"
     assert ex["Error"]["ErrorMessage"] == "only 10 of B-42 left"
 
 

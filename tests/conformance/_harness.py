@@ -184,7 +184,9 @@ class EmulatorInvoker:
 class _EmulatorInstance:
     """One emulator subprocess (sqlite store) and the LocalLambda it invokes."""
 
-    def __init__(self, workdir: Path, skip_time: bool) -> None:
+    def __init__(
+        self, workdir: Path, skip_time: bool, extra_functions: tuple[str, ...] = ()
+    ) -> None:
         from durable_gen.aws.local import LocalLambda
 
         self.lam = LocalLambda().start()
@@ -193,7 +195,8 @@ class _EmulatorInstance:
         tag = "skip" if skip_time else "real"
         self.db = str(workdir / f"emulator-{tag}.db")
         self.log = str(workdir / f"emulator-{tag}.log")
-        configs = {name: {"DurableConfig": {"ExecutionTimeout": 120}} for name in all_functions()}
+        names = [*all_functions(), *extra_functions]  # extra: chained-invoke targets
+        configs = {name: {"DurableConfig": {"ExecutionTimeout": 120}} for name in names}
         args = [
             sys.executable,
             "-c",

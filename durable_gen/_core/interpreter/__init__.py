@@ -49,12 +49,7 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
-from ..commands import (
-    AwaitOutcome,
-    Checkpoint,
-    Command,
-    Suspend,
-)
+from ..commands import AwaitOutcome, Checkpoint, Command, Suspend
 from ..descriptors import (
     AwaitCallback,
     CallbackHandle,
@@ -77,26 +72,10 @@ from ..errors import (
     StepError,
     error_from_exception,
 )
-from ..log import (
-    _ROOT_IDS,
-    Operation,
-    operation_id,
-)
-from ..serdes import (
-    DEFAULT_SERDES,
-)
-from .base import (
-    _FAILED,
-    _ST_STEP,
-    _STEP,
-    _SUCCEEDED,
-    Outcome,
-    _Ctx,
-    args_digest,
-)
-from .invoke import (
-    _Invokes,
-)
+from ..log import _ROOT_IDS, Operation, operation_id
+from ..serdes import DEFAULT_SERDES
+from .base import _FAILED, _ST_STEP, _STEP, _SUCCEEDED, Outcome, _Ctx, args_digest
+from .invoke import _Invokes
 
 __all__ = ["Interpreter"]
 

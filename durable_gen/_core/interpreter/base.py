@@ -8,29 +8,27 @@ import contextlib
 import zlib
 from collections import deque
 from collections.abc import Callable, Generator, Mapping
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
-from ..batch import (
-    BatchResult,
-)
-from ..commands import (
-    Checkpoint,
-    Command,
-    Complete,
-    Fail,
-)
+from ..batch import BatchResult
+from ..commands import Checkpoint, Command, Complete, Fail
 from ..descriptors import (
     Step,
     StepSemantics,
     check_generator_function,
 )
 from ..errors import (
+    ChildContextError,
     CorruptLogError,
     ErrorObject,
     InternalError,
+    InvokeError,
     NonDeterminismError,
+    OperationError,
     PayloadTooLargeError,
     SerializationError,
+    StepError,
+    WaitForConditionError,
     WorkflowDefinitionError,
     error_from_exception,
 )
@@ -45,11 +43,7 @@ from ..log import (
 )
 from ..present import describe_operation, ordinal
 from ..retry import RetryPolicy
-from ..serdes import (
-    DEFAULT_SERDES,
-    PassThroughSerdes,
-    Serdes,
-)
+from ..serdes import BATCH_SERDES, DEFAULT_SERDES, PassThroughSerdes, Serdes
 
 #: Context results larger than this are not stored; they are rebuilt by replay.
 REPLAY_CHILDREN_THRESHOLD = 256 * 1024
@@ -239,7 +233,10 @@ class _Owner:
 class _RootOwner(_Owner):
     def returned(self, interp: _Base, ctx: _Ctx, value: Any) -> None:
         try:
-            payload = DEFAULT_SERDES.serialize(value)
+            # a BatchResult is returned as AWS's JSON record of it (BatchSerdes)
+            payload = (BATCH_SERDES if type(value) is BatchResult else DEFAULT_SERDES).serialize(
+                value
+            )
         except SerializationError as e:
             err = SerializationError(
                 f"the workflow returned a value that cannot be stored: {e}", value_type=e.value_type
@@ -281,6 +278,18 @@ class _Entry:
         self.done = done
         self.action = action
         self.run = run
+
+
+#: ErrorType a failed context records -> (type, sub types, error class) of the child
+#: operation whose failure escaped it (see Interpreter._cause_in_log)
+_CAUSE_KINDS: Final[
+    dict[str, tuple[OperationType, frozenset[str] | None, type[OperationError]]]
+] = {
+    StepError.wire_type: (_STEP, frozenset({_ST_STEP}), StepError),
+    WaitForConditionError.wire_type: (_STEP, frozenset({_ST_WFC}), WaitForConditionError),
+    ChildContextError.wire_type: (_CONTEXT, None, ChildContextError),
+    InvokeError.wire_type: (_INVOKE, None, InvokeError),
+}
 
 
 class _Base:
@@ -477,6 +486,40 @@ class _Base:
             return BatchResult.from_record(value)
         except (KeyError, TypeError, ValueError) as e:
             raise self._corrupt(ctx, op, f"not a batch result ({e})") from e
+
+    def _cause_in_log(self, op: Operation) -> OperationError | None:
+        """The error a recorded failed context wraps, rebuilt from its children.
+
+        A context records what escaped its body as AWS does (``...StepError`` and
+        the step's message); the step's own failure (``ValueError``, ...) is on the
+        step. This finds that operation among the context's children -- the last
+        to end, of the recorded kind, with the recorded message -- so that the error
+        thrown on replay has the same ``__cause__`` chain as on the first run.
+        """
+        error = op.error
+        kind = _CAUSE_KINDS.get(error.type or "") if error is not None else None
+        if error is None or kind is None:
+            return None
+        op_type, sub_types, cls = kind
+        found: Operation | None = None
+        for child in self._ops.values():
+            if (
+                child.parent_id == op.id
+                and child.type is op_type
+                and (sub_types is None or child.sub_type in sub_types)
+                and child.is_terminal
+                and child.status is not _SUCCEEDED
+                and child.error is not None
+                and child.error.message == error.message
+                and (found is None or (child.end_timestamp or 0) >= (found.end_timestamp or 0))
+            ):
+                found = child
+        if found is None or found.error is None:
+            return None
+        cause = cls(found.error, operation_name=found.name, operation_id=found.id)
+        if found.type is _CONTEXT:
+            cause.__cause__ = self._cause_in_log(found)
+        return cause
 
     def _recorded_outcome(
         self, rec: Operation, serdes: Serdes, ctx: _Ctx, value: Any, exc: Exception | None

@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import Any
+from typing import Any, Final
+
+import attrs
 
 from ..descriptors import (
     CallbackHandle,
@@ -44,11 +46,33 @@ from .steps import (
     _Steps,
 )
 
+_CALLBACK_TIMEOUT_TYPES: Final = frozenset(
+    {"Callback.Timeout", "Callback.Heartbeat", CallbackTimeoutError.wire_type}
+)
+
+
+#: what a WaitForCallback context records when its submitter step failed for good
+#: (the second: logs written before durable_gen recorded errors as AWS does)
+_SUBMITTER_FAILED_TYPES: Final = frozenset(
+    {
+        StepError.wire_type,
+        qualified_name(CallbackSubmitterError),
+        "durable_gen._errors.CallbackSubmitterError",  # as logs before 0.2 recorded it
+    }
+)
+
 
 def _wait_for_callback_error(error: ErrorObject, name: str | None, op_id: str) -> OperationError:
-    if error.type in ("Callback.Timeout", "Callback.Heartbeat"):
+    """The error a failed WaitForCallback throws, from what its context recorded.
+
+    As AWS's ``wait_for_callback``: a callback failure passes through as its own
+    kind; a submitter step's failure (recorded ``...StepError``) becomes
+    CallbackSubmitterError, keeping the step's message, data and stack trace.
+    """
+    if error.type in _CALLBACK_TIMEOUT_TYPES:
         return CallbackTimeoutError(error, operation_name=name, operation_id=op_id)
-    if error.type == qualified_name(CallbackSubmitterError):
+    if error.type in _SUBMITTER_FAILED_TYPES:
+        error = attrs.evolve(error, type=CallbackSubmitterError.wire_type)
         return CallbackSubmitterError(error, operation_name=name, operation_id=op_id)
     return CallbackFailedError(error, operation_name=name, operation_id=op_id)
 
@@ -62,18 +86,10 @@ def _callback_body(desc: WaitForCallback) -> Generator[Any, Any, Any]:
         heartbeat_timeout=desc.heartbeat_timeout,
         serdes=desc.serdes,
     )
-    try:
-        yield Step(desc.submitter, handle.callback_id, name=f"{prefix}submitter", retry=desc.retry)
-    except StepError as e:
-        raise CallbackSubmitterError(
-            ErrorObject(
-                type=qualified_name(CallbackSubmitterError),
-                message=f"{e.error_type}: {e.error_message}",
-                data=e.error_data,
-                stack_trace=e.stack_trace,
-            ),
-            operation_name=desc.name,
-        ) from None
+    # A failing submitter's StepError escapes: the context records it as AWS does
+    # (ErrorType ...StepError) and _wait_for_callback_error makes it a
+    # CallbackSubmitterError at the call site, as AWS's wait_for_callback does.
+    yield Step(desc.submitter, handle.callback_id, name=f"{prefix}submitter", retry=desc.retry)
     return (yield handle.result())
 
 
@@ -89,7 +105,9 @@ class _Callbacks(_Steps):
             op,
             desc.name,
             _ST_WAIT_CALLBACK,
-            desc.serdes or _PASS_THROUGH,
+            # the context's result is stored as AWS's wait_for_callback stores it: with
+            # the default serdes (desc.serdes reads the callback's payload, inside)
+            None,
             lambda: _callback_body(desc),
             _wait_for_callback_error,
         )
@@ -155,9 +173,31 @@ class _Callbacks(_Steps):
                     operation_id=op.id,
                 )
             return value, None
-        if status is _TIMED_OUT:
-            return None, self._step_error(op, handle.name, CallbackTimeoutError)
         if op.is_terminal:
-            return None, self._step_error(op, handle.name, CallbackFailedError)
+            return None, self._callback_error(op, handle.name)
         self._park(ctx, None)
         return None
+
+    @staticmethod
+    def _callback_error(op: Operation, name: str | None) -> OperationError:
+        """The error awaiting a callback that did not succeed throws, as AWS's SDK's.
+
+        TIMED_OUT gives CallbackTimeoutError, any other end CallbackFailedError
+        (AWS's CallbackExternalError); as in AWS's SDK the error's type is the
+        class's, with the recorded message, data and stack trace (the external
+        system's own ErrorType stays on the callback operation, and on ``__cause__``).
+        """
+        timed_out = op.status is _TIMED_OUT
+        cls: type[OperationError] = CallbackTimeoutError if timed_out else CallbackFailedError
+        recorded = op.error or ErrorObject()
+        error = ErrorObject(
+            type=cls.wire_type,
+            message=recorded.message or ("Callback timed out" if timed_out else "Callback failed"),
+            data=recorded.data,
+            stack_trace=recorded.stack_trace,
+        )
+        exc = cls(error, operation_name=name, operation_id=op.id)
+        # what the service recorded ("Callback.Timeout" or "Callback.Heartbeat", or
+        # the external system's error) stays reachable
+        exc.__cause__ = cls(recorded, operation_name=name, operation_id=op.id)
+        return exc

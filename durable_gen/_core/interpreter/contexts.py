@@ -7,12 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from typing import Any
 
-from ..batch import (
-    BatchItem,
-    BatchItemStatus,
-    BatchResult,
-    CompletionReason,
-)
+from ..batch import BatchItem, BatchItemStatus, BatchResult, CompletionReason
 from ..descriptors import (
     AwaitCallback,
     CallbackHandle,
@@ -29,6 +24,7 @@ from ..errors import (
     SerializationError,
     WorkflowDefinitionError,
     error_from_exception,
+    operation_failure,
     qualified_name,
 )
 from ..log import (
@@ -39,10 +35,7 @@ from ..log import (
     operation_id,
 )
 from ..present import describe_operation
-from ..serdes import (
-    DEFAULT_SERDES,
-    Serdes,
-)
+from ..serdes import BATCH_SERDES, DEFAULT_SERDES, Serdes
 from .base import (
     _CONTEXT,
     _FAIL,
@@ -91,6 +84,8 @@ class _ContextOwner(_Owner):
         assert self.recorded is not None
         value, error = interp._recorded_outcome(self.recorded, self.serdes, ctx, value, exc)
         err = None if error is None else self.make_error(error, self.name, self.op_id)
+        if err is not None:
+            err.__cause__ = exc if exc is not None else interp._cause_in_log(self.recorded)
         interp._resume(self.parent, value, err)
 
     def returned(self, interp: _Base, ctx: _Ctx, value: Any) -> None:
@@ -124,9 +119,9 @@ class _ContextOwner(_Owner):
         if self.recorded is not None:
             self._replayed(interp, ctx, None, exc)
             return
-        self.fail(interp, error_from_exception(exc))
+        self.fail(interp, error_from_exception(exc), exc)
 
-    def fail(self, interp: _Base, error: ErrorObject) -> None:
+    def fail(self, interp: _Base, error: ErrorObject, cause: Exception | None = None) -> None:
         interp._updates.append(
             OperationUpdate(
                 id=self.op_id,
@@ -139,6 +134,7 @@ class _ContextOwner(_Owner):
             )
         )
         err = self.make_error(error, self.name, self.op_id)
+        err.__cause__ = cause  # the original failure stays reachable
         parent = self.parent
         interp._checkpoint_then(lambda: interp._resume(parent, None, err))
 
@@ -279,13 +275,14 @@ class _Batch(_Owner):
                 err = ChildContextError(
                     error, operation_name=self.desc.name, operation_id=self.op_id
                 )
+                err.__cause__ = interp._cause_in_log(rec)
                 interp._resume(parent, None, err)
                 return
             if not rec.replay_children:
                 result = interp._decode_batch(self.desc.serdes, rec, parent)
             interp._resume(parent, result, None)
             return
-        serdes = self.desc.serdes or DEFAULT_SERDES
+        serdes = self.desc.serdes or BATCH_SERDES
         try:
             payload, _, big = interp._encode_context_result(serdes, result)
         except SerializationError as e:
@@ -533,7 +530,7 @@ class _OperandOwner(_Owner):
         self.comb.settle(self.index, True, value)
 
     def raised(self, interp: _Base, ctx: _Ctx, exc: Exception) -> None:
-        self.comb.settle(self.index, False, error_from_exception(exc))
+        self.comb.settle(self.index, False, operation_failure(exc))
 
 
 class _Contexts(_Base):
@@ -571,7 +568,9 @@ class _Contexts(_Base):
                 if op.status is _SUCCEEDED:
                     return True, (decode(op), None), None
                 error = op.error or ErrorObject(type="Error")
-                return True, (None, make_error(error, name, op_id)), None
+                err = make_error(error, name, op_id)
+                err.__cause__ = self._cause_in_log(op)
+                return True, (None, err), None
             return False, None, op if op.is_terminal else None
         self._new_op()
         self._updates.append(

@@ -15,9 +15,7 @@ from ..log import (
     Operation,
     OperationUpdate,
 )
-from ..serdes import (
-    DEFAULT_SERDES,
-)
+from ..serdes import DEFAULT_SERDES
 from .base import (
     _INVOKE,
     _ST_INVOKE,

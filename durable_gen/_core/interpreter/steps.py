@@ -8,9 +8,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from ..commands import (
-    RunStep,
-)
+from ..commands import RunStep
 from ..descriptors import (
     Step,
     Wait,
@@ -32,9 +30,7 @@ from ..log import (
     new_step_update,
 )
 from ..present import describe_operation
-from ..serdes import (
-    DEFAULT_SERDES,
-)
+from ..serdes import DEFAULT_SERDES
 from .base import (
     _AT_MOST_ONCE,
     _DEFAULT_RETRY,

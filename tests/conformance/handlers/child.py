@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from durable_gen import (
@@ -165,6 +168,31 @@ def child_3_17(event: Any) -> Any:
     return value
 
 
+def crash_first_time(value: Any) -> Any:
+    """Crashes the runtime the first time it runs for ``value``, then returns it.
+
+    "First time" is remembered in a file: a crash ends the process (embedded
+    target), so nothing in memory survives it; the input is a fresh random string.
+    """
+    marker = Path(tempfile.gettempdir()) / f"durable-gen-conformance-3-12-{value}"
+    if not marker.exists():
+        marker.touch()
+        # A Lambda runtime crash: in Lambda's Python runtime, SystemExit from the
+        # handler ends the runtime process (Runtime.ExitError).
+        sys.exit(1)
+    return value
+
+
+def crashing_child(value: Any) -> Any:
+    return (yield Step(crash_first_time, value))
+
+
+def child_3_12(event: Any) -> Any:
+    """3-12: the runtime crashes inside the child's step; the next invocation resumes
+    the child context and re-runs the step (no second StepStarted)."""
+    return (yield ChildContext(crashing_child, event))
+
+
 HANDLERS: dict[str, Callable[..., Any]] = {
     "3-1": child_3_1,
     "3-2": child_3_2,
@@ -174,6 +202,7 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "3-8": child_3_8,
     "3-10": child_3_10,
     "3-11": child_3_11,
+    "3-12": child_3_12,
     "3-13": child_3_13,
     "3-14": child_3_14,
     "3-16": child_3_16,
