@@ -129,19 +129,38 @@ def wait_for_port(port: int, proc: subprocess.Popen[Any], timeout: float = 30) -
         time.sleep(0.05)
 
 
+#: boto3 clients the tests made, closed after each test (tests/conftest.py): a client
+#: left open has its sockets closed by the garbage collector during some later test,
+#: which then fails with an unraisable ResourceWarning that is not its own.
+OPEN_CLIENTS: list[Any] = []
+
+
+def keep(client: Any) -> Any:
+    """Close ``client`` when the current test ends."""
+    OPEN_CLIENTS.append(client)
+    return client
+
+
+def close_clients() -> None:
+    while OPEN_CLIENTS:
+        OPEN_CLIENTS.pop().close()
+
+
 def lambda_client(port: int, **config: Any) -> Any:
     """boto3's lambda client against ``durable-gen serve`` on 127.0.0.1:``port``.
 
     No retries unless ``config`` asks for them: a failed request is the server's.
     """
     config.setdefault("retries", {"max_attempts": 1})
-    return boto3.client(
-        "lambda",
-        endpoint_url=f"http://127.0.0.1:{port}",
-        region_name="us-west-2",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-        config=Config(**config),
+    return keep(
+        boto3.client(
+            "lambda",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            region_name="us-west-2",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+            config=Config(**config),
+        )
     )
 
 

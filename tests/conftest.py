@@ -30,3 +30,12 @@ def pytest_configure(config):
             "the conformance tests need AWS's requirements: pip install "
             "--ignore-requires-python aws-durable-execution-conformance-tests"
         )
+
+
+@pytest.fixture(autouse=True)
+def _close_boto3_clients():
+    """Close the boto3 clients a test made (see tests/_procs.OPEN_CLIENTS)."""
+    yield
+    from tests._procs import close_clients
+
+    close_clients()

@@ -33,6 +33,7 @@ from durable_gen._http.auth import (
     check_request,
 )
 from durable_gen._http.serve import make_server
+from tests._procs import keep
 
 T = "the-server-token-" + "x" * 8
 HOST = "127.0.0.1:8123"
@@ -398,13 +399,15 @@ def _url(server: Any) -> str:
 
 
 def _client(server: Any, secret: str = T) -> Any:
-    return boto3.client(
-        "lambda",
-        endpoint_url=_url(server),
-        region_name="us-east-1",
-        aws_access_key_id="anything",
-        aws_secret_access_key=secret,
-        config=Config(retries={"max_attempts": 1}),
+    return keep(
+        boto3.client(
+            "lambda",
+            endpoint_url=_url(server),
+            region_name="us-east-1",
+            aws_access_key_id="anything",
+            aws_secret_access_key=secret,
+            config=Config(retries={"max_attempts": 1}),
+        )
     )
 
 

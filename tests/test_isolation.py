@@ -259,15 +259,19 @@ def test_boto3_can_send_the_token(served):
     import boto3
     from botocore.config import Config
 
+    from tests._procs import keep
+
     server, token = served
     host, port = server.server_address[:2]
-    client = boto3.client(
-        "lambda",
-        endpoint_url=f"http://{host}:{port}",
-        region_name="us-west-2",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-        config=Config(retries={"max_attempts": 1}),
+    client = keep(
+        boto3.client(
+            "lambda",
+            endpoint_url=f"http://{host}:{port}",
+            region_name="us-west-2",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+            config=Config(retries={"max_attempts": 1}),
+        )
     )
 
     def bearer(request: Any, **kwargs: Any) -> None:

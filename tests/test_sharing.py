@@ -673,6 +673,7 @@ def test_same_name_on_another_function_is_refused_with_409(served, side):
     payload = json.dumps(_event(side, "shared-name", steps=1))
     out = lam.invoke(FunctionName="flow", Payload=payload, DurableExecutionName="shared-name")
     assert out["StatusCode"] == 200
+    out["Payload"].close()  # read nothing of it: let its connection go
     with pytest.raises(ClientError) as e:  # the very same payload: still another function
         lam.invoke(FunctionName="other", Payload=payload, DurableExecutionName="shared-name")
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
