@@ -23,6 +23,10 @@ reported an error; 2 bad command-line input; 3 the execution is suspended
 (``--no-wait``, or it waits for something only the outside world can do; its id
 is printed on stdout); 130 interrupted. Bad input gets a one-line error on
 stderr, never a traceback. Progress goes to stderr when it is a terminal.
+
+(Why one module of ~860 lines: the parser and the commands it dispatches to are
+read together; the first-day work on the command (issue 23: progress, logs,
+``--json``) is where it splits into a module per group of commands.)
 """
 
 from __future__ import annotations

@@ -99,6 +99,10 @@ value written. Malformed payloads raise ``SerializationError`` too.
 
 Encoding is deterministic: the same value gives the same payload, in any process
 (set items are ordered by their encoding, not by hash).
+
+(Why one module of ~930 lines: it is one codec -- every value type's encoding and
+decoding, JSON, CBOR tags and AWS's batch record, and the limits that guard them --
+and a reader checks the two directions against each other in one place.)
 """
 
 from __future__ import annotations
