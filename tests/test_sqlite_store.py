@@ -31,14 +31,9 @@ from durable_gen._stores.sqlite import (
     default_db_path,
 )
 from durable_gen._stores.sqlite import schema as _schema
+from tests.store_contract.test_engine_store import step
 
 T0 = 1_767_225_600_000
-
-
-def step(op_id: str, action: OperationAction, **kw) -> OperationUpdate:
-    return OperationUpdate(
-        id=op_id, type=OperationType.STEP, action=action, sub_type="Step", name=op_id, **kw
-    )
 
 
 @pytest.fixture

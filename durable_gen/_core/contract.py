@@ -54,6 +54,8 @@ from .log import Operation, OperationUpdate
 from .present import fmt_time
 
 __all__ = [
+    "ADVANCING_STATUSES",
+    "LIVE_STATUSES",
     "DurableStore",
     "check_same_start",
     "EngineStore",
@@ -107,6 +109,13 @@ def check_same_start(
             "starts one execution (starting it again with the same input returns that "
             "execution): choose another name, or send the same input",
         )
+
+
+#: Statuses in which a lease holder may write (PAUSING: a pause waits for the holder's
+#: next checkpoint), and those in which an execution has not ended: the outside world
+#: may still complete its callbacks and invokes, or stop it.
+ADVANCING_STATUSES = ("RUNNING", "PAUSING")
+LIVE_STATUSES = ("RUNNING", "PAUSING", "PAUSED")
 
 
 class LeaseHeldError(StoreError):

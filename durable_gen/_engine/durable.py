@@ -22,6 +22,7 @@ from typing import Any
 
 from .._core import service as _service
 from .._core.contract import (
+    LIVE_STATUSES,
     DurableStore,
     ExecutionInfo,
     LeaseHeldError,
@@ -61,8 +62,6 @@ ERROR_BACKOFF_MS = 60_000
 #: How long an execution rests after a transient store failure (a locked database, a
 #: full disk) before a worker tries it again, in milliseconds.
 RETRY_BACKOFF_MS = 1_000
-
-_LIVE = ("RUNNING", "PAUSING", "PAUSED")
 
 
 class _Heartbeat:
@@ -426,7 +425,7 @@ class DurableEngine(LocalEngine):
             return 0
         finally:
             self.wait_for_lease = saved
-        if result.status in _LIVE:
+        if result.status in LIVE_STATUSES:
             return 0
         if log is not None:
             log(f"execution {execution_id} {result.status}")

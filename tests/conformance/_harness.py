@@ -77,6 +77,26 @@ def _patch_validator_timing() -> None:
     validate.CloudWatchLogRetriever = LocalLogRetriever  # type: ignore[misc]
 
 
+def wait_for_serve(url: str, proc: subprocess.Popen[Any], log: Callable[[], str]) -> None:
+    """Wait (30 s at most) until ``durable-gen serve`` at ``url`` answers HTTP; if its
+    process exits first, fail with the end of ``log()``."""
+    deadline = time.monotonic() + 30
+    while True:
+        if proc.poll() is not None:
+            time.sleep(0.1)  # the last lines of its log
+            raise RuntimeError("durable-gen serve exited: " + log()[-2000:])
+        try:
+            with urllib.request.urlopen(f"{url}/2025-12-01/durable-executions/none", timeout=1):
+                return
+        except urllib.error.HTTPError as e:
+            e.close()
+            return  # it answers
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _client(url: str) -> Any:
     return boto3.client(
         "lambda",
@@ -367,25 +387,7 @@ class _Serve:
         threading.Thread(
             target=self._pump, args=(self.proc.stderr, self.stderr.append), daemon=True
         ).start()
-        deadline = time.monotonic() + 30
-        while True:
-            if self.proc.poll() is not None:
-                time.sleep(0.1)
-                raise RuntimeError("durable-gen serve exited: " + "".join(self.stderr)[-2000:])
-            try:
-                with urllib.request.urlopen(
-                    f"{self.url}/2025-12-01/durable-executions/none", timeout=1
-                ):
-                    pass
-            except urllib.error.HTTPError as e:
-                e.close()
-                return  # it answers
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-            else:
-                return
+        wait_for_serve(self.url, self.proc, lambda: "".join(self.stderr))
 
     @staticmethod
     def _pump(stream: Any, put: Callable[[str], None]) -> None:

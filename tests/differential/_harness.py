@@ -25,8 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +34,7 @@ from durable_gen.aws import durable_handler
 from durable_gen.aws.local import start_execution
 from durable_gen.testing import PROGRAM_FUNCTIONS, program_workflow
 from tests.conformance import _adapter
-from tests.conformance._harness import _client, _EmulatorInstance, _free_port
+from tests.conformance._harness import _client, _EmulatorInstance, _free_port, wait_for_serve
 
 from ._aws import aws_handler
 from ._normalize import emulator_fixes, normalize
@@ -101,27 +99,12 @@ class Session:
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
-        self._wait_for_serve()
+        wait_for_serve(
+            self.serve_url,
+            self.serve,
+            lambda: (self.workdir / "serve.log").read_text(errors="replace"),
+        )
         self.serve_client = _client(self.serve_url)
-
-    def _wait_for_serve(self) -> None:
-        deadline = time.monotonic() + 30
-        while True:
-            if self.serve.poll() is not None:
-                log = (self.workdir / "serve.log").read_text(errors="replace")
-                raise RuntimeError(f"durable-gen serve exited: {log[-2000:]}")
-            try:
-                with urllib.request.urlopen(
-                    f"{self.serve_url}/2025-12-01/durable-executions/none", timeout=1
-                ):
-                    return
-            except urllib.error.HTTPError as e:
-                e.close()
-                return  # it answers
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
 
     def __enter__(self) -> Session:
         return self

@@ -20,6 +20,8 @@ from typing import Any
 
 from ..._core import service as _service
 from ..._core.contract import (
+    ADVANCING_STATUSES,
+    LIVE_STATUSES,
     LeaseLostError,
 )
 from ..._core.errors import (
@@ -86,12 +88,6 @@ class _Cached:
 
 _Extra = Callable[[sqlite3.Connection, int], None]
 
-
-#: Statuses in which the lease holder may write (PAUSING: a pause waits for its
-#: next checkpoint), and those in which the outside world may still complete
-#: callbacks and invokes, or stop the execution.
-_ADVANCING = ("RUNNING", "PAUSING")
-_LIVE = ("RUNNING", "PAUSING", "PAUSED")
 
 _FAST_APPEND = (
     "INSERT INTO journal (key, ops, events) SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM "
@@ -341,7 +337,7 @@ class _Journal:
                 row = conn.execute(
                     "SELECT version, lease_owner, status FROM executions WHERE pk = ?", (c.pk,)
                 ).fetchone()
-                if row is None or row[1] != self.owner or row[2] not in _ADVANCING:
+                if row is None or row[1] != self.owner or row[2] not in ADVANCING_STATUSES:
                     raise LeaseLostError(
                         execution_id, row[2] if row else None, row[1] if row else None
                     )
@@ -471,7 +467,7 @@ class _Journal:
         row = conn.execute(
             "SELECT pk, status FROM executions WHERE id = ?", (execution_id,)
         ).fetchone()
-        if row is None or row[1] not in _LIVE:
+        if row is None or row[1] not in LIVE_STATUSES:
             return  # the invoking execution ended (e.g. stopped): nothing waits for this
         pk = row[0]
         lo = pk << _SEQ_BITS

@@ -11,6 +11,7 @@ import attrs
 
 from ..._core import service as _service
 from ..._core.contract import (
+    LIVE_STATUSES,
     ExecutionInfo,
 )
 from ..._core.errors import (
@@ -23,7 +24,7 @@ from ..._core.log import (
     OperationStatus,
     OperationType,
 )
-from .journal import _LIVE, _STARTED
+from .journal import _STARTED
 from .leases import _Leases
 from .schema import _INFO_COLUMNS, _SEQ_BITS, _dumps, _info, _loads, _no_callback, _now_ms
 
@@ -123,7 +124,7 @@ class _Outside(_Leases):
             if row is None or (execution_id is not None and row[2] != execution_id):
                 raise ExecutionNotFoundError(_no_callback(callback_id, execution_id))
             pk, body, execution_id, status = row
-            if status not in _LIVE:
+            if status not in LIVE_STATUSES:
                 raise ExecutionConflictError(
                     f"execution {execution_id!r} of callback {callback_id!r:.80} already "
                     f"ended {status}"
@@ -153,7 +154,7 @@ class _Outside(_Leases):
                 if row is None:
                     raise ExecutionNotFoundError(f"no execution with id {execution_id!r}")
                 pk, status = row
-                if status not in _LIVE:
+                if status not in LIVE_STATUSES:
                     raise ExecutionConflictError(
                         f"execution {execution_id!r} already ended {status}"
                     )
@@ -251,7 +252,7 @@ class _Outside(_Leases):
         worker, if any, is fenced off: it can write nothing more)."""
         with self._lock, self._tx() as conn:
             pk, status = self._row(conn, execution_id, "pk, status")
-            if status in _LIVE and not force:
+            if status in LIVE_STATUSES and not force:
                 raise ExecutionConflictError(
                     f"execution {execution_id!r} is {status}; only an ended execution can "
                     "be deleted: stop it first (or force the deletion)"
