@@ -6,6 +6,7 @@ Every wait here is bounded: a process that hangs fails the test with a message
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import socket
@@ -18,6 +19,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.response import StreamingBody
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -135,10 +137,26 @@ def wait_for_port(port: int, proc: subprocess.Popen[Any], timeout: float = 30) -
 OPEN_CLIENTS: list[Any] = []
 
 
-def keep(client: Any) -> Any:
-    """Close ``client`` when the current test ends."""
-    OPEN_CLIENTS.append(client)
+def _read_payload(parsed: dict[str, Any], **_: Any) -> None:
+    body = parsed.get("Payload")
+    if isinstance(body, StreamingBody):
+        data = body.read()
+        body.close()
+        parsed["Payload"] = StreamingBody(io.BytesIO(data), len(data))
+
+
+def read_payloads(client: Any) -> Any:
+    """Make ``client`` read each Invoke response's body at once, so that a test that
+    ignores the body does not hold the response's socket open until the garbage
+    collector closes it during some later test (an unraisable ResourceWarning)."""
+    client.meta.events.register("after-call.lambda.Invoke", _read_payload)
     return client
+
+
+def keep(client: Any) -> Any:
+    """Close ``client`` when the current test ends (and read its Invoke bodies)."""
+    OPEN_CLIENTS.append(client)
+    return read_payloads(client)
 
 
 def close_clients() -> None:

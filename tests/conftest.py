@@ -1,3 +1,4 @@
+import gc
 import importlib.util
 import os
 
@@ -39,3 +40,4 @@ def _close_boto3_clients():
     from tests._procs import close_clients
 
     close_clients()
+    gc.collect()  # what the test left open is found now, in its own teardown

@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from durable_gen import CreateCallback, Step
 from durable_gen._http.serve import make_server
+from tests._procs import read_payloads
 
 ARN = "arn:aws:lambda:eu-west-1:123456789012:function:{fn}:$LATEST/durable-execution/{n}/{n}"
 FUNCTION_ARN = "arn:aws:lambda:eu-west-1:123456789012:function:{fn}"
@@ -54,13 +55,15 @@ def served(tmp_path) -> Iterator[tuple[object, object]]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     host, port = server.server_address[:2]
-    client = boto3.client(
-        "lambda",
-        endpoint_url=f"http://{host!s}:{port}",
-        region_name="eu-west-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-        config=Config(retries={"max_attempts": 1}, read_timeout=30),
+    client = read_payloads(
+        boto3.client(
+            "lambda",
+            endpoint_url=f"http://{host!s}:{port}",
+            region_name="eu-west-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+            config=Config(retries={"max_attempts": 1}, read_timeout=30),
+        )
     )
     yield client, server
     client.close()

@@ -8,6 +8,7 @@ import boto3
 import pytest
 
 from durable_gen.aws.local import LocalLambda, function_name_of
+from tests._procs import read_payloads
 
 
 def echo(event, context):
@@ -30,13 +31,17 @@ def lam():
 
 @pytest.fixture(scope="module")
 def client(lam):
-    return boto3.client(
-        "lambda",
-        endpoint_url=lam.url,
-        region_name="us-west-2",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
+    client = read_payloads(
+        boto3.client(
+            "lambda",
+            endpoint_url=lam.url,
+            region_name="us-west-2",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+        )
     )
+    yield client
+    client.close()
 
 
 def test_invoke_returns_the_handler_result(client):
