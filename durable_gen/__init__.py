@@ -16,8 +16,14 @@ from ._core.batch import (
     BatchItem,
     BatchItemStatus,
     BatchResult,
+    CompletionDecision,
+    CompletionItemStatus,
+    CompletionOutcome,
     CompletionPolicy,
     CompletionReason,
+    CompletionStatus,
+    complete_batch,
+    continue_batch,
 )
 from ._core.contract import (
     DurableStore,
@@ -39,6 +45,7 @@ from ._core.descriptors import (
     Map,
     Nesting,
     Parallel,
+    ParallelBranch,
     Race,
     Step,
     StepSemantics,
@@ -48,6 +55,7 @@ from ._core.descriptors import (
 )
 from ._core.descriptors import Any_ as Any
 from ._core.errors import (
+    BatchCompletionError,
     CallbackError,
     CallbackFailedError,
     CallbackSubmitterError,
@@ -235,4 +243,12 @@ __all__ = [
     "WorkflowFailedError",
     "current_attempt",
     "operation_id",
+    "BatchCompletionError",
+    "CompletionDecision",
+    "CompletionItemStatus",
+    "CompletionOutcome",
+    "CompletionStatus",
+    "ParallelBranch",
+    "complete_batch",
+    "continue_batch",
 ]

@@ -24,7 +24,7 @@ START = OperationAction.START
 ENDED = {OperationAction.RETRY, OperationAction.SUCCEED, OperationAction.FAIL}
 COMPLETED = {OperationAction.SUCCEED, OperationAction.FAIL}
 COUNTED_AT_START = {"Parallel", "ParallelBranch", "Map", "MapIteration", "WaitForCallback"}
-COUNTED_AT_END = {"RunInChildContext", "All", "Any", "Race", "AllSettled"}
+PROMISES = {"All", "Any", "Race", "AllSettled"}
 
 
 class HistoryOnly:
@@ -64,8 +64,9 @@ def derive_counts(updates) -> Counter:
         elif u.type is OperationType.CONTEXT:
             if u.sub_type in COUNTED_AT_START and u.action is START:
                 rows["WaitForCallback" if u.sub_type == "WaitForCallback" else "Parallel/Map"] += 1
-            elif u.sub_type in COUNTED_AT_END and u.action in COMPLETED:
-                rows["RunInChildContext" if u.sub_type == "RunInChildContext" else "Promise"] += 1
+            elif u.sub_type not in COUNTED_AT_START and u.action in COMPLETED:
+                # a child context of the workflow's own sub_type is a RunInChildContext
+                rows["Promise" if u.sub_type in PROMISES else "RunInChildContext"] += 1
     return +rows
 
 

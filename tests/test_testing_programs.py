@@ -9,7 +9,7 @@ from durable_gen.testing import PROGRAM_FUNCTIONS, build_workflow, programs
 def kinds(program):
     for op in program:
         yield op[0]
-        if op[0] == "child":
+        if op[0] in ("child", "vchild"):
             yield from kinds(op[1])
         elif op[0] == "parallel":
             for branch in op[1]:
@@ -21,7 +21,7 @@ def kinds(program):
 
 
 ALL_KINDS = {
-    "step", "wait", "wfc", "callback", "wfcb", "invoke", "child",
+    "step", "wait", "wfc", "callback", "wfcb", "invoke", "child", "vchild",
     "all", "allsettled", "any", "race", "parallel", "map",
 }  # fmt: skip
 

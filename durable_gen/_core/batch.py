@@ -10,12 +10,13 @@ outcomes in the order work was issued), so the decision and the recorded
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
 
 from .errors import (
+    BatchCompletionError,
     ChildContextError,
     ErrorObject,
     ValidationError,
@@ -25,8 +26,14 @@ __all__ = [
     "BatchItem",
     "BatchItemStatus",
     "BatchResult",
+    "CompletionDecision",
+    "CompletionItemStatus",
+    "CompletionOutcome",
     "CompletionPolicy",
     "CompletionReason",
+    "CompletionStatus",
+    "complete_batch",
+    "continue_batch",
 ]
 
 
@@ -40,10 +47,73 @@ class CompletionReason(enum.StrEnum):
     ALL_COMPLETED = "ALL_COMPLETED"
     MIN_SUCCESSFUL_REACHED = "MIN_SUCCESSFUL_REACHED"
     FAILURE_TOLERANCE_EXCEEDED = "FAILURE_TOLERANCE_EXCEEDED"
-    # AWS's reasons for its custom should_complete predicate (durable_gen has none);
-    # known so that a batch AWS's SDK recorded reads back.
+    # a custom ``should_complete`` predicate decided
     CUSTOM_COMPLETION_SUCCEEDED = "CUSTOM_COMPLETION_SUCCEEDED"
     CUSTOM_COMPLETION_FAILED = "CUSTOM_COMPLETION_FAILED"
+
+
+class CompletionOutcome(enum.StrEnum):
+    """Whether a batch that a ``should_complete`` predicate ends has succeeded."""
+
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+@attrs.frozen
+class CompletionDecision:
+    """What a ``should_complete`` predicate returns: :func:`continue_batch` or
+    :func:`complete_batch`."""
+
+    complete: bool
+    outcome: CompletionOutcome | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.complete and not isinstance(self.outcome, CompletionOutcome):
+            raise ValidationError(
+                "a decision to complete the batch needs its outcome: "
+                "complete_batch(CompletionOutcome.SUCCEEDED) or ...FAILED"
+            )
+        if not self.complete and self.outcome is not None:
+            raise ValidationError("a decision to continue has no outcome: use continue_batch()")
+
+
+def continue_batch() -> CompletionDecision:
+    """Go on: the batch is not complete yet."""
+    return CompletionDecision(False)
+
+
+def complete_batch(outcome: CompletionOutcome = CompletionOutcome.SUCCEEDED) -> CompletionDecision:
+    """Complete the batch now; a FAILED outcome fails it even when no branch failed."""
+    return CompletionDecision(True, outcome)
+
+
+@attrs.frozen
+class CompletionItemStatus:
+    """One branch as a ``should_complete`` predicate sees it.
+
+    ``status`` is None while the branch has not started (``max_concurrency``),
+    STARTED while it runs or waits, then SUCCEEDED or FAILED. ``name`` is the
+    name the branch was given (:class:`ParallelBranch`, ``Map(item_namer=...)``),
+    None when it has the default one.
+    """
+
+    index: int
+    name: str | None = None
+    status: BatchItemStatus | None = None
+
+
+@attrs.frozen
+class CompletionStatus:
+    """The progress of a batch, given to a ``should_complete`` predicate.
+
+    ``items[i]`` is always branch ``i``, whatever order branches finished in.
+    """
+
+    success_count: int
+    failure_count: int
+    completed_count: int
+    total_count: int
+    items: tuple[CompletionItemStatus, ...] = ()
 
 
 def _opt_nonneg_int(name: str, v: object) -> None:
@@ -59,6 +129,14 @@ class CompletionPolicy:
     - ``tolerated_failure_count`` / ``tolerated_failure_percentage``: done (reason
       FAILURE_TOLERANCE_EXCEEDED) as soon as failures exceed the tolerance.
     - All three None (the default, "fail fast"): done at the first failure.
+    - ``should_complete(status) -> CompletionDecision``: a custom predicate instead
+      of the three (not with them). It sees a :class:`CompletionStatus` before any
+      branch starts, after branches start and after each one ends, and returns
+      :func:`continue_batch` or :func:`complete_batch` (reason
+      CUSTOM_COMPLETION_SUCCEEDED or CUSTOM_COMPLETION_FAILED); without a decision
+      the batch ends when every branch has (ALL_COMPLETED). It must be
+      deterministic and monotonic (once complete, more progress keeps it complete):
+      replay may show it the same progress again.
 
     Presets: :meth:`all_successful` (Parallel's default; stop at the first
     failure), :meth:`all_completed` (run everything), :meth:`first_successful`.
@@ -67,8 +145,21 @@ class CompletionPolicy:
     min_successful: int | None = None
     tolerated_failure_count: int | None = None
     tolerated_failure_percentage: float | None = None
+    should_complete: Callable[[CompletionStatus], CompletionDecision] | None = None
 
     def __attrs_post_init__(self) -> None:
+        if self.should_complete is not None:
+            if not callable(self.should_complete):
+                raise ValidationError(
+                    f"should_complete must be a function of a CompletionStatus, "
+                    f"got {self.should_complete!r:.60}"
+                )
+            if self._has_criteria():
+                raise ValidationError(
+                    "should_complete cannot be combined with min_successful, "
+                    "tolerated_failure_count or tolerated_failure_percentage: the "
+                    "predicate decides alone"
+                )
         _opt_nonneg_int("min_successful", self.min_successful)
         _opt_nonneg_int("tolerated_failure_count", self.tolerated_failure_count)
         p = self.tolerated_failure_percentage
@@ -104,6 +195,8 @@ class CompletionPolicy:
         )
 
     def tolerance_exceeded(self, failed: int, total: int) -> bool:
+        if self.should_complete is not None:
+            return False  # the predicate decides
         if not self._has_criteria():
             return failed > 0
         if self.tolerated_failure_count is not None and failed > self.tolerated_failure_count:
@@ -111,8 +204,31 @@ class CompletionPolicy:
         pct = self.tolerated_failure_percentage
         return pct is not None and total > 0 and failed / total * 100 > pct
 
-    def decide(self, succeeded: int, failed: int, total: int) -> CompletionReason | None:
-        """The reason the batch is complete now, or None while it must go on."""
+    def decide(
+        self,
+        succeeded: int,
+        failed: int,
+        total: int,
+        items: Callable[[], tuple[CompletionItemStatus, ...]] = tuple,
+    ) -> CompletionReason | None:
+        """The reason the batch is complete now, or None while it must go on.
+
+        ``items`` builds the per-branch snapshot, asked for only when a
+        ``should_complete`` predicate needs it.
+        """
+        if self.should_complete is not None:
+            status = CompletionStatus(succeeded, failed, succeeded + failed, total, items())
+            decision = self.should_complete(status)
+            if not isinstance(decision, CompletionDecision):
+                raise ValidationError(
+                    f"should_complete must return continue_batch() or complete_batch(...), "
+                    f"got {decision!r:.60}"
+                )
+            if decision.complete:
+                if decision.outcome is CompletionOutcome.FAILED:
+                    return CompletionReason.CUSTOM_COMPLETION_FAILED
+                return CompletionReason.CUSTOM_COMPLETION_SUCCEEDED
+            return CompletionReason.ALL_COMPLETED if succeeded + failed >= total else None
         if self.tolerance_exceeded(failed, total):
             return CompletionReason.FAILURE_TOLERANCE_EXCEEDED
         if succeeded + failed >= total:
@@ -189,13 +305,23 @@ class BatchResult:
         return [i.error for i in self.all if i.status is BatchItemStatus.FAILED]
 
     def throw_if_error(self) -> None:
-        """Raise the first failed branch's error as a :class:`ChildContextError`."""
+        """Raise the first failed branch's error as a :class:`ChildContextError`;
+        a batch a ``should_complete`` predicate failed with no failed branch raises
+        :class:`BatchCompletionError`."""
         for item in self.all:
             if item.status is BatchItemStatus.FAILED:
                 raise ChildContextError(
                     item.error or ErrorObject(type="Error", message="branch failed"),
                     operation_name=f"branch {item.index}",
                 )
+        if self.completion_reason is CompletionReason.CUSTOM_COMPLETION_FAILED:
+            raise BatchCompletionError(
+                ErrorObject(
+                    type=BatchCompletionError.wire_type,
+                    message="Batch completed as failed by should_complete "
+                    f"({self.completion_reason.value})",
+                )
+            )
 
     # -- recording ---------------------------------------------------------------
 

@@ -133,6 +133,32 @@ def _check_name(name: object) -> None:
         )
 
 
+_SUB_TYPE_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def check_sub_type(sub_type: object, default: str) -> str:
+    """The SubType an operation records: ``sub_type``, or ``default`` for None/"".
+
+    A custom operation built from steps, callbacks or contexts labels them so that
+    a history reader can filter them without parsing names (AWS's ``sub_type``).
+    The service accepts 1 to 32 characters from A-Z, a-z, 0-9, ``-`` and ``_``;
+    changing it under a running execution is a non-deterministic change, as a
+    name change is.
+    """
+    if sub_type is None or sub_type == "":
+        return default
+    if (
+        not isinstance(sub_type, str)
+        or len(sub_type) > 32
+        or not set(sub_type) <= _SUB_TYPE_CHARACTERS
+    ):
+        raise ValidationError(
+            "sub_type must be 1 to 32 characters from A-Z, a-z, 0-9, hyphen and "
+            f"underscore (the service's rule), got {sub_type!r:.60}"
+        )
+    return sub_type
+
+
 def _validate_step_fn(_: Any, __: Any, fn: Any) -> None:
     if inspect.isgeneratorfunction(fn):
         raise WorkflowDefinitionError(
@@ -197,9 +223,10 @@ class Step:
     """Run ``fn(*args)`` once as a checkpointed step and yield back its result.
 
     ``Step(fn, *args, name=None, retry=None, semantics=AT_LEAST_ONCE_PER_RETRY,
-    serdes=None)``. A failure goes through ``retry`` (``RetryPolicy.default()`` when
-    omitted); when no retry is left, :class:`~durable_gen.StepError` is thrown into
-    the workflow.
+    serdes=None, sub_type=None)``. A failure goes through ``retry``
+    (``RetryPolicy.default()`` when omitted); when no retry is left,
+    :class:`~durable_gen.StepError` is thrown into the workflow. ``sub_type``
+    labels the operation in the history (default ``"Step"``).
     """
 
     fn: Callable[..., Any]
@@ -208,6 +235,7 @@ class Step:
     retry: RetryPolicy | None = None
     semantics: StepSemantics = StepSemantics.AT_LEAST_ONCE_PER_RETRY
     serdes: Serdes | None = None
+    sub_type: str = "Step"
 
     def __new__(
         cls,
@@ -217,6 +245,7 @@ class Step:
         retry: RetryPolicy | None = None,
         semantics: StepSemantics = StepSemantics.AT_LEAST_ONCE_PER_RETRY,
         serdes: Serdes | None = None,
+        sub_type: str | None = None,
     ) -> Step:
         # Validation is inlined with fast paths: replay builds one Step per operation.
         code = getattr(fn, "__code__", None)
@@ -232,6 +261,7 @@ class Step:
             _validate_semantics(None, None, semantics)
         if serdes is not None:
             _validate_serdes(None, None, serdes)
+        sub_type = "Step" if sub_type is None else check_sub_type(sub_type, "Step")
         # Built in __new__ (Step has no __init__: object's accepts the arguments) as
         # the log's records are: on a twin with the same slots, then switched to Step
         # (see durable_gen._core.log._builder_class); ~40% less than writing each slot
@@ -245,10 +275,11 @@ class Step:
             new.retry = retry
             new.semantics = semantics
             new.serdes = serdes
+            new.sub_type = sub_type
             new.__class__ = Step
             return new  # type: ignore[no-any-return]
         self = _new(cls)
-        values = (fn, args, name, retry, semantics, serdes)
+        values = (fn, args, name, retry, semantics, serdes, sub_type)
         for field, value in zip(_STEP_FIELDS, values, strict=True):
             object.__setattr__(self, field, value)
         return self
@@ -256,10 +287,14 @@ class Step:
     def __getnewargs_ex__(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """copy and pickle rebuild a Step through ``__new__``, which needs ``fn``."""
         kwargs = {"name": self.name, "retry": self.retry, "semantics": self.semantics}
-        return (self.fn, *self.args), {**kwargs, "serdes": self.serdes}
+        return (self.fn, *self.args), {
+            **kwargs,
+            "serdes": self.serdes,
+            "sub_type": self.sub_type,
+        }
 
 
-_STEP_FIELDS = ("fn", "args", "name", "retry", "semantics", "serdes")
+_STEP_FIELDS = ("fn", "args", "name", "retry", "semantics", "serdes", "sub_type")
 assert tuple(f.name for f in attrs.fields(Step)) == _STEP_FIELDS
 _STEP_TWIN = _builder_class(Step)
 _new = object.__new__
@@ -330,12 +365,24 @@ class ChildContext:
     context's result (a raised error becomes a
     :class:`~durable_gen.ChildContextError` in the parent). Once the context has
     succeeded, replay returns its recorded result without re-running its body.
+
+    - ``sub_type`` labels the context in the history (default
+      ``"RunInChildContext"``).
+    - ``virtual=True``: a grouping that records nothing of its own (AWS's
+      ``is_virtual``): its operations are recorded under the enclosing context,
+      with ids of their own, and its body runs again on every replay.
+    - ``summary(result) -> str``: what is recorded in place of a result over the
+      256 KiB a context may store (AWS's ``summary_generator``); replay then rebuilds
+      the result by running the body again. Without it an empty string is recorded.
     """
 
     fn: Callable[..., Any]
     args: tuple[Any, ...] = ()
     name: str | None = attrs.field(default=None, validator=_validate_name)
     serdes: Serdes | None = attrs.field(default=None, validator=_validate_serdes)
+    sub_type: str = "RunInChildContext"
+    virtual: bool = False
+    summary: Callable[[Any], str] | None = None
 
     def __init__(
         self,
@@ -343,11 +390,26 @@ class ChildContext:
         *args: Any,
         name: str | None = None,
         serdes: Serdes | None = None,
+        sub_type: str | None = None,
+        virtual: bool = False,
+        summary: Callable[[Any], str] | None = None,
     ) -> None:
         check_generator_function(fn, "ChildContext's function")
         if name is None:
             name = default_name(fn)
-        self.__attrs_init__(fn, args, name, serdes)
+        if not isinstance(virtual, bool):
+            raise ValidationError(f"virtual must be True or False, got {virtual!r:.60}")
+        if summary is not None:
+            _check_callable("ChildContext's summary", summary)
+        self.__attrs_init__(
+            fn,
+            args,
+            name,
+            serdes,
+            check_sub_type(sub_type, "RunInChildContext"),
+            virtual,
+            summary,
+        )
 
 
 # --------------------------------------------------------------------------- operations
@@ -439,13 +501,15 @@ class CreateCallback:
     callback TIMED_OUT when it is not completed in time; ``heartbeat_timeout``
     when no heartbeat (or completion) arrives in that interval. The payload is
     returned as the string the external system sent unless ``serdes`` says
-    otherwise (as AWS does).
+    otherwise (as AWS does). ``sub_type`` labels the operation in the history
+    (default ``"Callback"``).
     """
 
     name: str | None = None
     timeout: int | None = None
     heartbeat_timeout: int | None = None
     serdes: Serdes | None = None
+    sub_type: str = "Callback"
 
     def __init__(
         self,
@@ -454,6 +518,7 @@ class CreateCallback:
         timeout: float | datetime.timedelta | None = None,
         heartbeat_timeout: float | datetime.timedelta | None = None,
         serdes: Serdes | None = None,
+        sub_type: str | None = None,
     ) -> None:
         _checked_name(name)
         _validate_serdes(None, None, serdes)
@@ -462,6 +527,7 @@ class CreateCallback:
             _opt_seconds("timeout", timeout),
             _opt_seconds("heartbeat_timeout", heartbeat_timeout),
             serdes,
+            check_sub_type(sub_type, "Callback"),
         )
 
 
@@ -493,7 +559,8 @@ class WaitForCallback:
     Recorded as AWS records it: a CONTEXT (SubType WaitForCallback) holding the
     CALLBACK ``"<name> create callback id"`` and the STEP ``"<name> submitter"``
     (retried per ``retry``). A failing submitter throws
-    :class:`~durable_gen.CallbackSubmitterError`.
+    :class:`~durable_gen.CallbackSubmitterError`. ``sub_type`` labels the callback
+    (default ``"Callback"``); the context keeps ``"WaitForCallback"``, as on AWS.
     """
 
     submitter: Callable[[str], Any]
@@ -502,6 +569,7 @@ class WaitForCallback:
     heartbeat_timeout: int | None = None
     retry: RetryPolicy | None = None
     serdes: Serdes | None = None
+    sub_type: str = "Callback"
 
     def __init__(
         self,
@@ -512,6 +580,7 @@ class WaitForCallback:
         heartbeat_timeout: float | datetime.timedelta | None = None,
         retry: RetryPolicy | None = None,
         serdes: Serdes | None = None,
+        sub_type: str | None = None,
     ) -> None:
         _check_callable("WaitForCallback's submitter", submitter)
         _checked_name(name)
@@ -524,6 +593,7 @@ class WaitForCallback:
             _opt_seconds("heartbeat_timeout", heartbeat_timeout),
             retry,
             serdes,
+            check_sub_type(sub_type, "Callback"),
         )
 
 
@@ -531,8 +601,10 @@ class WaitForCallback:
 class Invoke:
     """Invoke another durable function and yield back its result.
 
-    ``payload`` is sent as JSON; the result is read with ``serdes`` (JSON by
-    default). A failed invocation throws :class:`~durable_gen.InvokeError`.
+    ``payload`` is written with ``payload_serdes`` and the result read with
+    ``serdes`` (both JSON by default; AWS's ``serdes_payload`` and
+    ``serdes_result``). ``tenant_id`` is passed to the invoked function. A failed
+    invocation throws :class:`~durable_gen.InvokeError`.
     """
 
     function_name: str
@@ -540,6 +612,7 @@ class Invoke:
     name: str | None = None
     serdes: Serdes | None = None
     tenant_id: str | None = None
+    payload_serdes: Serdes | None = None
 
     def __init__(
         self,
@@ -549,6 +622,7 @@ class Invoke:
         name: str | None = None,
         serdes: Serdes | None = None,
         tenant_id: str | None = None,
+        payload_serdes: Serdes | None = None,
     ) -> None:
         if not isinstance(function_name, str) or not function_name:
             raise ValidationError(
@@ -556,7 +630,12 @@ class Invoke:
             )
         _checked_name(name)
         _validate_serdes(None, None, serdes)
-        self.__attrs_init__(function_name, payload, name, serdes, tenant_id)
+        _validate_serdes(None, None, payload_serdes)
+        if tenant_id is not None and (not isinstance(tenant_id, str) or not tenant_id):
+            raise ValidationError(
+                f"tenant_id must be a non-empty str or None, got {tenant_id!r:.60}"
+            )
+        self.__attrs_init__(function_name, payload, name, serdes, tenant_id, payload_serdes)
 
 
 class Nesting(enum.Enum):
@@ -595,12 +674,40 @@ def _check_policy(completion: object, total: int) -> None:
 
 
 @attrs.frozen(init=False)
+class ParallelBranch:
+    """A branch of :class:`Parallel` with a name of its own (AWS's ``ParallelBranch``).
+
+    ``Parallel([ParallelBranch(fetch_user, "fetch-user"), fetch_orders])`` records
+    the first branch as ``fetch-user`` instead of ``parallel-branch-0``.
+    """
+
+    fn: Callable[[], Any]
+    name: str | None = None
+
+    def __init__(self, fn: Callable[[], Any], name: str | None = None) -> None:
+        check_generator_callable(fn, "ParallelBranch's function")
+        _checked_name(name)
+        self.__attrs_init__(fn, name)
+
+    def __call__(self) -> Any:
+        return self.fn()
+
+
+def _check_summary(what: str, summary: object) -> None:
+    if summary is not None:
+        _check_callable(what, summary)
+
+
+@attrs.frozen(init=False)
 class Parallel:
     """Run generator functions as concurrent branches; yields back a BatchResult.
 
     ``completion`` defaults to ``CompletionPolicy.all_successful()``. Branch
     step functions run concurrently (threads, at most ``max_concurrency``
-    branches at once), while ids, decisions and results stay deterministic.
+    branches at once), while ids, decisions and results stay deterministic. A
+    branch is a generator function, or a :class:`ParallelBranch` to name it.
+    ``summary(batch_result) -> str`` is recorded (in AWS's summary envelope) when
+    the result is over the 256 KiB a context may store.
     """
 
     branches: tuple[Callable[[], Any], ...]
@@ -610,6 +717,7 @@ class Parallel:
     nesting: Nesting = Nesting.NESTED
     serdes: Serdes | None = None
     item_serdes: Serdes | None = None
+    summary: Callable[[Any], str] | None = None
 
     def __init__(
         self,
@@ -621,15 +729,18 @@ class Parallel:
         nesting: Nesting = Nesting.NESTED,
         serdes: Serdes | None = None,
         item_serdes: Serdes | None = None,
+        summary: Callable[[Any], str] | None = None,
     ) -> None:
         from .batch import CompletionPolicy
 
         branches = tuple(branches)
         for i, fn in enumerate(branches):
-            check_generator_callable(fn, f"Parallel branch {i}")
+            if not isinstance(fn, ParallelBranch):
+                check_generator_callable(fn, f"Parallel branch {i}")
         _checked_name(name)
         _check_concurrency(max_concurrency)
         _check_policy(completion, len(branches))
+        _check_summary("Parallel's summary", summary)
         if not isinstance(nesting, Nesting):
             raise ValidationError(f"nesting must be Nesting.NESTED or FLAT, got {nesting!r}")
         self.__attrs_init__(
@@ -640,6 +751,7 @@ class Parallel:
             nesting,
             serdes,
             item_serdes,
+            summary,
         )
 
 
@@ -649,6 +761,7 @@ class Map:
 
     ``completion`` defaults to fail-fast (done at the first failure).
     ``item_namer(item, index)`` names each iteration (default ``map-item-{index}``).
+    ``summary(batch_result) -> str``: as for :class:`Parallel`.
     """
 
     items: tuple[Any, ...]
@@ -660,6 +773,7 @@ class Map:
     nesting: Nesting = Nesting.NESTED
     serdes: Serdes | None = None
     item_serdes: Serdes | None = None
+    summary: Callable[[Any], str] | None = None
 
     def __init__(
         self,
@@ -673,10 +787,12 @@ class Map:
         nesting: Nesting = Nesting.NESTED,
         serdes: Serdes | None = None,
         item_serdes: Serdes | None = None,
+        summary: Callable[[Any], str] | None = None,
     ) -> None:
         from .batch import CompletionPolicy
 
         check_generator_callable(fn, "Map's function")
+        _check_summary("Map's summary", summary)
         _checked_name(name)
         items = tuple(items)
         _check_concurrency(max_concurrency)
@@ -693,6 +809,7 @@ class Map:
             nesting,
             serdes,
             item_serdes,
+            summary,
         )
 
 

@@ -21,6 +21,7 @@ import reprlib
 from typing import Any, ClassVar, Final
 
 __all__ = [
+    "BatchCompletionError",
     "CallbackError",
     "CallbackFailedError",
     "CallbackSubmitterError",
@@ -309,6 +310,15 @@ class ChildContextError(OperationError):
     wire_type = f"{AWS_SDK_EXCEPTIONS}.ChildContextError"
 
     _kind = "child context"
+
+
+class BatchCompletionError(OperationError):
+    """A Parallel or Map whose ``should_complete`` predicate completed it FAILED, with
+    no failed branch (raised by :meth:`BatchResult.throw_if_error`)."""
+
+    wire_type = "aws_durable_execution_sdk_python.concurrency.models.BatchCompletionError"
+
+    _kind = "batch"
 
 
 class CallbackError(OperationError):

@@ -13,7 +13,7 @@ crashes. Use them to fuzz engines and stores::
 
 Op shapes::
 
-    ("step", fail_times)            Step failing its first fail_times attempts (retried)
+    ("step", fail_times[, sub_type])  Step failing its first fail_times attempts (retried)
     ("fail",)                       Step that always fails, not retried, not caught
     ("try", op)                     op, catching the OperationError it throws
     ("wait", seconds)               Wait
@@ -24,10 +24,14 @@ Op shapes::
     ("cbanswer",)                   WaitForCallback whose submitter completes it at once,
                                     through the service at the input's callback_endpoint
     ("invoke", n)                   Invoke of the registered function "echo"
-    ("child", ops, raises)          ChildContext (raising at its end when ``raises``)
+    ("child", ops, raises[, sub_type])  ChildContext (raising at its end when ``raises``)
+    ("vchild", ops, raises)         a virtual ChildContext (records no operation itself)
     (comb, [step/wait ops])         comb: "all", "allsettled", "any" or "race"
-    ("parallel", [ops...], policy, max_concurrency)
+    ("parallel", [ops...], policy, max_concurrency[, named])  (named: ParallelBranch)
     ("map", n_items, ops, policy, max_concurrency)
+
+``policy`` names one of :data:`COMPLETION_POLICIES`, two of which are custom
+``should_complete`` predicates.
 
 Programs are JSON data too (lists in place of tuples work the same), so one can be
 sent as a workflow's input: :func:`program_workflow` runs the program it is given.
@@ -38,7 +42,15 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from typing import Any
 
-from .._core.batch import CompletionPolicy
+from .._core.batch import (
+    BatchItemStatus,
+    CompletionDecision,
+    CompletionOutcome,
+    CompletionPolicy,
+    CompletionStatus,
+    complete_batch,
+    continue_batch,
+)
 from .._core.descriptors import (
     All,
     AllSettled,
@@ -48,6 +60,7 @@ from .._core.descriptors import (
     Invoke,
     Map,
     Parallel,
+    ParallelBranch,
     Race,
     Step,
     Wait,
@@ -75,13 +88,38 @@ RETRY = RetryPolicy(max_attempts=3, initial_delay=1, max_delay=4, jitter=Jitter.
 RETRY_NO_JITTER = RetryPolicy(max_attempts=3, initial_delay=1, max_delay=4, jitter=Jitter.NONE)
 _NO_RETRY = RetryPolicy.none()
 
+
+def _quorum2(status: CompletionStatus) -> CompletionDecision:
+    """Done, succeeded, at two successes; done, failed, at two failures."""
+    if status.success_count >= 2:
+        return complete_batch()
+    if status.failure_count >= 2:
+        return complete_batch(CompletionOutcome.FAILED)
+    return continue_batch()
+
+
+def _first_decides(status: CompletionStatus) -> CompletionDecision:
+    """Done when branch 0 has ended, with its outcome (reads the per-branch items)."""
+    first = status.items[0].status if status.items else None
+    if first is BatchItemStatus.SUCCEEDED:
+        return complete_batch()
+    if first is BatchItemStatus.FAILED:
+        return complete_batch(CompletionOutcome.FAILED)
+    return continue_batch()
+
+
 #: Completion policies a generated Parallel/Map picks from, by name.
 COMPLETION_POLICIES: dict[str, CompletionPolicy | None] = {
     "all_completed": CompletionPolicy.all_completed(),
     "first": CompletionPolicy.first_successful(),
     "fail_fast": None,
     "tolerate1": CompletionPolicy(tolerated_failure_count=1),
+    "quorum2": CompletionPolicy(should_complete=_quorum2),
+    "first_decides": CompletionPolicy(should_complete=_first_decides),
 }
+
+#: The sub_type of generated operations that carry one (AWS's ``sub_type``).
+SUB_TYPE = "Custom-Op_1"
 
 Op = tuple[Any, ...]
 
@@ -125,7 +163,10 @@ def programs(
     """
     from hypothesis import strategies as st
 
-    step = st.tuples(st.just("step"), st.integers(0, 3))
+    step = st.one_of(
+        st.tuples(st.just("step"), st.integers(0, 3)),
+        st.tuples(st.just("step"), st.integers(0, 3), st.just(SUB_TYPE)),
+    )
     wait = st.tuples(st.just("wait"), st.integers(1, 600))
     leaves: list[Any] = [step, wait, st.tuples(st.just("wfc"), st.integers(1, 3))]
     if callbacks:
@@ -149,8 +190,11 @@ def programs(
         policy_and_concurrency = st.tuples(policy, concurrency)
 
     def extend(children: Any) -> Any:
+        body = st.lists(children, max_size=3)
         options = [
-            st.tuples(st.just("child"), st.lists(children, max_size=3), st.booleans()),
+            st.tuples(st.just("child"), body, st.booleans()),
+            st.tuples(st.just("child"), body, st.booleans(), st.just(SUB_TYPE)),
+            st.tuples(st.just("vchild"), body, st.booleans()),
         ]
         if combinators:
             options += [
@@ -166,9 +210,10 @@ def programs(
         if batches:
             options += [
                 st.builds(
-                    lambda branches, pc: ("parallel", branches, *pc),
+                    lambda branches, pc, named: ("parallel", branches, *pc, *named),
                     st.lists(st.lists(children, max_size=3), max_size=3),
                     policy_and_concurrency,
+                    st.sampled_from([(), (True,)]),
                 ),
                 st.builds(
                     lambda n, body, pc: ("map", n, body, *pc),
@@ -280,8 +325,11 @@ def build_workflow(
     def run_op(op: Op, label: str) -> Generator[Any, Any, Any]:
         kind = op[0]
         if kind == "step":
+            sub_type = op[2] if len(op) > 2 else None
             try:
-                return (yield Step(_step_fn(label, op[1]), name=label, retry=retry))
+                return (
+                    yield Step(_step_fn(label, op[1]), name=label, retry=retry, sub_type=sub_type)
+                )
             except OperationError as e:
                 return f"failed:{e.error_message}"
         if kind == "fail":
@@ -315,9 +363,19 @@ def build_workflow(
             return (yield WaitForCallback(submit, label, timeout=3600, retry=_NO_RETRY))
         if kind == "invoke":
             return (yield Invoke("echo", f"{label}:{op[1]}", name=label))
-        if kind == "child":
+        if kind in ("child", "vchild"):
+            sub_type = op[3] if len(op) > 3 else None
+            child = ChildContext(
+                child_body,
+                op[1],
+                label,
+                op[2],
+                name=label,
+                sub_type=sub_type,
+                virtual=kind == "vchild",
+            )
             try:
-                return (yield ChildContext(child_body, op[1], label, op[2], name=label))
+                return (yield child)
             except OperationError as e:
                 return f"failed:{e.error_type}:{e.error_message}"
         if kind in _COMBINATORS:
@@ -327,8 +385,10 @@ def build_workflow(
             except OperationError as e:
                 return f"failed:{type(e).__name__}"
         if kind == "parallel":
-            _, branches, policy, conc = op
-            fns = [branch_fn(b, f"{label}.b{j}") for j, b in enumerate(branches)]
+            _, branches, policy, conc, *named = op
+            fns: list[Any] = [branch_fn(b, f"{label}.b{j}") for j, b in enumerate(branches)]
+            if named and named[0]:
+                fns = [ParallelBranch(fn, f"{label}.b{j}") for j, fn in enumerate(fns)]
             r = yield Parallel(
                 fns, name=label, completion=_policy(policy, len(fns)), max_concurrency=conc
             )

@@ -21,10 +21,12 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from aws_durable_execution_sdk_python import DurableContext, durable_execution
+from aws_durable_execution_sdk_python import config as aws_config
 from aws_durable_execution_sdk_python import exceptions as aws_exc
 from aws_durable_execution_sdk_python.concurrency.models import BatchResult as AwsBatchResult
 from aws_durable_execution_sdk_python.config import (
     CallbackConfig,
+    ChildConfig,
     CompletionConfig,
     Duration,
     JitterStrategy,
@@ -66,9 +68,14 @@ from durable_gen import (
     WaitForConditionError,
 )
 from durable_gen._core.batch import (
+    BatchItemStatus,
     BatchResult,
+    CompletionDecision,
+    CompletionItemStatus,
     CompletionPolicy,
+    CompletionStatus,
 )
+from durable_gen._core.descriptors import ParallelBranch
 from durable_gen._core.retry import (
     Jitter,
     WaitStrategy,
@@ -121,13 +128,54 @@ def _wait_strategy(ws: WaitStrategy) -> Any:
     )
 
 
+def _predicate(ours: Callable[[CompletionStatus], CompletionDecision]) -> Any:
+    """durable_gen's ``should_complete`` as AWS's (its status in, its decision out)."""
+
+    def should_complete(status: aws_config.CompletionStatus) -> aws_config.CompletionDecision:
+        items = tuple(
+            CompletionItemStatus(
+                i.index, i.name, None if i.status is None else BatchItemStatus(i.status.value)
+            )
+            for i in status.items
+        )
+        decision = ours(
+            CompletionStatus(
+                status.success_count,
+                status.failure_count,
+                status.completed_count,
+                status.total_count,
+                items,
+            )
+        )
+        outcome = decision.outcome
+        return aws_config.CompletionDecision(
+            decision.complete,
+            None if outcome is None else aws_config.CompletionOutcome(outcome.value),
+        )
+
+    return should_complete
+
+
 def _completion(policy: CompletionPolicy) -> CompletionConfig:
     # (a Parallel's or Map's completion is never None: each has its default policy)
+    if policy.should_complete is not None:
+        return CompletionConfig(should_complete=_predicate(policy.should_complete))
     return CompletionConfig(
         min_successful=policy.min_successful,
         tolerated_failure_count=policy.tolerated_failure_count,
         tolerated_failure_percentage=policy.tolerated_failure_percentage,
     )
+
+
+def _batch_summary(summary: Callable[[Any], str] | None) -> Any:
+    """durable_gen's batch summary, given AWS's BatchResult as durable_gen's."""
+    if summary is None:
+        return None
+    return lambda result: summary(_batch(result))
+
+
+def _sub_type(sub_type: str, default: str) -> str | None:
+    return None if sub_type == default else sub_type
 
 
 def _batch(result: AwsBatchResult[Any]) -> BatchResult:
@@ -159,7 +207,10 @@ def _perform(ctx: DurableContext, desc: Any, callbacks: dict[str, Any]) -> Any:
     ``callbacks``: AWS's Callback objects of the handles this generator created.
     """
     if isinstance(desc, CreateCallback):
-        config_cb = CallbackConfig(timeout=Duration.from_seconds(desc.timeout or 0))
+        config_cb = CallbackConfig(
+            timeout=Duration.from_seconds(desc.timeout or 0),
+            sub_type=_sub_type(desc.sub_type, "Callback"),
+        )
         callback = ctx.create_callback(name=desc.name, config=config_cb)
         callbacks[callback.operation_id] = callback
         return CallbackHandle(
@@ -174,12 +225,15 @@ def _perform(ctx: DurableContext, desc: Any, callbacks: dict[str, Any]) -> Any:
         config_wcb = WaitForCallbackConfig(
             timeout=Duration.from_seconds(desc.timeout or 0),
             retry_strategy=_retry(desc.retry),
+            sub_type=_sub_type(desc.sub_type, "Callback"),
         )
         return ctx.wait_for_callback(
             lambda callback_id, _c: submitter(callback_id), name=desc.name, config=config_wcb
         )
     if isinstance(desc, Step):
-        config = StepConfig(retry_strategy=_retry(desc.retry))
+        config = StepConfig(
+            retry_strategy=_retry(desc.retry), sub_type=_sub_type(desc.sub_type, "Step")
+        )
         return ctx.step(_with_attempt(desc.fn, desc.args), name=desc.name, config=config)
     if isinstance(desc, Wait):
         return ctx.wait(Duration.from_seconds(int(desc.seconds)), name=desc.name)
@@ -191,17 +245,33 @@ def _perform(ctx: DurableContext, desc: Any, callbacks: dict[str, Any]) -> Any:
         return ctx.wait_for_condition(lambda state, _c: check(state), config_wfc, name=desc.name)
     if isinstance(desc, ChildContext):
         fn, args = desc.fn, desc.args
-        return ctx.run_in_child_context(lambda c: drive(c, fn(*args)), name=desc.name)
+        config_c: ChildConfig[Any] = ChildConfig(
+            sub_type=_sub_type(desc.sub_type, "RunInChildContext"),
+            is_virtual=desc.virtual,
+            summary_generator=desc.summary,
+        )
+        return ctx.run_in_child_context(
+            lambda c: drive(c, fn(*args)), name=desc.name, config=config_c
+        )
     if isinstance(desc, Parallel):
-        branches = [(lambda c, b=b: drive(c, b())) for b in desc.branches]
+        branches: list[Any] = []
+        for b in desc.branches:
+            run = lambda c, b=b: drive(c, b())  # noqa: E731
+            named = isinstance(b, ParallelBranch) and b.name is not None
+            branches.append(aws_config.ParallelBranch(run, b.name) if named else run)
         config_p = ParallelConfig(
-            max_concurrency=desc.max_concurrency, completion_config=_completion(desc.completion)
+            max_concurrency=desc.max_concurrency,
+            completion_config=_completion(desc.completion),
+            summary_generator=_batch_summary(desc.summary),
         )
         return _batch(ctx.parallel(branches, name=desc.name, config=config_p))
     if isinstance(desc, Map):
         fn_m = desc.fn
         config_m: MapConfig[Any] = MapConfig(
-            max_concurrency=desc.max_concurrency, completion_config=_completion(desc.completion)
+            max_concurrency=desc.max_concurrency,
+            completion_config=_completion(desc.completion),
+            item_namer=desc.item_namer,
+            summary_generator=_batch_summary(desc.summary),
         )
         return _batch(
             ctx.map(

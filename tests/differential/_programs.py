@@ -28,7 +28,7 @@ def timeout_seconds(program: Any) -> int:
         kind = op[0]
         if kind == "cbtimeout":
             total += op[1]
-        elif kind == "child":
+        elif kind in ("child", "vchild"):
             total += timeout_seconds(op[1])
         elif kind == "try":
             total += timeout_seconds([op[1]])
@@ -40,9 +40,11 @@ def timeout_seconds(program: Any) -> int:
 
 
 def differential_programs() -> Any:
-    """Programs of steps (retried, failing), waits, wait-for-condition, callbacks
-    (timed out, answered), chained invokes, child contexts, Parallel and Map, and
-    try/except around any of them, nested."""
+    """Programs of steps (retried, failing, with a sub_type), waits,
+    wait-for-condition, callbacks (timed out, answered), chained invokes, child
+    contexts (virtual, with a sub_type), Parallel (named branches) and Map with
+    threshold and custom completion policies, and try/except around any of them,
+    nested."""
     return programs(
         callbacks=False,
         invokes=True,

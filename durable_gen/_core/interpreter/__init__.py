@@ -74,7 +74,7 @@ from ..errors import (
 )
 from ..log import _ROOT_IDS, Operation, operation_id
 from ..serdes import DEFAULT_SERDES
-from .base import _FAILED, _ST_STEP, _STEP, _SUCCEEDED, Outcome, _Ctx, args_digest
+from .base import _FAILED, _STEP, _SUCCEEDED, Outcome, _Ctx, args_digest
 from .invoke import _Invokes
 
 __all__ = ["Interpreter"]
@@ -214,9 +214,9 @@ class Interpreter(_Invokes):
                         op.type is _STEP
                         and op.name == desc.name
                         and op.parent_id == ctx.op_parent
-                        and op.sub_type == _ST_STEP
+                        and op.sub_type == desc.sub_type
                     ):
-                        self._check(ctx, op, _STEP, _ST_STEP, desc.name)
+                        self._check(ctx, op, _STEP, desc.sub_type, desc.name)
                     status = op.status
                     if status is _SUCCEEDED:
                         if check_args and op.args_digest is not None:

@@ -282,13 +282,18 @@ class _Entry:
 
 #: ErrorType a failed context records -> (type, sub types, error class) of the child
 #: operation whose failure escaped it (see Interpreter._cause_in_log)
+#: (a step's sub type is "Step" or the workflow's own ``sub_type``)
 _CAUSE_KINDS: Final[
-    dict[str, tuple[OperationType, frozenset[str] | None, type[OperationError]]]
+    dict[str, tuple[OperationType, Callable[[str | None], bool], type[OperationError]]]
 ] = {
-    StepError.wire_type: (_STEP, frozenset({_ST_STEP}), StepError),
-    WaitForConditionError.wire_type: (_STEP, frozenset({_ST_WFC}), WaitForConditionError),
-    ChildContextError.wire_type: (_CONTEXT, None, ChildContextError),
-    InvokeError.wire_type: (_INVOKE, None, InvokeError),
+    StepError.wire_type: (_STEP, lambda sub_type: sub_type != _ST_WFC, StepError),
+    WaitForConditionError.wire_type: (
+        _STEP,
+        lambda sub_type: sub_type == _ST_WFC,
+        WaitForConditionError,
+    ),
+    ChildContextError.wire_type: (_CONTEXT, lambda _: True, ChildContextError),
+    InvokeError.wire_type: (_INVOKE, lambda _: True, InvokeError),
 }
 
 
@@ -500,13 +505,13 @@ class _Base:
         kind = _CAUSE_KINDS.get(error.type or "") if error is not None else None
         if error is None or kind is None:
             return None
-        op_type, sub_types, cls = kind
+        op_type, accepts, cls = kind
         found: Operation | None = None
         for child in self._ops.values():
             if (
                 child.parent_id == op.id
                 and child.type is op_type
-                and (sub_types is None or child.sub_type in sub_types)
+                and accepts(child.sub_type)
                 and child.is_terminal
                 and child.status is not _SUCCEEDED
                 and child.error is not None

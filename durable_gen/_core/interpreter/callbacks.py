@@ -34,7 +34,6 @@ from ..log import (
 from .base import (
     _CALLBACK,
     _PASS_THROUGH,
-    _ST_CALLBACK,
     _ST_WAIT_CALLBACK,
     _START,
     _SUCCEEDED,
@@ -85,6 +84,7 @@ def _callback_body(desc: WaitForCallback) -> Generator[Any, Any, Any]:
         timeout=desc.timeout,
         heartbeat_timeout=desc.heartbeat_timeout,
         serdes=desc.serdes,
+        sub_type=desc.sub_type,
     )
     # A failing submitter's StepError escapes: the context records it as AWS does
     # (ErrorType ...StepError) and _wait_for_callback_error makes it a
@@ -116,7 +116,7 @@ class _Callbacks(_Steps):
         self, ctx: _Ctx, desc: CreateCallback, op_id: str, op: Operation | None
     ) -> Outcome:
         if op is not None:
-            self._check(ctx, op, _CALLBACK, _ST_CALLBACK, desc.name)
+            self._check(ctx, op, _CALLBACK, desc.sub_type, desc.name)
             return self._handle(ctx, desc, op), None
         self._new_op()
         self._updates.append(
@@ -126,7 +126,7 @@ class _Callbacks(_Steps):
                 action=_START,
                 parent_id=ctx.op_parent,
                 name=desc.name,
-                sub_type=_ST_CALLBACK,
+                sub_type=desc.sub_type,
                 callback_timeout_seconds=desc.timeout,
                 callback_heartbeat_timeout_seconds=desc.heartbeat_timeout,
             )

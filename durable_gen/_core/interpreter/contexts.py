@@ -4,10 +4,18 @@ limits) and the promise combinators: operations that hold other operations.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Generator
 from typing import Any
 
-from ..batch import BatchItem, BatchItemStatus, BatchResult, CompletionReason
+from ..batch import (
+    BatchItem,
+    BatchItemStatus,
+    BatchResult,
+    CompletionItemStatus,
+    CompletionPolicy,
+    CompletionReason,
+)
 from ..descriptors import (
     AwaitCallback,
     CallbackHandle,
@@ -15,11 +23,13 @@ from ..descriptors import (
     Map,
     Nesting,
     Parallel,
+    ParallelBranch,
 )
 from ..errors import (
     ChildContextError,
     CombinatorError,
     ErrorObject,
+    NonDeterminismError,
     OperationError,
     SerializationError,
     WorkflowDefinitionError,
@@ -34,16 +44,18 @@ from ..log import (
     OperationUpdate,
     operation_id,
 )
-from ..present import describe_operation
-from ..serdes import BATCH_SERDES, DEFAULT_SERDES, Serdes
+from ..present import describe_operation, ordinal
+from ..serdes import BATCH_SERDES, DEFAULT_SERDES, PassThroughSerdes, Serdes
 from .base import (
     _CONTEXT,
     _FAIL,
+    _HINT,
     _MISSING,
-    _ST_CHILD,
+    _ST_WAIT_CALLBACK,
     _START,
     _SUCCEED,
     _SUCCEEDED,
+    REPLAY_CHILDREN_THRESHOLD,
     Outcome,
     _Base,
     _Ctx,
@@ -59,6 +71,75 @@ def _combinator_error(error: ErrorObject, name: str | None, op_id: str) -> Opera
     return CombinatorError(error, operation_name=name, operation_id=op_id)
 
 
+def _summary_of(interp: _Base, summary: Callable[[Any], Any], value: Any, label: str) -> str:
+    """What a context records in place of a result over the limit (AWS's summary)."""
+    text = summary(value)
+    if not isinstance(text, str):
+        raise SerializationError(
+            f"the summary of {label} must be a str, got {type(text).__name__}",
+            value_type=type(text).__name__,
+        )
+    _, _, big = interp._encode_context_result(PassThroughSerdes(), text)
+    if big:
+        raise SerializationError(
+            f"the summary of {label} is over the {REPLAY_CHILDREN_THRESHOLD:,} bytes a "
+            "context may store; return a shorter one",
+            value_type="str",
+        )
+    return text
+
+
+def _summary_envelope(result: BatchResult, result_type: str, summary: str | None) -> str:
+    """The record of a Parallel or Map result over the limit, as AWS's SDK writes it
+    (its ``CompletionRecord.summary_envelope``): the completion decision, counts, and
+    the workflow's own summary, if any, under ``summary``."""
+    started = [i.index for i in result.all if i.status is BatchItemStatus.STARTED]
+    completed = [i.index for i in result.all if i.status is not BatchItemStatus.STARTED]
+    indexes = (
+        {"startedIndexes": started}
+        if len(started) <= len(completed)
+        else {"completedIndexes": completed}
+    )
+    fields: dict[str, Any] = {
+        "type": result_type,
+        "totalCount": result.total_count,
+        "completionReason": result.completion_reason.value,
+        **indexes,
+        "startedCount": result.started_count,
+        "successCount": result.success_count,
+        "failureCount": result.failure_count,
+        "status": result.status.value,
+    }
+    if summary is not None:
+        fields["summary"] = summary
+    return json.dumps(fields)
+
+
+class _VirtualOwner(_Owner):
+    """A virtual child context: nothing recorded; its outcome goes straight to its parent."""
+
+    def __init__(self, op_id: str, desc: ChildContext, parent: _Ctx) -> None:
+        self.op_id = op_id
+        self.desc = desc
+        self.parent = parent
+
+    def returned(self, interp: _Base, ctx: _Ctx, value: Any) -> None:
+        try:  # the value goes through its serdes, as a recorded context's does
+            _, value, _ = interp._encode_context_result(self.desc.serdes or DEFAULT_SERDES, value)
+        except SerializationError as e:
+            err = SerializationError(
+                f"{ctx.label} returned a value that cannot be stored: {e}", value_type=e.value_type
+            )
+            self.raised(interp, ctx, err)
+            return
+        interp._resume(self.parent, value, None)
+
+    def raised(self, interp: _Base, ctx: _Ctx, exc: Exception) -> None:
+        err = _child_error(error_from_exception(exc), self.desc.name, self.op_id)
+        err.__cause__ = exc
+        interp._resume(self.parent, None, err)
+
+
 class _ContextOwner(_Owner):
     """A recorded CONTEXT operation (ChildContext, WaitForCallback, combinators)."""
 
@@ -71,6 +152,7 @@ class _ContextOwner(_Owner):
         serdes: Serdes,
         recorded: Operation | None,
         make_error: Callable[[ErrorObject, str | None, str], OperationError],
+        summary: Callable[[Any], str] | None = None,
     ) -> None:
         self.op_id = op_id
         self.name = name
@@ -79,6 +161,7 @@ class _ContextOwner(_Owner):
         self.serdes = serdes
         self.recorded = recorded  # re-driving a context that already ended
         self.make_error = make_error
+        self.summary = summary  # what is recorded in place of a result over the limit
 
     def _replayed(self, interp: _Base, ctx: _Ctx, value: Any, exc: Exception | None) -> None:
         assert self.recorded is not None
@@ -92,6 +175,7 @@ class _ContextOwner(_Owner):
         if self.recorded is not None:
             self._replayed(interp, ctx, value, None)
             return
+        raw = value
         try:
             payload, value, big = interp._encode_context_result(self.serdes, value)
         except SerializationError as e:
@@ -100,6 +184,12 @@ class _ContextOwner(_Owner):
             )
             self.raised(interp, ctx, err)
             return
+        if big and self.summary is not None:
+            try:
+                payload = _summary_of(interp, self.summary, raw, ctx.label)
+            except Exception as e:  # the user's summary failed: the context fails
+                self.raised(interp, ctx, e)
+                return
         interp._updates.append(
             OperationUpdate(
                 id=self.op_id,
@@ -175,10 +265,54 @@ class _Batch(_Owner):
             if desc.item_namer is not None:
                 return str(desc.item_namer(desc.items[i], i))
             return f"map-item-{i}"
+        branch = desc.branches[i]
+        if isinstance(branch, ParallelBranch) and branch.name is not None:
+            return branch.name
         return f"parallel-branch-{i}"
+
+    def given_name(self, i: int) -> str | None:
+        """The name a branch was given (None for the default one), as a
+        ``should_complete`` predicate sees it."""
+        desc = self.desc
+        if isinstance(desc, Map):
+            return None if desc.item_namer is None else self.branch_name(i)
+        branch = desc.branches[i]
+        return branch.name if isinstance(branch, ParallelBranch) else None
+
+    def snapshot(self) -> tuple[CompletionItemStatus, ...]:
+        """Every branch's status, for a ``should_complete`` predicate."""
+        items = self.items
+        statuses = []
+        for i in range(self.total):
+            item = items.get(i)
+            status = (
+                item.status
+                if item is not None
+                else BatchItemStatus.STARTED
+                if i in self.active
+                else None
+            )
+            statuses.append(CompletionItemStatus(i, self.given_name(i), status))
+        return tuple(statuses)
+
+    def decide(self) -> CompletionReason | None:
+        succeeded = self.succeeded
+        policy: CompletionPolicy = self.desc.completion
+        return policy.decide(succeeded, len(self.items) - succeeded, self.total, self.snapshot)
+
+    def start(self) -> None:
+        """Admit the first branches; a ``should_complete`` predicate is asked first
+        (it may complete the batch before any branch starts, as on AWS)."""
+        if self.desc.completion.should_complete is not None and self.total:
+            reason = self.decide()
+            if reason is not None:
+                self.finish(reason)
+                return
+        self.admit()
 
     def admit(self) -> None:
         limit = self.desc.max_concurrency
+        started = False
         while (
             not self.finished
             and self.next_index < self.total
@@ -187,8 +321,14 @@ class _Batch(_Owner):
             i = self.next_index
             self.next_index += 1
             self.start_branch(i)
+            started = True
         if not self.finished and self.total == 0:
-            self.finish(CompletionReason.ALL_COMPLETED)
+            self.finish(self.decide() or CompletionReason.ALL_COMPLETED)
+        elif started and not self.finished and self.desc.completion.should_complete is not None:
+            # AWS's SDK asks the predicate again once branches have started
+            reason = self.decide()
+            if reason is not None:
+                self.finish(reason)
 
     def start_branch(self, i: int) -> None:
         interp = self.interp
@@ -250,9 +390,7 @@ class _Batch(_Owner):
         items[i] = item
         if item.status is BatchItemStatus.SUCCEEDED:
             self.succeeded += 1
-        succeeded = self.succeeded
-        failed = len(items) - succeeded
-        reason = self.desc.completion.decide(succeeded, failed, self.total)
+        reason = self.decide()
         if reason is not None:
             self.finish(reason)
         else:
@@ -283,18 +421,27 @@ class _Batch(_Owner):
             interp._resume(parent, result, None)
             return
         serdes = self.desc.serdes or BATCH_SERDES
+        label = describe_operation(self.sub_type, None, self.desc.name)
         try:
             payload, _, big = interp._encode_context_result(serdes, result)
-        except SerializationError as e:
-            exc = SerializationError(
-                f"the result of {describe_operation(self.sub_type, None, self.desc.name)} "
-                f"cannot be stored: {e}",
-                value_type=e.value_type,
+            if big:
+                summary = self.desc.summary
+                text = None if summary is None else _summary_of(interp, summary, result, label)
+                payload = _summary_envelope(
+                    result, "MapResult" if self.is_map else "ParallelResult", text
+                )
+        except Exception as e:  # not storable, or the user's summary failed
+            exc = (
+                SerializationError(
+                    f"the result of {label} cannot be stored: {e}", value_type=e.value_type
+                )
+                if isinstance(e, SerializationError)
+                else e
             )
             owner = _ContextOwner(
                 self.op_id, self.desc.name, self.sub_type, parent, serdes, None, _child_error
             )
-            owner.fail(interp, error_from_exception(exc))
+            owner.fail(interp, error_from_exception(exc), exc)
             return
         interp._updates.append(
             OperationUpdate(
@@ -586,12 +733,53 @@ class _Contexts(_Base):
         return False, None, None
 
     def _do_child(self, ctx: _Ctx, desc: ChildContext, op_id: str, op: Operation | None) -> Outcome:
+        if desc.virtual:
+            return self._virtual_child(ctx, desc, op_id, op)
+
         def body() -> Any:
             return desc.fn(*desc.args)
 
         return self._context_op(
-            ctx, op_id, op, desc.name, _ST_CHILD, desc.serdes, body, _child_error
+            ctx,
+            op_id,
+            op,
+            desc.name,
+            desc.sub_type,
+            desc.serdes,
+            body,
+            _child_error,
+            desc.summary,
         )
+
+    def _virtual_child(
+        self, ctx: _Ctx, desc: ChildContext, op_id: str, op: Operation | None
+    ) -> Outcome:
+        """A virtual child context: takes an id, records nothing, runs on every replay.
+
+        Its operations' ids are made from its id (so they stay deterministic) and
+        their ParentId is the enclosing context's, as AWS's SDK records them.
+        """
+        if op is not None:  # the log has an operation where this records none
+            self.close()
+            what = f"child context {desc.name!r}" if desc.name else "child context"
+            raise NonDeterminismError(
+                position=f"{ordinal(ctx.counter)} operation of {ctx.label}",
+                recorded=describe_operation(op.sub_type, op.type, op.name),
+                yielded=f"yielded a virtual {what}, which records no operation of its own",
+                operation_id=op.id,
+                hint=_HINT,
+            )
+        gen = desc.fn(*desc.args)
+        if not isinstance(gen, Generator):
+            raise WorkflowDefinitionError(
+                f"virtual child context {desc.name!r} must run a generator function, "
+                f"its call returned {type(gen).__name__}"
+            )
+        label = f"virtual child context {desc.name!r}" if desc.name else "virtual child context"
+        child = _Ctx(gen, op_id, ctx.op_parent, label, ctx, _VirtualOwner(op_id, desc, ctx))
+        self._open.append(child)
+        self._ready.appendleft(child)
+        return None
 
     def _context_op(
         self,
@@ -603,6 +791,7 @@ class _Contexts(_Base):
         serdes: Serdes | None,
         body: Callable[[], Any],
         make_error: Callable[[ErrorObject, str | None, str], OperationError],
+        summary: Callable[[Any], str] | None = None,
     ) -> Outcome:
         done, outcome, recorded = self._open_context(
             ctx, op_id, op, name, sub_type, lambda o: self._decode(serdes, o, ctx), make_error
@@ -616,10 +805,12 @@ class _Contexts(_Base):
                 f"its call returned {type(gen).__name__}"
             )
         owner = _ContextOwner(
-            op_id, name, sub_type, ctx, serdes or DEFAULT_SERDES, recorded, make_error
+            op_id, name, sub_type, ctx, serdes or DEFAULT_SERDES, recorded, make_error, summary
         )
         kind = (
-            "child context" if sub_type == _ST_CHILD else describe_operation(sub_type, None, None)
+            describe_operation(sub_type, None, None)
+            if sub_type == _ST_WAIT_CALLBACK
+            else "child context"
         )
         label = f"{kind} {name!r}" if name else kind
         child = _Ctx(gen, op_id, op_id, label, ctx, owner)
@@ -642,7 +833,7 @@ class _Contexts(_Base):
         )
         if done:
             return outcome
-        _Batch(self, ctx, op_id, desc, recorded).admit()
+        _Batch(self, ctx, op_id, desc, recorded).start()
         return None
 
     def _do_combinator(self, ctx: _Ctx, desc: Any, op_id: str, op: Operation | None) -> Outcome:

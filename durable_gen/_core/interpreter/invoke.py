@@ -46,7 +46,13 @@ class _Invokes(_Callbacks):
             self._park(ctx, None)
             return None
         try:
-            payload = DEFAULT_SERDES.serialize(desc.payload)
+            payload = (desc.payload_serdes or DEFAULT_SERDES).serialize(desc.payload)
+            if not isinstance(payload, str):
+                raise SerializationError(
+                    f"serdes {type(desc.payload_serdes).__name__}.serialize returned "
+                    f"{type(payload).__name__}, not str",
+                    value_type=type(payload).__name__,
+                )
             self._check_size(payload, _payload_of_invoke, desc)
         except SerializationError as e:
             return None, InvokeError(

@@ -39,7 +39,6 @@ from .base import (
     _PENDING,
     _READY,
     _RETRY,
-    _ST_STEP,
     _ST_WAIT,
     _ST_WFC,
     _START,
@@ -84,7 +83,7 @@ class _Steps(_Contexts):
                     _START,
                     ctx.op_parent,
                     desc.name,
-                    _ST_STEP,
+                    desc.sub_type,
                     None,
                     args_digest(desc.args) if self._check_args else None,
                 )
@@ -115,7 +114,7 @@ class _Steps(_Contexts):
             self._new_op()
             self._updates.append(
                 new_step_update(
-                    op_id, _STEP, _START, ctx.op_parent, desc.name, _ST_STEP, None, None
+                    op_id, _STEP, _START, ctx.op_parent, desc.name, desc.sub_type, None, None
                 )
             )
             self._run(ctx, desc, op_id, attempt, at_most_once, desc.fn, desc.args)
@@ -178,7 +177,14 @@ class _Steps(_Contexts):
             return
         self._updates.append(
             new_step_update(
-                run.op_id, _STEP, _SUCCEED, run.ctx.op_parent, desc.name, _ST_STEP, payload, None
+                run.op_id,
+                _STEP,
+                _SUCCEED,
+                run.ctx.op_parent,
+                desc.name,
+                desc.sub_type,
+                payload,
+                None,
             )
         )
         # a partial, not a closure: no cell variables to make on every step
@@ -204,7 +210,7 @@ class _Steps(_Contexts):
                 action=_RETRY,
                 parent_id=run.ctx.op_parent,
                 name=desc.name,
-                sub_type=_ST_WFC if is_poll else _ST_STEP,
+                sub_type=_ST_WFC if is_poll else desc.sub_type,
                 error=error,
                 payload=payload,
                 next_attempt_delay_seconds=decision.delay_seconds,
@@ -222,7 +228,7 @@ class _Steps(_Contexts):
                 action=_FAIL,
                 parent_id=run.ctx.op_parent,
                 name=desc.name,
-                sub_type=_ST_WFC if is_poll else _ST_STEP,
+                sub_type=_ST_WFC if is_poll else desc.sub_type,
                 error=error,
             )
         )
