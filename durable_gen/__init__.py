@@ -109,6 +109,7 @@ from ._engine.clock import (
     RealClock,
     VirtualClock,
 )
+from ._engine.compose import with_retry
 from ._engine.driver import current_attempt
 from ._engine.durable import DurableEngine
 from ._engine.hooks import Hooks
@@ -251,4 +252,5 @@ __all__ = [
     "ParallelBranch",
     "complete_batch",
     "continue_batch",
+    "with_retry",
 ]

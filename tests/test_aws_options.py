@@ -26,6 +26,7 @@ from durable_gen import (
     CreateCallback,
     InMemoryEngine,
     Invoke,
+    Jitter,
     JsonSerdes,
     Map,
     NonDeterminismError,
@@ -553,3 +554,92 @@ def test_invoke_writes_its_payload_with_its_own_serdes() -> None:
     result = InMemoryEngine(functions={"callee": callee}).run(wf)
     assert result.result == "HELLO"
     assert by_name(result)["call"].status.value == "SUCCEEDED"
+
+
+# ------------------------------------------------------------------ with_retry, set_logger
+
+
+def test_with_retry_runs_a_block_again_after_a_durable_backoff() -> None:
+    from durable_gen import with_retry
+
+    tries: list[int] = []
+
+    def block(order: str, attempt: int):
+        tries.append(attempt)
+        reserved = yield Step(echo, f"{order}-{attempt}", name=f"reserve-{attempt}")
+        if attempt < 3:
+            raise ConnectionError(f"attempt {attempt} lost the hold")
+        return reserved
+
+    policy = RetryPolicy(max_attempts=4, initial_delay=2, backoff_rate=2, jitter=Jitter.NONE)
+
+    def wf(_):
+        return (yield with_retry(block, "o-1", retry=policy, name="hold"))
+
+    result = InMemoryEngine().run(wf)
+    assert result.result == "o-1-3"
+    ops = by_name(result)
+    assert ops["hold"].type is OperationType.CONTEXT
+    waits = [ops["hold-backoff-1"], ops["hold-backoff-2"]]
+    assert [w.parent_id for w in waits] == [ops["hold"].id] * 2
+    delays = [(w.scheduled_end_timestamp - w.start_timestamp) // 1000 for w in waits]
+    assert delays == [2, 4]  # the policy's delays
+    assert sorted(set(tries)) == [1, 2, 3]
+
+
+def test_with_retry_gives_up_as_its_policy_says_and_the_context_fails() -> None:
+    from durable_gen import with_retry
+
+    def block(attempt: int):
+        yield Step(echo, attempt, name=f"try-{attempt}")
+        raise KeyError(f"missing {attempt}")
+
+    def wf(_):
+        try:
+            yield with_retry(block, retry=RetryPolicy(max_attempts=2, initial_delay=1), name="b")
+        except ChildContextError as e:
+            return [e.error_type, e.error_message]
+
+    result = InMemoryEngine().run(wf)
+    assert result.result == ["KeyError", "'missing 2'"]
+
+
+def test_with_retry_without_a_child_context_raises_the_last_error_itself() -> None:
+    from durable_gen import with_retry
+
+    def block(attempt: int):
+        yield Wait(seconds=1, name=f"w{attempt}")
+        raise ValueError(f"no {attempt}")
+
+    def wf(_):
+        try:
+            yield from with_retry(block, retry=RetryPolicy(max_attempts=2), child=False)
+        except ValueError as e:
+            return str(e)
+
+    result = InMemoryEngine().run(wf)
+    assert result.result == "no 2"
+    assert {op.type for op in result.operations} == {OperationType.WAIT}  # no context
+
+
+def test_get_logger_wraps_the_workflows_own_logger(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from durable_gen import get_logger
+
+    mine = logging.getLogger("my.app.orders")
+
+    def wf(_):
+        log = get_logger(mine)
+        log.info("before the wait")
+        yield Wait(seconds=5)
+        log.info("after the wait")
+        return "ok"
+
+    with caplog.at_level(logging.INFO, logger="my.app.orders"):
+        assert InMemoryEngine().run(wf).result == "ok"
+    lines = [(r.name, r.getMessage()) for r in caplog.records if r.name == "my.app.orders"]
+    # replay-aware: "before the wait" is not logged again when the body replays
+    assert lines == [("my.app.orders", "before the wait"), ("my.app.orders", "after the wait")]
+    with pytest.raises(TypeError, match=r"a logger name or a logging\.Logger"):
+        get_logger(42)  # type: ignore[arg-type]

@@ -141,10 +141,22 @@ class DurableLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         return msg, kwargs
 
 
-def get_logger(name: str = "durable_gen.workflow", *, log_replays: bool = False) -> DurableLogger:
-    """A replay-aware logger over ``logging.getLogger(name)``.
+def get_logger(
+    name: str | logging.Logger = "durable_gen.workflow", *, log_replays: bool = False
+) -> DurableLogger:
+    """A replay-aware logger over ``logging.getLogger(name)``, or over the logger
+    given (AWS's ``set_logger``: a workflow's own ``logging.Logger``, e.g. one of
+    AWS Lambda Powertools' or structlog's stdlib loggers).
 
     With ``log_replays`` it also logs while the workflow body is being replayed
     (to observe re-execution, e.g. of a ReplayChildren context).
     """
-    return DurableLogger(logging.getLogger(name), {"log_replays": log_replays})
+    if isinstance(name, logging.Logger):
+        logger = name
+    elif isinstance(name, str):
+        logger = logging.getLogger(name)
+    else:
+        raise TypeError(
+            f"get_logger takes a logger name or a logging.Logger, got {type(name).__name__}"
+        )
+    return DurableLogger(logger, {"log_replays": log_replays})
