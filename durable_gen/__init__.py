@@ -67,6 +67,7 @@ from ._core.errors import (
     ErrorObject,
     ExecutionAlreadyStartedError,
     ExecutionConflictError,
+    ExecutionError,
     ExecutionNotFoundError,
     InternalError,
     InvokeError,
@@ -77,6 +78,7 @@ from ._core.errors import (
     StepError,
     StepInterruptedError,
     StoreError,
+    UnrecoverableError,
     ValidationError,
     WaitForConditionError,
     WorkflowDefinitionError,
@@ -253,4 +255,6 @@ __all__ = [
     "complete_batch",
     "continue_batch",
     "with_retry",
+    "ExecutionError",
+    "UnrecoverableError",
 ]

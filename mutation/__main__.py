@@ -36,6 +36,7 @@ TESTS: dict[str, list[str]] = {
     "durable_gen/_core/batch.py": [
         "tests/test_combinators.py",
         "tests/test_parallel_map.py",
+        "tests/test_aws_options.py",
     ],
     "durable_gen/_core/service.py": [
         "tests/test_callbacks.py",
@@ -50,6 +51,7 @@ TESTS: dict[str, list[str]] = {
         "tests/test_testing_replay.py",
         "tests/test_nondeterminism.py",
         "tests/test_engine.py",
+        "tests/test_aws_options.py",
     ],
     "durable_gen/_core/interpreter/callbacks.py": [
         "tests/test_callbacks.py",

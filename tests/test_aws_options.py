@@ -643,3 +643,83 @@ def test_get_logger_wraps_the_workflows_own_logger(caplog: pytest.LogCaptureFixt
     assert lines == [("my.app.orders", "before the wait"), ("my.app.orders", "after the wait")]
     with pytest.raises(TypeError, match=r"a logger name or a logging\.Logger"):
         get_logger(42)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ ExecutionError
+
+
+def test_an_execution_error_in_a_step_fails_the_execution_at_once() -> None:
+    from durable_gen import ExecutionError
+
+    attempts: list[int] = []
+
+    def charge(amount):
+        attempts.append(amount)
+        raise ExecutionError(f"card {amount} is blocked")
+
+    def inner():
+        return (yield Step(charge, 5, name="charge", retry=RetryPolicy(max_attempts=5)))
+
+    def wf(_):
+        try:
+            return (yield ChildContext(inner, name="pay"))
+        except ChildContextError:  # not a context failure: nothing to catch here
+            return "caught"
+
+    result = InMemoryEngine().run(wf)
+    assert result.status == "FAILED"
+    assert result.error.type == "aws_durable_execution_sdk_python.exceptions.ExecutionError"
+    assert result.error.message == "card 5 is blocked"
+    assert attempts == [5]  # not retried
+    ops = by_name(result)
+    # neither the step nor the context recorded an end: the execution's failure is it
+    assert ops["charge"].status.value == "STARTED"
+    assert ops["pay"].status.value == "STARTED"
+
+
+def test_a_workflow_may_catch_an_execution_error_and_its_subclass_keeps_its_name() -> None:
+    from durable_gen import ExecutionError, UnrecoverableError
+
+    assert issubclass(ExecutionError, UnrecoverableError)
+
+    class FraudSuspected(ExecutionError):
+        pass
+
+    def check(order):
+        raise FraudSuspected(f"order {order}")
+
+    def wf(_):
+        try:
+            yield Step(check, "o-1", name="check")
+        except ExecutionError as e:
+            return f"handled {e}"
+
+    assert InMemoryEngine().run(wf).result == "handled order o-1"
+
+    def uncaught(_):
+        yield Step(check, "o-2", name="check")
+
+    result = InMemoryEngine().run(uncaught)
+    assert result.error.type.endswith("FraudSuspected")  # the class AWS's SDK would record
+
+
+def test_an_execution_error_in_a_branch_ends_the_batch_unrecorded() -> None:
+    from durable_gen import ExecutionError
+
+    def fatal():
+        raise ExecutionError("stop everything")
+
+    def b0():
+        return (yield Step(fatal, name="fatal"))
+
+    def b1():
+        yield Wait(seconds=60, name="long")
+        return "late"
+
+    def wf(_):
+        yield Parallel([b0, b1], name="p", completion=CompletionPolicy.all_completed())
+
+    result = InMemoryEngine().run(wf)
+    assert result.status == "FAILED"
+    assert result.error.message == "stop everything"
+    assert by_name(result)["p"].status.value == "STARTED"

@@ -21,6 +21,8 @@ import reprlib
 from typing import Any, ClassVar, Final
 
 __all__ = [
+    "ExecutionError",
+    "UnrecoverableError",
     "BatchCompletionError",
     "CallbackError",
     "CallbackFailedError",
@@ -374,6 +376,27 @@ class CombinatorError(OperationError):
     wire_type = "durable_gen.CombinatorError"  # no counterpart in AWS's SDK
 
     _kind = "combinator"
+
+
+class UnrecoverableError(DurableGenError):
+    """Base of the errors that end more than the operation they are raised in."""
+
+    wire_type: ClassVar[str | None] = f"{AWS_SDK_EXCEPTIONS}.UnrecoverableError"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "wire_type" not in cls.__dict__:
+            cls.wire_type = None  # a workflow's own subclass is recorded by its own name
+
+
+class ExecutionError(UnrecoverableError):
+    """Raise it (in a step function, a check, a submitter or the workflow) to fail the
+    execution at once, as AWS's ``ExecutionError`` does: the step is not retried and
+    no enclosing context records the failure; the execution ends FAILED with it,
+    unless the workflow catches it on the way.
+    """
+
+    wire_type = f"{AWS_SDK_EXCEPTIONS}.ExecutionError"
 
 
 class StepInterruptedError(DurableGenError):

@@ -15,6 +15,8 @@ Op shapes::
 
     ("step", fail_times[, sub_type])  Step failing its first fail_times attempts (retried)
     ("fail",)                       Step that always fails, not retried, not caught
+    ("fatal",)                      Step raising ExecutionError: the execution fails at once
+                                    (generated at the top level only, with ``failures``)
     ("try", op)                     op, catching the OperationError it throws
     ("wait", seconds)               Wait
     ("wfc", polls)                  WaitForCondition polling ``polls`` times
@@ -67,7 +69,7 @@ from .._core.descriptors import (
     WaitForCallback,
     WaitForCondition,
 )
-from .._core.errors import OperationError
+from .._core.errors import ExecutionError, OperationError
 from .._core.retry import (
     Jitter,
     RetryPolicy,
@@ -224,9 +226,11 @@ def programs(
             ]
         return st.one_of(options)
 
-    return st.lists(
-        st.recursive(st.one_of(leaves), extend, max_leaves=max_leaves), min_size=1, max_size=max_ops
-    )
+    op = st.recursive(st.one_of(leaves), extend, max_leaves=max_leaves)
+    if failures:
+        # at the top only: in a branch it would race the other branches' events on AWS
+        op = st.one_of(op, st.just(("fatal",)))
+    return st.lists(op, min_size=1, max_size=max_ops)
 
 
 def _step_fn(label: str, fail_times: int) -> Callable[..., str]:
@@ -251,6 +255,14 @@ def _policy(name: str, total: int) -> CompletionPolicy | None:
 def _fail_fn(label: str) -> Callable[..., str]:
     def fn(*_args: Any) -> str:
         raise ValueError(f"{label} failed for good")
+
+    fn.__name__ = "fn"
+    return fn
+
+
+def _fatal_fn(label: str) -> Callable[..., str]:
+    def fn(*_args: Any) -> str:
+        raise ExecutionError(f"{label} cannot go on")
 
     fn.__name__ = "fn"
     return fn
@@ -334,6 +346,8 @@ def build_workflow(
                 return f"failed:{e.error_message}"
         if kind == "fail":
             return (yield Step(_fail_fn(label), name=label, retry=_NO_RETRY))
+        if kind == "fatal":
+            return (yield Step(_fatal_fn(label), name=label, retry=retry))
         if kind == "try":
             try:
                 return (yield from run_op(op[1], label))

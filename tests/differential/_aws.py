@@ -53,6 +53,7 @@ from durable_gen import (
     ChildContextError,
     CreateCallback,
     ErrorObject,
+    ExecutionError,
     Invoke,
     InvokeError,
     Map,
@@ -195,6 +196,8 @@ def _with_attempt(fn: Callable[..., Any], args: tuple[Any, ...]) -> Callable[[An
         token = _attempt.set(step_ctx.attempt)  # what current_attempt() reads
         try:
             return fn(*args)
+        except ExecutionError as e:  # durable_gen's, raised by the step: AWS's
+            raise aws_exc.ExecutionError(str(e)) from None
         finally:
             _attempt.reset(token)
 

@@ -29,6 +29,7 @@ from ..errors import (
     ChildContextError,
     CombinatorError,
     ErrorObject,
+    ExecutionError,
     NonDeterminismError,
     OperationError,
     SerializationError,
@@ -135,6 +136,9 @@ class _VirtualOwner(_Owner):
         interp._resume(self.parent, value, None)
 
     def raised(self, interp: _Base, ctx: _Ctx, exc: Exception) -> None:
+        if isinstance(exc, ExecutionError):
+            interp._resume(self.parent, None, exc)
+            return
         err = _child_error(error_from_exception(exc), self.desc.name, self.op_id)
         err.__cause__ = exc
         interp._resume(self.parent, None, err)
@@ -206,6 +210,9 @@ class _ContextOwner(_Owner):
         interp._checkpoint_then(lambda: interp._resume(parent, value, None))
 
     def raised(self, interp: _Base, ctx: _Ctx, exc: Exception) -> None:
+        if isinstance(exc, ExecutionError):  # passes through, recorded by no context
+            interp._resume(self.parent, None, exc)
+            return
         if self.recorded is not None:
             self._replayed(interp, ctx, None, exc)
             return
@@ -396,6 +403,17 @@ class _Batch(_Owner):
         else:
             self.admit()
 
+    def escape(self, index: int, exc: Exception) -> None:
+        """An ExecutionError left branch ``index``: the batch ends with it, unrecorded."""
+        if self.finished:
+            return
+        self.finished = True
+        self.active.pop(index, None)
+        for ctx in self.active.values():
+            self.interp._abandon(ctx)
+        self.active.clear()
+        self.interp._resume(self.parent, None, exc)
+
     def finish(self, reason: CompletionReason) -> None:
         interp = self.interp
         self.finished = True
@@ -511,6 +529,9 @@ class _BranchOwner(_Owner):
 
     def raised(self, interp: _Base, ctx: _Ctx, exc: Exception) -> None:
         batch = self.batch
+        if isinstance(exc, ExecutionError):
+            batch.escape(self.index, exc)
+            return
         if self.recorded is not None:
             self._replayed(interp, ctx, None, exc)
             return
@@ -677,7 +698,17 @@ class _OperandOwner(_Owner):
         self.comb.settle(self.index, True, value)
 
     def raised(self, interp: _Base, ctx: _Ctx, exc: Exception) -> None:
-        self.comb.settle(self.index, False, operation_failure(exc))
+        comb = self.comb
+        if isinstance(exc, ExecutionError):
+            if not comb.finished:
+                comb.finished = True
+                comb.ctxs.pop(self.index, None)
+                for other in list(comb.ctxs.values()):
+                    interp._abandon(other)
+                comb.ctxs.clear()
+                interp._resume(comb.parent, None, exc)
+            return
+        comb.settle(self.index, False, operation_failure(exc))
 
 
 class _Contexts(_Base):

@@ -16,6 +16,7 @@ from ..descriptors import (
 )
 from ..errors import (
     ErrorObject,
+    ExecutionError,
     OperationError,
     SerializationError,
     StepError,
@@ -191,6 +192,9 @@ class _Steps(_Contexts):
         self._checkpoint_then(partial(self._resume, run.ctx, value, None))
 
     def _attempt_failed(self, run: _Running, exc: BaseException, error: ErrorObject) -> None:
+        if isinstance(exc, ExecutionError):  # no retry, nothing recorded: it ends the run
+            self._resume(run.ctx, None, exc)
+            return
         desc = run.desc
         policy = desc.retry or (_NO_RETRY if type(desc) is WaitForCondition else _DEFAULT_RETRY)
         decision = policy.decide(exc, run.attempt, jitter_key=f"{self.execution_id}/{run.op_id}")
