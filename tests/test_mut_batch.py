@@ -141,3 +141,61 @@ def test_only_a_succeeded_item_records_its_result():
         CompletionReason.ALL_COMPLETED,
     )
     assert [item["result"] for item in result.to_record()["all"]] == [None, None]
+
+
+# -- the custom completion predicate (issue 28) -----------------------------------------
+
+
+def test_continue_batch_is_a_decision_not_to_complete() -> None:
+    from durable_gen._core.batch import CompletionDecision, continue_batch
+
+    decision = continue_batch()
+    assert decision.complete is False
+    assert decision.outcome is None
+    assert decision == CompletionDecision(False)
+
+
+def test_a_decision_is_refused_with_what_to_write_instead() -> None:
+    from durable_gen._core.batch import CompletionDecision, CompletionOutcome
+
+    with pytest.raises(ValidationError) as e:
+        CompletionDecision(True)
+    assert str(e.value) == (
+        "a decision to complete the batch needs its outcome: "
+        "complete_batch(CompletionOutcome.SUCCEEDED) or ...FAILED"
+    )
+    with pytest.raises(ValidationError) as e:
+        CompletionDecision(False, CompletionOutcome.SUCCEEDED)
+    assert str(e.value) == "a decision to continue has no outcome: use continue_batch()"
+
+
+def test_a_predicate_is_refused_with_the_reason() -> None:
+    with pytest.raises(ValidationError) as e:
+        CompletionPolicy(should_complete=5)  # type: ignore[arg-type]
+    assert str(e.value) == "should_complete must be a function of a CompletionStatus, got 5"
+    with pytest.raises(ValidationError) as e:
+        CompletionPolicy(tolerated_failure_count=1, should_complete=lambda s: None)  # type: ignore[arg-type,return-value]
+    assert str(e.value) == (
+        "should_complete cannot be combined with min_successful, "
+        "tolerated_failure_count or tolerated_failure_percentage: the "
+        "predicate decides alone"
+    )
+
+
+def test_a_predicate_sees_the_completed_count_and_decides_alone() -> None:
+    from durable_gen._core.batch import CompletionStatus, continue_batch
+
+    seen: list[CompletionStatus] = []
+
+    def undecided(status: CompletionStatus):  # type: ignore[no-untyped-def]
+        seen.append(status)
+        return continue_batch()
+
+    policy = CompletionPolicy(should_complete=undecided)
+    assert policy.decide(2, 1, 4) is None
+    assert (seen[-1].success_count, seen[-1].failure_count) == (2, 1)
+    assert (seen[-1].completed_count, seen[-1].total_count) == (3, 4)
+    # without a decision, done when every branch is: 1 + 1 of 2
+    assert policy.decide(1, 1, 2) is CompletionReason.ALL_COMPLETED
+    # failures never stop a batch a predicate decides
+    assert policy.tolerance_exceeded(5, 5) is False
