@@ -58,3 +58,10 @@ def test_a_built_program_runs_with_results_from_its_labels():
     engine = InMemoryEngine(functions=PROGRAM_FUNCTIONS)
     result = engine.run(build_workflow(program))
     assert result.result == ["r.0:ok", ["waited", "R.1.1:5"], "failed:CombinatorError"]
+
+
+def test_fatal_steps_are_generated_on_request_and_fail_the_execution():
+    assert "fatal" in seen_in(programs(fatal=True), n=100)
+    assert "fatal" not in seen_in(programs(failures=True), n=100)
+    result = InMemoryEngine().run(build_workflow([("step", 0), ("fatal",), ("step", 0)]))
+    assert (result.status, result.error.message) == ("FAILED", "r.1 cannot go on")
