@@ -42,6 +42,7 @@ from durable_gen import (
     continue_batch,
     operation_id,
 )
+from durable_gen.testing import COMPLETION_POLICIES
 
 
 def echo(x: Any) -> Any:
@@ -370,12 +371,9 @@ def test_a_large_batch_records_awss_envelope_with_the_workflows_summary() -> Non
 # ------------------------------------------------------------------ custom completion
 
 
-def _quorum(status: CompletionStatus) -> CompletionDecision:
-    if status.success_count >= 2:
-        return complete_batch()
-    if status.failure_count >= 2:
-        return complete_batch(CompletionOutcome.FAILED)
-    return continue_batch()
+#: done, succeeded, at two successes; done, failed, at two failures
+_quorum = COMPLETION_POLICIES["quorum2"].should_complete
+assert _quorum is not None
 
 
 def _outcomes(*fails: bool):
@@ -723,3 +721,19 @@ def test_an_execution_error_in_a_branch_ends_the_batch_unrecorded() -> None:
     assert result.status == "FAILED"
     assert result.error.message == "stop everything"
     assert by_name(result)["p"].status.value == "STARTED"
+
+
+def test_an_execution_error_in_a_combinator_operand_stops_the_others() -> None:
+    from durable_gen import All, ExecutionError
+
+    def fatal():
+        raise ExecutionError("give up")
+
+    def wf(_):
+        yield All([Step(fatal, name="fatal"), Wait(seconds=60, name="long")], name="both")
+
+    result = InMemoryEngine().run(wf)
+    assert (result.status, result.error.message) == ("FAILED", "give up")
+    ops = by_name(result)
+    assert ops["both"].status.value == "STARTED"  # the combinator recorded no end
+    assert ops["long"].status.value == "STARTED"  # its wait never fired

@@ -66,6 +66,7 @@ from ..descriptors import (
 )
 from ..errors import (
     CorruptLogError,
+    ExecutionError,
     InternalError,
     NonDeterminismError,
     SerializationError,
@@ -190,7 +191,10 @@ class Interpreter(_Invokes):
                 if isinstance(e, NonDeterminismError | CorruptLogError | InternalError):
                     raise
                 self._open.remove(ctx)
-                ctx.owner.raised(self, ctx, e)
+                if isinstance(e, ExecutionError) and ctx.parent is not None:
+                    self._escape(ctx.parent, e)
+                else:
+                    ctx.owner.raised(self, ctx, e)
                 return
             exc = None
             tdesc = type(desc)

@@ -437,6 +437,14 @@ class _Base:
                 if run is not None and not entry.done:
                     self._abandoned.add(run.op_id)
 
+    def _escape(self, parent: _Ctx, exc: BaseException) -> None:
+        """An ExecutionError left a context: no owner records it (no context FAIL, no
+        batch item); the other contexts running under the same parent (a batch's other
+        branches, a combinator's other operands) stop, and ``parent`` gets it."""
+        for c in [c for c in self._open if c.parent is parent]:
+            self._abandon(c)
+        self._resume(parent, None, exc)
+
     @staticmethod
     def _descends(c: _Ctx, ancestor: _Ctx) -> bool:
         p = c.parent

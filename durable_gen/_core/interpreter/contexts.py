@@ -29,7 +29,6 @@ from ..errors import (
     ChildContextError,
     CombinatorError,
     ErrorObject,
-    ExecutionError,
     NonDeterminismError,
     OperationError,
     SerializationError,
@@ -70,6 +69,17 @@ def _child_error(error: ErrorObject, name: str | None, op_id: str) -> OperationE
 
 def _combinator_error(error: ErrorObject, name: str | None, op_id: str) -> OperationError:
     return CombinatorError(error, operation_name=name, operation_id=op_id)
+
+
+def _encode_returned(interp: _Base, ctx: _Ctx, serdes: Serdes, value: Any) -> tuple[str, Any, bool]:
+    """What a context's generator returned, encoded to be recorded (see
+    ``_encode_context_result``); SerializationError names the context."""
+    try:
+        return interp._encode_context_result(serdes, value)
+    except SerializationError as e:
+        raise SerializationError(
+            f"{ctx.label} returned a value that cannot be stored: {e}", value_type=e.value_type
+        ) from e
 
 
 def _summary_of(interp: _Base, summary: Callable[[Any], Any], value: Any, label: str) -> str:
@@ -126,19 +136,13 @@ class _VirtualOwner(_Owner):
 
     def returned(self, interp: _Base, ctx: _Ctx, value: Any) -> None:
         try:  # the value goes through its serdes, as a recorded context's does
-            _, value, _ = interp._encode_context_result(self.desc.serdes or DEFAULT_SERDES, value)
+            _, value, _ = _encode_returned(interp, ctx, self.desc.serdes or DEFAULT_SERDES, value)
         except SerializationError as e:
-            err = SerializationError(
-                f"{ctx.label} returned a value that cannot be stored: {e}", value_type=e.value_type
-            )
-            self.raised(interp, ctx, err)
+            self.raised(interp, ctx, e)
             return
         interp._resume(self.parent, value, None)
 
     def raised(self, interp: _Base, ctx: _Ctx, exc: Exception) -> None:
-        if isinstance(exc, ExecutionError):
-            interp._resume(self.parent, None, exc)
-            return
         err = _child_error(error_from_exception(exc), self.desc.name, self.op_id)
         err.__cause__ = exc
         interp._resume(self.parent, None, err)
@@ -181,12 +185,9 @@ class _ContextOwner(_Owner):
             return
         raw = value
         try:
-            payload, value, big = interp._encode_context_result(self.serdes, value)
+            payload, value, big = _encode_returned(interp, ctx, self.serdes, value)
         except SerializationError as e:
-            err = SerializationError(
-                f"{ctx.label} returned a value that cannot be stored: {e}", value_type=e.value_type
-            )
-            self.raised(interp, ctx, err)
+            self.raised(interp, ctx, e)
             return
         if big and self.summary is not None:
             try:
@@ -210,9 +211,6 @@ class _ContextOwner(_Owner):
         interp._checkpoint_then(lambda: interp._resume(parent, value, None))
 
     def raised(self, interp: _Base, ctx: _Ctx, exc: Exception) -> None:
-        if isinstance(exc, ExecutionError):  # passes through, recorded by no context
-            interp._resume(self.parent, None, exc)
-            return
         if self.recorded is not None:
             self._replayed(interp, ctx, None, exc)
             return
@@ -403,17 +401,6 @@ class _Batch(_Owner):
         else:
             self.admit()
 
-    def escape(self, index: int, exc: Exception) -> None:
-        """An ExecutionError left branch ``index``: the batch ends with it, unrecorded."""
-        if self.finished:
-            return
-        self.finished = True
-        self.active.pop(index, None)
-        for ctx in self.active.values():
-            self.interp._abandon(ctx)
-        self.active.clear()
-        self.interp._resume(self.parent, None, exc)
-
     def finish(self, reason: CompletionReason) -> None:
         interp = self.interp
         self.finished = True
@@ -504,12 +491,9 @@ class _BranchOwner(_Owner):
             return
         serdes = batch.desc.item_serdes or DEFAULT_SERDES
         try:
-            payload, value, big = interp._encode_context_result(serdes, value)
+            payload, value, big = _encode_returned(interp, ctx, serdes, value)
         except SerializationError as e:
-            err = SerializationError(
-                f"{ctx.label} returned a value that cannot be stored: {e}", value_type=e.value_type
-            )
-            self.raised(interp, ctx, err)
+            self.raised(interp, ctx, e)
             return
         item = BatchItem(self.index, BatchItemStatus.SUCCEEDED, value)
         interp._updates.append(
@@ -529,9 +513,6 @@ class _BranchOwner(_Owner):
 
     def raised(self, interp: _Base, ctx: _Ctx, exc: Exception) -> None:
         batch = self.batch
-        if isinstance(exc, ExecutionError):
-            batch.escape(self.index, exc)
-            return
         if self.recorded is not None:
             self._replayed(interp, ctx, None, exc)
             return
@@ -698,17 +679,7 @@ class _OperandOwner(_Owner):
         self.comb.settle(self.index, True, value)
 
     def raised(self, interp: _Base, ctx: _Ctx, exc: Exception) -> None:
-        comb = self.comb
-        if isinstance(exc, ExecutionError):
-            if not comb.finished:
-                comb.finished = True
-                comb.ctxs.pop(self.index, None)
-                for other in list(comb.ctxs.values()):
-                    interp._abandon(other)
-                comb.ctxs.clear()
-                interp._resume(comb.parent, None, exc)
-            return
-        comb.settle(self.index, False, operation_failure(exc))
+        self.comb.settle(self.index, False, operation_failure(exc))
 
 
 class _Contexts(_Base):
