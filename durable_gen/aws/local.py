@@ -222,6 +222,11 @@ class LocalLambda:
         self.stop()
 
 
+#: how to run ``dex-local-runner`` (AWS's emulator) with its lost wake-up closed;
+#: see :mod:`durable_gen.aws._dex_runner`
+EMULATOR_COMMAND = (sys.executable, "-m", "durable_gen.aws._dex_runner")
+
+
 class Emulator:
     """AWS's durable-service emulator (``dex-local-runner start-server``) in a subprocess.
 
@@ -258,9 +263,7 @@ class Emulator:
 
     def start(self, timeout: float = 30.0) -> Emulator:
         args = [
-            sys.executable,
-            "-c",
-            "from aws_durable_execution_sdk_python_testing.cli import main; main()",
+            *EMULATOR_COMMAND,
             "start-server",
             "--host",
             self.host,

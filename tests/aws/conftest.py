@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,11 +28,12 @@ PLAIN_TARGET = "invoke-plain-target"
 class Emulator:
     """The running emulator: start executions, wait for them, read their history."""
 
-    def __init__(self, url: str, lam: LocalLambda) -> None:
+    def __init__(self, url: str, lam: LocalLambda, log: Path | None = None) -> None:
         import boto3
 
         self.url = url
         self.lam = lam
+        self.log = log
         self.client: Any = boto3.client(
             "lambda",
             endpoint_url=url,
@@ -58,12 +60,21 @@ class Emulator:
             if ex["Status"] != "RUNNING":
                 return ex
             if time.monotonic() > deadline:
-                raise AssertionError(f"execution {arn} still RUNNING after {timeout}s")
+                raise AssertionError(
+                    f"execution {arn} still RUNNING after {timeout}s\n"
+                    f"its history: {[e['EventType'] for e in self.history(arn)]}\n"
+                    f"the emulator's log ends:\n{self.log_tail()}"
+                )
             time.sleep(0.02)
 
     def run(self, handler: Any, input_value: Any = None) -> tuple[str, dict[str, Any]]:
         arn = self.start(self.register(handler), input_value)
         return arn, self.wait(arn)
+
+    def log_tail(self, lines: int = 60) -> str:
+        if self.log is None or not self.log.exists():
+            return "(no log)"
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
     def history(self, arn: str) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
@@ -77,10 +88,11 @@ class Emulator:
 
 
 @pytest.fixture(scope="session")
-def emulator() -> Iterator[Emulator]:
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     configs = {DURABLE_TARGET: {"DurableConfig": {"ExecutionTimeout": 60}}, PLAIN_TARGET: {}}
+    log = tmp_path_factory.mktemp("emulator") / "dex-local-runner.log"
     with (
         LocalLambda() as lam,
-        EmulatorProcess(lam.url, skip_time=True, function_configs=configs) as emu,
+        EmulatorProcess(lam.url, skip_time=True, function_configs=configs, log=str(log)) as emu,
     ):
-        yield Emulator(emu.url, lam)
+        yield Emulator(emu.url, lam, log)

@@ -302,14 +302,20 @@ def approval_flow(event):
     return {"approved": json.loads(answer)}
 
 
-def callback_id_of(emulator, arn, timeout=10.0):
+def event_of(emulator, arn, event_type, name=None, timeout=10.0):
+    """The first ``event_type`` event (named ``name``) of ``arn``'s history, once
+    the execution has recorded it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for e in emulator.history(arn):
-            if e["EventType"] == "CallbackStarted":
-                return e["CallbackStartedDetails"]["CallbackId"]
+            if e["EventType"] == event_type and name in (None, e.get("Name")):
+                return e
         time.sleep(0.02)
-    raise AssertionError("no CallbackStarted event")
+    raise AssertionError(f"no {event_type} event named {name!r} in {timeout}s")
+
+
+def callback_id_of(emulator, arn):
+    return event_of(emulator, arn, "CallbackStarted")["CallbackStartedDetails"]["CallbackId"]
 
 
 def test_callback_completed_from_outside(emulator):
@@ -317,11 +323,7 @@ def test_callback_completed_from_outside(emulator):
     arn = emulator.start(emulator.register(handler))
     cid = callback_id_of(emulator, arn)
     # the service-assigned id reached the workflow (through the checkpoint delta)
-    notify = next(
-        e
-        for e in emulator.history(arn)
-        if e["EventType"] == "StepSucceeded" and e["Name"] == "notify"
-    )
+    notify = event_of(emulator, arn, "StepSucceeded", "notify")
     assert json.loads(notify["StepSucceededDetails"]["Result"]["Payload"]) == cid
     emulator.client.send_durable_execution_callback_success(CallbackId=cid, Result=b'{"ok": 1}')
     ex = emulator.wait(arn)

@@ -207,7 +207,7 @@ class _EmulatorInstance:
     def __init__(
         self, workdir: Path, skip_time: bool, extra_functions: tuple[str, ...] = ()
     ) -> None:
-        from durable_gen.aws.local import LocalLambda
+        from durable_gen.aws.local import EMULATOR_COMMAND, LocalLambda
 
         self.lam = LocalLambda().start()
         self.port = _free_port()
@@ -218,9 +218,7 @@ class _EmulatorInstance:
         names = [*all_functions(), *extra_functions]  # extra: chained-invoke targets
         configs = {name: {"DurableConfig": {"ExecutionTimeout": 120}} for name in names}
         args = [
-            sys.executable,
-            "-c",
-            "from aws_durable_execution_sdk_python_testing.cli import main; main()",
+            *EMULATOR_COMMAND,
             "start-server",
             "--host",
             "127.0.0.1",
