@@ -42,6 +42,7 @@ TESTS: dict[str, list[str]] = {
         "tests/test_callbacks.py",
         "tests/test_testing_runner.py",
         "tests/test_engine.py",
+        "tests/test_invocation_retry.py",
     ],
     "durable_gen/_core/interpreter/steps.py": [
         "tests/test_interpreter.py",
@@ -52,6 +53,7 @@ TESTS: dict[str, list[str]] = {
         "tests/test_nondeterminism.py",
         "tests/test_engine.py",
         "tests/test_aws_options.py",
+        "tests/test_invocation_retry.py",
     ],
     "durable_gen/_core/interpreter/callbacks.py": [
         "tests/test_callbacks.py",

@@ -241,7 +241,11 @@ def test_interrupted_at_most_once_attempt_goes_to_retry_policy_not_rerun():
     assert runs == [1, 2]  # attempt 1 was never run again
     ups = engine.store.updates(ex)
     retry = next(u for u in ups if u.action is OperationAction.RETRY)
-    assert retry.error.type == "durable_gen.StepInterruptedError"
+    # recorded in AWS's words, as AWS's SDK records an interrupted attempt
+    assert retry.error.type == "aws_durable_execution_sdk_python.exceptions.StepInterruptedError"
+    assert (
+        retry.error.message == f"Step operation_id={retry.id} name=once was previously interrupted"
+    )
 
 
 def test_interrupted_at_most_once_without_retries_fails_the_step():
@@ -261,7 +265,9 @@ def test_interrupted_at_most_once_without_retries_fails_the_step():
     ex = engine.start(wf)
     with pytest.raises(Crash):
         engine.invoke_once(wf, ex)
-    assert engine.resume(wf, ex).result == "durable_gen.StepInterruptedError"
+    assert engine.resume(wf, ex).result == (
+        "aws_durable_execution_sdk_python.exceptions.StepInterruptedError"
+    )
     assert runs == [1]
 
 

@@ -17,6 +17,9 @@ Commands and what the engine does with them:
 - :class:`Suspend` -- persist ``updates``; nothing can progress until ``wake_at``
   (epoch ms; ``None``: only an external event can resume it). Generators are closed.
 - :class:`Complete` / :class:`Fail` -- persist ``updates``; the workflow finished.
+- :class:`FailInvocation` -- persist ``updates``; this invocation fails with
+  ``exception`` and is to be retried (nothing records the failure but the
+  service's InvocationCompleted event).
 """
 
 from __future__ import annotations
@@ -27,7 +30,16 @@ from typing import Any
 from .errors import ErrorObject
 from .log import OperationUpdate
 
-__all__ = ["AwaitOutcome", "Checkpoint", "Command", "Complete", "Fail", "RunStep", "Suspend"]
+__all__ = [
+    "AwaitOutcome",
+    "Checkpoint",
+    "Command",
+    "Complete",
+    "Fail",
+    "FailInvocation",
+    "RunStep",
+    "Suspend",
+]
 
 
 class Command:
@@ -106,6 +118,21 @@ class Complete(Command):
 
 class Fail(Command):
     """The workflow raised; ``error`` is the recorded failure."""
+
+    __slots__ = ("error", "exception")
+
+    def __init__(
+        self, updates: list[OperationUpdate], error: ErrorObject, exception: BaseException
+    ) -> None:
+        super().__init__(updates, True)
+        self.error = error
+        self.exception = exception
+
+
+class FailInvocation(Command):
+    """This invocation fails with ``exception`` (a retryable InvocationError), which
+    nothing records: persist ``updates``, then end the invocation with it (an engine
+    retries it later; the Lambda shim raises it for the service to retry)."""
 
     __slots__ = ("error", "exception")
 

@@ -22,6 +22,8 @@ from typing import Any, ClassVar, Final
 
 __all__ = [
     "ExecutionError",
+    "InvocationError",
+    "RetryableSerDesError",
     "UnrecoverableError",
     "BatchCompletionError",
     "CallbackError",
@@ -399,12 +401,61 @@ class ExecutionError(UnrecoverableError):
     wire_type = f"{AWS_SDK_EXCEPTIONS}.ExecutionError"
 
 
-class StepInterruptedError(DurableGenError):
+class InvocationError(UnrecoverableError):
+    """Raise it (in the workflow, a child context, a branch, a WaitForCondition check
+    or a serdes) to fail this *invocation* only, as AWS's ``InvocationError`` does:
+    nothing records it (no context FAIL, no EXECUTION FAIL), the invocation ends with
+    it, and the engine invokes the workflow again after a delay, replaying what was
+    recorded (on Lambda the handler raises it and the service retries). After the
+    engine's ``invocation_retry`` policy gives up (5 consecutive failed invocations
+    by default), the execution fails with it.
+
+    For a transient failure outside any step: a dependency the workflow itself reads
+    is down, a secret is not there yet. Raised by a *step's* function it is an
+    ordinary failure of that attempt and goes through the step's retry policy, as on
+    AWS. With ``retryable=False`` it is an ordinary exception: it fails what it
+    leaves (the context, then the execution).
+    """
+
+    wire_type = f"{AWS_SDK_EXCEPTIONS}.InvocationError"
+
+    def __init__(self, message: str = "", *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+    def is_retryable(self) -> bool:
+        """Whether the invocation is retried (AWS's ``InvocationError.is_retryable``)."""
+        return self.retryable
+
+
+class RetryableSerDesError(InvocationError):
+    """A serdes failed transiently (a network call of an offloading serdes timed out).
+
+    Raise it from a custom ``Serdes`` (or a step's function): the step's retry policy
+    is bypassed and the invocation fails, as :class:`InvocationError`; an
+    at-most-once step whose result could not be stored then finds its attempt
+    interrupted on the next invocation (:class:`StepInterruptedError`). Use
+    :class:`SerializationError` for a permanent failure.
+    """
+
+    wire_type = f"{AWS_SDK_EXCEPTIONS}.RetryableSerDesError"
+
+
+def retries_invocation(exc: BaseException) -> bool:
+    """Whether ``exc`` ends the invocation for the engine to retry it."""
+    return isinstance(exc, InvocationError) and exc.is_retryable()
+
+
+class StepInterruptedError(InvocationError):
     """An at-most-once step attempt was started but never recorded an outcome.
 
     Handed to the retry policy in place of the attempt's own error; the attempt's
-    function is never run again silently.
+    function is never run again silently. Recorded as AWS's SDK records it
+    (``...exceptions.StepInterruptedError``, "Step operation_id=... name=... was
+    previously interrupted").
     """
+
+    wire_type = f"{AWS_SDK_EXCEPTIONS}.StepInterruptedError"
 
 
 class WorkflowFailedError(DurableGenError):

@@ -193,6 +193,17 @@ def invocation_completed_event(
     }
 
 
+def consecutive_failed_invocations(events: Iterable[Event]) -> int:
+    """How many invocations in a row failed at the end of ``events`` (a history): the
+    trailing InvocationCompleted events with an Error, up to the last one without."""
+    failed = 0
+    for e in events:
+        if e.get("EventType") == "InvocationCompleted":
+            details = e.get("InvocationCompletedDetails") or {}
+            failed = failed + 1 if details.get("Error") is not None else 0
+    return failed
+
+
 def apply_updates(
     ops: Mapping[str, Operation],
     updates: Iterable[OperationUpdate],

@@ -20,6 +20,7 @@ from .._core.commands import (
     Checkpoint,
     Complete,
     Fail,
+    FailInvocation,
     RunStep,
     Suspend,
 )
@@ -307,6 +308,13 @@ def drive_interpreter(
                 return InvocationOutcome(
                     status="FAILED", error=cmd.error, exception=cmd.exception, steps_run=steps
                 )
+            if tcmd is FailInvocation:
+                assert isinstance(cmd, FailInvocation)
+                # what was handed over without waiting (the START of an at-least-once
+                # step, of a context) is made durable, as AWS's checkpoint thread
+                # drains its queue while the handler unwinds; then the invocation fails
+                persist(cmd.updates, True)
+                raise cmd.exception
             raise InternalError(f"unknown command {cmd!r}")
     except SystemExit:
         # The runtime is exiting (a step called sys.exit: Lambda's Runtime.ExitError).

@@ -39,11 +39,13 @@ from .._core.log import (
     OperationStatus,
     OperationType,
 )
+from .._core.retry import RetryPolicy
 from .._core.serdes import DEFAULT_SERDES
 from .clock import Clock, RealClock
 from .driver import InvocationOutcome
 from .hooks import Hooks
 from .local import (
+    INVOCATION_RETRY,
     ExecutionResult,
     LocalEngine,
 )
@@ -118,6 +120,7 @@ class DurableEngine(LocalEngine):
         wait_for_lease: bool = True,
         functions: Mapping[str, Callable[..., Any]] | None = None,
         hooks: Sequence[Hooks] = (),
+        invocation_retry: RetryPolicy = INVOCATION_RETRY,
     ) -> None:
         super().__init__(
             store,
@@ -125,6 +128,7 @@ class DurableEngine(LocalEngine):
             check_args=check_args,
             max_invocations=max_invocations,
             hooks=hooks,
+            invocation_retry=invocation_retry,
         )
         self.wait_for_lease = wait_for_lease
         #: Durable functions ``Invoke(name, ...)`` reaches by name; a name that looks
@@ -287,6 +291,9 @@ class DurableEngine(LocalEngine):
         try:
             yield
             wake = store.next_timer(execution_id)
+            retry = self._retry_at.pop(execution_id, None)  # a failed invocation's retry
+            if retry is not None:
+                wake = retry if wake is None else min(wake, retry)
         except InvocationInterruptedError:
             wake = self.clock.now()  # ended cleanly at a checkpoint: due for the next worker
             raise
@@ -476,6 +483,7 @@ class _Pool:
                 max_invocations=parent.max_invocations,
                 functions=parent.functions,
                 hooks=parent.hooks,
+                invocation_retry=parent.invocation_retry,
             )
             with self.lock:
                 self.engines.append(engine)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -27,6 +27,7 @@ from .._core.contract import EngineStore
 from .._core.errors import (
     DurableGenError,
     ErrorObject,
+    InvocationError,
     InvocationInterruptedError,
     StoreError,
     ValidationError,
@@ -34,6 +35,7 @@ from .._core.errors import (
     error_from_exception,
 )
 from .._core.log import Operation
+from .._core.retry import Jitter, RetryPolicy
 from .._core.serdes import DEFAULT_SERDES
 from .clock import Clock
 from .driver import (
@@ -42,7 +44,15 @@ from .driver import (
 )
 from .hooks import Hooks
 
-__all__ = ["ExecutionResult", "LocalEngine"]
+__all__ = ["INVOCATION_RETRY", "ExecutionResult", "LocalEngine"]
+
+#: How an engine retries an invocation that failed with a retryable
+#: :class:`~durable_gen.InvocationError`: 5 consecutive failed invocations at most
+#: (as AWS's emulator), 5 s after the first, doubling up to 60 s. Then the execution
+#: fails with the last invocation's error.
+INVOCATION_RETRY: Final = RetryPolicy(
+    max_attempts=5, initial_delay=5, max_delay=60, jitter=Jitter.NONE
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -94,6 +104,7 @@ class LocalEngine:
         check_args: bool = True,
         max_invocations: int = 100_000,
         hooks: Sequence[Hooks] = (),
+        invocation_retry: RetryPolicy = INVOCATION_RETRY,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -101,6 +112,10 @@ class LocalEngine:
         self.max_invocations = max_invocations
         #: Lifecycle hooks called in every invocation (see :class:`~durable_gen.Hooks`).
         self.hooks: tuple[Hooks, ...] = tuple(hooks)
+        #: When an invocation that failed with an InvocationError is tried again
+        #: (``attempt``: the consecutive failed invocations, from the history).
+        self.invocation_retry = invocation_retry
+        self._retry_at: dict[str, int] = {}  # execution -> when its failed invocation reruns
 
     # ------------------------------------------------------------------ public API
 
@@ -190,7 +205,20 @@ class LocalEngine:
                         f"execution {execution_id!r} did not finish within "
                         f"{self.max_invocations} invocations"
                     )
-                outcome = self.invoke_once(workflow, execution_id)
+                try:
+                    outcome = self.invoke_once(workflow, execution_id)
+                except InvocationError as e:
+                    invocations += 1
+                    retry_at = self._invocation_failed(execution_id, e)
+                    if retry_at is None:
+                        break  # the execution failed with it
+                    if not wait and retry_at > self.clock.now():
+                        break  # due again then (a worker's lease records it)
+                    if not self._sleep_until(execution_id, retry_at):
+                        break
+                    self._retry_at.pop(execution_id, None)
+                    status, _, _ = self.store.status(execution_id)
+                    continue
                 invocations += 1
                 if outcome.status != "PENDING":
                     break
@@ -206,6 +234,21 @@ class LocalEngine:
                         break
                 status, _, _ = self.store.status(execution_id)
         return self.result(execution_id, invocations=invocations)
+
+    def _invocation_failed(self, execution_id: str, error: InvocationError) -> int | None:
+        """An invocation failed with ``error`` (its InvocationCompleted event is recorded):
+        when to run the next one (epoch ms), or None once the execution failed with it."""
+        failures = _service.consecutive_failed_invocations(self.store.history(execution_id))
+        decision = self.invocation_retry.decide(
+            error, max(failures, 1), jitter_key=f"{execution_id}/invocation-{failures}"
+        )
+        now = self.clock.now()
+        if not decision.retry:
+            self.store.finish(execution_id, "FAILED", now, error=error_from_exception(error))
+            return None
+        retry_at = now + decision.delay_seconds * 1000
+        self._retry_at[execution_id] = retry_at
+        return retry_at
 
     def result(self, execution_id: str, *, invocations: int = 0) -> ExecutionResult:
         """The execution as recorded now."""

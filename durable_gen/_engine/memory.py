@@ -14,6 +14,7 @@ from typing import Any
 from .._core import service as _service
 from .._core.errors import ErrorObject
 from .._core.log import OperationStatus, OperationType
+from .._core.retry import RetryPolicy
 from .._stores.memory import MemoryStore
 from .clock import (
     Clock,
@@ -21,6 +22,7 @@ from .clock import (
 )
 from .hooks import Hooks
 from .local import (
+    INVOCATION_RETRY,
     ExecutionResult,
     LocalEngine,
 )
@@ -51,6 +53,7 @@ class InMemoryEngine(LocalEngine):
         max_invocations: int = 100_000,
         functions: Mapping[str, Callable[..., Any]] | None = None,
         hooks: Sequence[Hooks] = (),
+        invocation_retry: RetryPolicy = INVOCATION_RETRY,
     ) -> None:
         super().__init__(
             store if store is not None else MemoryStore(),
@@ -58,6 +61,7 @@ class InMemoryEngine(LocalEngine):
             check_args=check_args,
             max_invocations=max_invocations,
             hooks=hooks,
+            invocation_retry=invocation_retry,
         )
         #: Durable functions that ``Invoke(function_name, ...)`` can reach, by name.
         self.functions: dict[str, Callable[..., Any]] = dict(functions or {})

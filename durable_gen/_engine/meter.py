@@ -73,8 +73,8 @@ Interpretations where the table is ambiguous (our choices):
   A callback the service times out persists a service-generated error; the
   table has no row for it and it is not metered.
 - *Invocation-level retry*: every invocation that ended with an error (history
-  event ``InvocationCompleted`` with an ``Error``: a crash, a non-deterministic
-  replay) is retried by Lambda and counts 1 + its error object.
+  event ``InvocationCompleted`` with an ``Error``: an ``InvocationError``, a crash,
+  a non-deterministic replay) is retried by Lambda and counts 1 + its error object.
 - *ChainedInvoke* is not in the table: 1 operation when started; bytes are the
   input payload it was started with and the result (or error) it ended with.
 - *Execution*: the output counts once, from the first of: the terminal history

@@ -7,11 +7,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._core.errors import StoreError
+from .._core.retry import RetryPolicy
 from .._core.serdes import DEFAULT_SERDES
 from .._stores.sqlite import SqliteStore
 from .clock import Clock
 from .durable import DurableEngine
 from .hooks import Hooks
+from .local import INVOCATION_RETRY
 
 __all__ = ["SqliteEngine", "result_value"]
 
@@ -36,6 +38,7 @@ class SqliteEngine(DurableEngine):
         wait_for_lease: bool = True,
         functions: Mapping[str, Callable[..., Any]] | None = None,
         hooks: Sequence[Hooks] = (),
+        invocation_retry: RetryPolicy = INVOCATION_RETRY,
     ) -> None:
         if store is not None and path is not None:
             raise StoreError("pass a path or a store, not both")
@@ -47,6 +50,7 @@ class SqliteEngine(DurableEngine):
             wait_for_lease=wait_for_lease,
             functions=functions,
             hooks=hooks,
+            invocation_retry=invocation_retry,
         )
 
     def __enter__(self) -> SqliteEngine:

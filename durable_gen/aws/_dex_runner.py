@@ -2,9 +2,15 @@
 
 ``python -m durable_gen.aws._dex_runner start-server ...`` is
 ``dex-local-runner start-server ...`` (aws-durable-execution-sdk-python-testing
-1.4.0) with a lost wake-up closed; :class:`durable_gen.aws.local.Emulator` starts
-the emulator this way. Nothing else in the emulator changes: the histories it
-records, its checks and its timing are AWS's.
+1.4.0) with a lost wake-up closed and, with ``--skip-time``, the invocation-retry
+delay skipped too; :class:`durable_gen.aws.local.Emulator` starts the emulator
+this way. Nothing else in the emulator changes: the histories it records and its
+checks are AWS's.
+
+``--skip-time`` skips waits and step retry delays but not the 5 s the emulator
+waits before invoking again after a failed invocation (``RETRY_BACKOFF_SECONDS``,
+real time): it is set to 0 there, so a program whose invocation fails (an
+``InvocationError``) costs no real time either.
 
 The race: a Wait's wake-up timer is armed when the Wait's START is checkpointed
 and re-armed when the invocation that checkpointed it returns. With
@@ -65,7 +71,13 @@ def apply() -> None:
 
 
 def main() -> None:
+    import sys
+
     apply()
+    if "--skip-time" in sys.argv[1:]:
+        from aws_durable_execution_sdk_python_testing.executor import Executor
+
+        Executor.RETRY_BACKOFF_SECONDS = 0
     from aws_durable_execution_sdk_python_testing.cli import main as dex_main
 
     dex_main()

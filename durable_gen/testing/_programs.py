@@ -17,6 +17,10 @@ Op shapes::
     ("fail",)                       Step that always fails, not retried, not caught
     ("fatal",)                      Step raising ExecutionError: the execution fails at once
                                     (generated at the top level only, with ``fatal``)
+    ("ifail",)                      at-most-once Step raising RetryableSerDesError in its
+                                    first attempt: the invocation fails and is retried, the
+                                    retry finds the attempt interrupted (top level only,
+                                    with ``invocation_retries``)
     ("try", op)                     op, catching the OperationError it throws
     ("wait", seconds)               Wait
     ("wfc", polls)                  WaitForCondition polling ``polls`` times
@@ -54,6 +58,7 @@ from .._core.batch import (
     continue_batch,
 )
 from .._core.descriptors import (
+    AT_MOST_ONCE_PER_RETRY,
     All,
     AllSettled,
     Any_,
@@ -69,7 +74,7 @@ from .._core.descriptors import (
     WaitForCallback,
     WaitForCondition,
 )
-from .._core.errors import ExecutionError, OperationError
+from .._core.errors import ExecutionError, OperationError, RetryableSerDesError
 from .._core.retry import (
     Jitter,
     RetryPolicy,
@@ -149,6 +154,7 @@ def programs(
     failures: bool = False,
     deterministic_batches: bool = False,
     fatal: bool = False,
+    invocation_retries: bool = False,
     max_leaves: int = 10,
     max_ops: int = 5,
 ) -> Any:
@@ -166,6 +172,8 @@ def programs(
     ExecutionError (left out of the differential suite: AWS's SDK writes a step's
     START without waiting, so whether its history holds the StepStarted of a step
     that ends the execution at once depends on timing there).
+    ``invocation_retries=True`` adds top-level ``("ifail",)`` steps (about one op in
+    six): invocation-level retries.
     """
     from hypothesis import strategies as st
 
@@ -234,6 +242,10 @@ def programs(
     if fatal:
         # at the top only: in a branch it would race the other branches' events
         op = st.one_of(op, st.just(("fatal",)))
+    if invocation_retries:
+        # at the top only, for the same reason; rarer than the rest (each costs an
+        # invocation retry on every target)
+        op = st.one_of(op, op, op, op, op, st.just(("ifail",)))
     return st.lists(op, min_size=1, max_size=max_ops)
 
 
@@ -267,6 +279,16 @@ def _fail_fn(label: str) -> Callable[..., str]:
 def _fatal_fn(label: str) -> Callable[..., str]:
     def fn(*_args: Any) -> str:
         raise ExecutionError(f"{label} cannot go on")
+
+    fn.__name__ = "fn"
+    return fn
+
+
+def _ifail_fn(label: str) -> Callable[..., str]:
+    def fn(*_args: Any) -> str:
+        if current_attempt() == 1:
+            raise RetryableSerDesError(f"{label} could not store its result")
+        return f"{label}:ok"
 
     fn.__name__ = "fn"
     return fn
@@ -352,6 +374,11 @@ def build_workflow(
             return (yield Step(_fail_fn(label), name=label, retry=_NO_RETRY))
         if kind == "fatal":
             return (yield Step(_fatal_fn(label), name=label, retry=retry))
+        if kind == "ifail":
+            ifail = Step(
+                _ifail_fn(label), name=label, retry=retry, semantics=AT_MOST_ONCE_PER_RETRY
+            )
+            return (yield ifail)
         if kind == "try":
             try:
                 return (yield from run_op(op[1], label))

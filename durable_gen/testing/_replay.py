@@ -36,6 +36,7 @@ from .._core.commands import (
     Command,
     Complete,
     Fail,
+    FailInvocation,
     RunStep,
     Suspend,
 )
@@ -311,6 +312,8 @@ def _command_words(cmd: Command, ops: Mapping[str, Operation]) -> str:
         return f"complete with {cmd.result!s:.120}{ups}"
     if isinstance(cmd, Fail):
         return f"fail with {cmd.error.type}: {cmd.error.message!s:.120}{ups}"
+    if isinstance(cmd, FailInvocation):
+        return f"fail the invocation with {cmd.error.type}: {cmd.error.message!s:.120}{ups}"
     return f"wait for a running step{ups}"
 
 
@@ -325,7 +328,7 @@ def _command_key(cmd: Command) -> tuple[Any, ...]:
         key += (cmd.wake_at,)
     elif isinstance(cmd, Complete):
         key += (cmd.result,)
-    elif isinstance(cmd, Fail):
+    elif isinstance(cmd, Fail | FailInvocation):
         key += (cmd.error.type, cmd.error.message)
     return key
 

@@ -18,10 +18,12 @@ from durable_gen import (
     ChildContext,
     ChildContextError,
     CreateCallback,
+    InvocationError,
     Invoke,
     Jitter,
     Map,
     Parallel,
+    RetryableSerDesError,
     RetryPolicy,
     Step,
     StepError,
@@ -465,3 +467,59 @@ def test_initial_state_fetched_in_pages_from_the_emulator(emulator):
     assert len(markers) == 4  # 8 operations after the first page, 2 a page
     assert len(set(markers)) == 4
     assert inner.last_checkpoint_calls == 0
+
+
+# ---------------------------------------------------------------- invocation-level retry
+
+_flaky_reads: list[int] = []
+
+
+def not_ready_yet(event):
+    a = yield Step(reserve_count, 1, name="a")
+    _flaky_reads.append(a)
+    if len(_flaky_reads) == 1:
+        raise InvocationError("the secret is not there yet")
+    b = yield Step(current_attempt, name="b", semantics=AT_MOST_ONCE_PER_RETRY, retry=FAST_RETRY)
+    return [a, b]
+
+
+def test_an_invocation_error_makes_the_service_retry_the_invocation(emulator):
+    _flaky_reads.clear()
+    handler = durable_handler(not_ready_yet, client=emulator.client)
+    arn, ex = emulator.run(handler)
+    assert ex["Status"] == "SUCCEEDED", ex
+    assert json.loads(ex["Result"]) == [1, 1]
+    assert _flaky_reads == [1, 1]  # two invocations; "a" replayed in the second
+    # the handler raised: nothing recorded the failure (the emulator, unlike the
+    # service, writes no InvocationCompleted for an invocation that raised)
+    assert [t for t in types(emulator.history(arn)) if t != "InvocationCompleted"] == [
+        "ExecutionStarted",
+        "StepStarted",
+        "StepSucceeded",
+        "StepStarted",
+        "StepSucceeded",
+        "ExecutionSucceeded",
+    ]
+
+
+def serdes_times_out(event):
+    def store():
+        if current_attempt() == 1:
+            raise RetryableSerDesError("the result store timed out")
+        return "stored"
+
+    return (yield Step(store, name="s", semantics=AT_MOST_ONCE_PER_RETRY, retry=FAST_RETRY))
+
+
+def test_a_retryable_serdes_error_interrupts_an_at_most_once_step(emulator):
+    handler = durable_handler(serdes_times_out, client=emulator.client)
+    arn, ex = emulator.run(handler)
+    assert ex["Status"] == "SUCCEEDED", ex
+    assert json.loads(ex["Result"]) == "stored"
+    events = emulator.history(arn)
+    (failed,) = [e for e in events if e["EventType"] == "StepFailed"]
+    err = failed["StepFailedDetails"]["Error"]["Payload"]
+    assert err["ErrorType"] == "aws_durable_execution_sdk_python.exceptions.StepInterruptedError"
+    assert (
+        err["ErrorMessage"] == f"Step operation_id={failed['Id']} name=s was previously interrupted"
+    )

@@ -59,6 +59,7 @@ from durable_gen import (
     Map,
     OperationError,
     Parallel,
+    RetryableSerDesError,
     RetryPolicy,
     Step,
     StepError,
@@ -76,7 +77,7 @@ from durable_gen._core.batch import (
     CompletionPolicy,
     CompletionStatus,
 )
-from durable_gen._core.descriptors import ParallelBranch
+from durable_gen._core.descriptors import ParallelBranch, StepSemantics
 from durable_gen._core.retry import (
     Jitter,
     WaitStrategy,
@@ -87,6 +88,10 @@ from durable_gen.testing import program_workflow
 __all__ = ["aws_handler", "make_aws_handler"]
 
 _JITTER = {Jitter.NONE: JitterStrategy.NONE, Jitter.FULL: JitterStrategy.FULL}
+_SEMANTICS = {
+    StepSemantics.AT_LEAST_ONCE_PER_RETRY: aws_config.StepSemantics.AT_LEAST_ONCE_PER_RETRY,
+    StepSemantics.AT_MOST_ONCE_PER_RETRY: aws_config.StepSemantics.AT_MOST_ONCE_PER_RETRY,
+}
 #: AWS's operation errors and durable_gen's, subclasses first
 _ERRORS: list[tuple[type[aws_exc.DurableOperationError], type[OperationError]]] = [
     (aws_exc.CallbackTimeoutError, CallbackTimeoutError),
@@ -198,6 +203,8 @@ def _with_attempt(fn: Callable[..., Any], args: tuple[Any, ...]) -> Callable[[An
             return fn(*args)
         except ExecutionError as e:  # durable_gen's, raised by the step: AWS's
             raise aws_exc.ExecutionError(str(e)) from None
+        except RetryableSerDesError as e:
+            raise aws_exc.RetryableSerDesError(str(e)) from None
         finally:
             _attempt.reset(token)
 
@@ -235,7 +242,9 @@ def _perform(ctx: DurableContext, desc: Any, callbacks: dict[str, Any]) -> Any:
         )
     if isinstance(desc, Step):
         config = StepConfig(
-            retry_strategy=_retry(desc.retry), sub_type=_sub_type(desc.sub_type, "Step")
+            retry_strategy=_retry(desc.retry),
+            sub_type=_sub_type(desc.sub_type, "Step"),
+            step_semantics=_SEMANTICS[desc.semantics],
         )
         return ctx.step(_with_attempt(desc.fn, desc.args), name=desc.name, config=config)
     if isinstance(desc, Wait):

@@ -52,6 +52,7 @@ def differential_programs() -> Any:
         combinators=False,
         failures=True,
         deterministic_batches=True,
+        invocation_retries=True,
         max_leaves=12,
         max_ops=4,
     ).filter(lambda p: timeout_seconds(p) <= MAX_TIMEOUT_SECONDS)

@@ -49,7 +49,7 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
-from ..commands import AwaitOutcome, Checkpoint, Command, Suspend
+from ..commands import AwaitOutcome, Checkpoint, Command, Fail, FailInvocation, Suspend
 from ..descriptors import (
     AwaitCallback,
     CallbackHandle,
@@ -68,10 +68,12 @@ from ..errors import (
     CorruptLogError,
     ExecutionError,
     InternalError,
+    InvocationError,
     NonDeterminismError,
     SerializationError,
     StepError,
     error_from_exception,
+    retries_invocation,
 )
 from ..log import _ROOT_IDS, Operation, operation_id
 from ..serdes import DEFAULT_SERDES
@@ -100,27 +102,38 @@ class Interpreter(_Invokes):
         commands = self._commands
         ready = self._ready
         queue = self._queue
-        while True:
-            if commands:
-                cmd = commands.popleft()
-                if type(cmd) is Checkpoint:
-                    self._awaiting_ack = self._acks.pop(id(cmd))
-                return cmd
-            if self._finished is not None:
-                return self._finished
-            if ready:
-                self._drive(ready.popleft())
-                continue
-            if queue:
-                key = next(iter(queue))
-                entry = queue[key]
-                if not entry.done:
-                    return AwaitOutcome(self._take_updates())
-                del queue[key]
-                assert entry.action is not None
-                entry.action()
-                continue
-            return self._stop()
+        try:
+            while True:
+                if commands:
+                    cmd = commands.popleft()
+                    if type(cmd) is Checkpoint:
+                        self._awaiting_ack = self._acks.pop(id(cmd))
+                    return cmd
+                if self._finished is not None:
+                    return self._finished
+                if ready:
+                    self._drive(ready.popleft())
+                    continue
+                if queue:
+                    key = next(iter(queue))
+                    entry = queue[key]
+                    if not entry.done:
+                        return AwaitOutcome(self._take_updates())
+                    del queue[key]
+                    assert entry.action is not None
+                    entry.action()
+                    continue
+                return self._stop()
+        except InvocationError as e:
+            # Out of the root, or out of a serdes reading the log: the invocation ends
+            # with it (retried by the engine) -- or, not retryable, the execution fails,
+            # as AWS's handler does with each.
+            self.close()
+            error = error_from_exception(e)
+            updates = self._take_updates()
+            retry = e.is_retryable()
+            self._finished = FailInvocation(updates, error, e) if retry else Fail(updates, error, e)
+            return self._finished
 
     def checkpointed(self, delta: Mapping[str, Operation] | None = None) -> None:
         """The updates of the last Checkpoint are durable; ``delta`` is what changed."""
@@ -191,10 +204,13 @@ class Interpreter(_Invokes):
                 if isinstance(e, NonDeterminismError | CorruptLogError | InternalError):
                     raise
                 self._open.remove(ctx)
-                if isinstance(e, ExecutionError) and ctx.parent is not None:
-                    self._escape(ctx.parent, e)
-                else:
-                    ctx.owner.raised(self, ctx, e)
+                if isinstance(e, ExecutionError) or retries_invocation(e):
+                    if ctx.parent is not None:
+                        self._escape(ctx.parent, e)
+                        return
+                    if not isinstance(e, ExecutionError):
+                        raise  # out of the root: this invocation fails (next_command)
+                ctx.owner.raised(self, ctx, e)
                 return
             exc = None
             tdesc = type(desc)

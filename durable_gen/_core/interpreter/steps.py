@@ -18,12 +18,14 @@ from ..errors import (
     ErrorObject,
     ExecutionError,
     OperationError,
+    RetryableSerDesError,
     SerializationError,
     StepError,
     StepInterruptedError,
     WaitForConditionError,
     error_from_exception,
     qualified_name,
+    retries_invocation,
 )
 from ..log import (
     Operation,
@@ -98,10 +100,9 @@ class _Steps(_Contexts):
             if at_most_once:
                 # An attempt began and never recorded its outcome: do not run it again.
                 run = _Running(ctx, desc, op_id, attempt)
+                # AWS's words: the history reads the same on both (the class explains)
                 interrupted = StepInterruptedError(
-                    f"attempt {attempt} of step {desc.name or op_id!r} was started but "
-                    "never recorded an outcome (the process stopped during it); with "
-                    "AT_MOST_ONCE_PER_RETRY it is not run again"
+                    f"Step operation_id={op_id} name={desc.name} was previously interrupted"
                 )
                 self._attempt_failed(run, interrupted, error_from_exception(interrupted))
                 return
@@ -168,6 +169,9 @@ class _Steps(_Contexts):
                 self._check_size(payload, _result_of_step, run)
             if serdes is not DEFAULT_SERDES:
                 value = serdes.deserialize(payload)
+        except RetryableSerDesError as e:  # transient: this invocation fails, as on AWS
+            self._resume(run.ctx, None, e)
+            return
         except SerializationError as e:
             err = ErrorObject(
                 type=qualified_name(type(e)),
@@ -192,7 +196,13 @@ class _Steps(_Contexts):
         self._checkpoint_then(partial(self._resume, run.ctx, value, None))
 
     def _attempt_failed(self, run: _Running, exc: BaseException, error: ErrorObject) -> None:
-        if isinstance(exc, ExecutionError):  # no retry, nothing recorded: it ends the run
+        if isinstance(exc, ExecutionError) or (
+            retries_invocation(exc)
+            and (isinstance(exc, RetryableSerDesError) or type(run.desc) is WaitForCondition)
+        ):
+            # no retry, nothing recorded: it ends the execution (ExecutionError) or this
+            # invocation, unless the workflow catches it (AWS: a step's RetryableSerDesError
+            # and a check's retryable InvocationError bypass the retry strategy)
             self._resume(run.ctx, None, exc)
             return
         desc = run.desc
