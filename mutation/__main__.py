@@ -129,6 +129,13 @@ def prepare(module: str, workdir: Path, tests: list[str]) -> None:
         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'
     )
     pyproject.write_text(text)
+    # mutmut calls every function of the mutated module through a trampoline, two
+    # frames per call: code that recurses once per nesting level (serdes) reaches
+    # Python's default recursion limit at half the depth it handles unmutated
+    conftest = workdir / "tests" / "conftest.py"
+    conftest.write_text(
+        conftest.read_text() + "\n\nimport sys as _sys\n\n_sys.setrecursionlimit(4000)\n"
+    )
 
 
 def results(module: str, workdir: Path) -> dict[str, str]:

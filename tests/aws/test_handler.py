@@ -1,4 +1,11 @@
-"""The Lambda handler shim against an in-process fake of the durable service."""
+"""The Lambda handler shim against AWS's durable-service emulator.
+
+Every test drives the shim with a real boto3 client against AWS's emulator
+(dex-local-runner, the ``emulator`` fixture); :mod:`.proxy` records what the shim
+sends and injects the faults the emulator cannot (a call failing before it
+arrives, a lost response, a response without its token, a paged delta). Results
+and histories are the emulator's.
+"""
 
 import datetime
 import json
@@ -7,7 +14,7 @@ import threading
 import time
 
 import pytest
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from durable_gen import (
     AT_MOST_ONCE_PER_RETRY,
@@ -16,7 +23,6 @@ from durable_gen import (
     CreateCallback,
     Jitter,
     NonDeterminismError,
-    OperationStatus,
     Parallel,
     RetryPolicy,
     Step,
@@ -33,10 +39,19 @@ from durable_gen.aws import (
     durable_handler,
 )
 
-from .fake_service import FakeDurableService, client_error
+from .proxy import NO_SLEEP, ProxyClient, run, start
 
-NO_SLEEP = ApiRetry(max_attempts=3, base_delay=0.5, sleep=lambda s: None)
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_delay=2, jitter=Jitter.NONE)
+
+
+def client_error(status: int, code: str, message: str, op: str) -> ClientError:
+    return ClientError(
+        {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        },
+        op,
+    )
 
 
 def double(x):
@@ -50,58 +65,61 @@ def three_steps(event):
     return {"c": c}
 
 
-def make(workflow, svc=None, **kw):
-    svc = svc or FakeDurableService()
-    kw.setdefault("retry", NO_SLEEP)
-    handler = durable_handler(workflow, client=svc, **kw)
-    handler.clock = svc.clock
-    return svc, handler
-
-
-def run(workflow, input_value=None, svc=None, **kw):
-    svc, handler = make(workflow, svc, **kw)
-    arn = svc.start(json.dumps(input_value if input_value is not None else {}))
-    ex = svc.run(handler, arn)
-    return svc, ex
+def counts(r, event_type):
+    """How many ``event_type`` events each operation name has in the history."""
+    out: dict[str, int] = {}
+    for e in r.events_named(event_type):
+        out[e.get("Name")] = out.get(e.get("Name"), 0) + 1
+    return out
 
 
 # ---------------------------------------------------------------- results
 
 
-def test_straight_line_steps_succeed_in_one_invocation_one_call_per_step():
-    svc, ex = run(three_steps, {"n": 1})
-    assert ex.status == "SUCCEEDED"
-    assert json.loads(ex.result) == {"c": 8}
-    assert ex.invocations == 1
+def test_straight_line_steps_succeed_in_one_invocation_one_call_per_step(emulator):
+    r = run(emulator, three_steps, {"n": 1})
+    assert r.status == "SUCCEEDED"
+    assert json.loads(r.result) == {"c": 8}
+    assert len(r.invocations.events) == 1
     # each at-least-once START rides with its SUCCEED: one call per step result
-    assert svc.checkpoint_calls == 3
-    assert [[(u["Action"], u["Name"]) for u in b] for b in svc.batches] == [
+    assert r.proxy.checkpoint_calls == 3
+    assert [[(u["Action"], u["Name"]) for u in b] for b in r.proxy.batches] == [
         [("START", "a"), ("SUCCEED", "a")],
         [("START", "b"), ("SUCCEED", "b")],
         [("START", "c"), ("SUCCEED", "c")],
     ]
-    assert [
-        e["EventType"]
-        for e in svc.get_durable_execution_history(DurableExecutionArn=ex.arn)["Events"]
-    ] == [
+    assert r.types() == [
         "ExecutionStarted",
         *["StepStarted", "StepSucceeded"] * 3,
         "ExecutionSucceeded",
     ]
 
 
-def test_result_is_compact_json_of_the_return_value():
+def test_result_is_compact_json_of_the_return_value(emulator):
     def wf(event):
         yield Step(double, 1, name="x")
         return {"k": [1, "a", None], "t": (1, 2)}
 
-    svc, handler = make(wf)
-    arn = svc.start()
-    out = svc.invoke(handler, arn)
-    assert out == {"Status": "SUCCEEDED", "Result": '{"k":[1,"a",null],"t":[1,2]}'}
+    r = run(emulator, wf)
+    assert r.invocations.outputs == [
+        {"Status": "SUCCEEDED", "Result": '{"k":[1,"a",null],"t":[1,2]}'}
+    ]
+    assert r.result == '{"k":[1,"a",null],"t":[1,2]}'
 
 
-def test_input_comes_from_the_execution_operation_and_blank_means_empty_object():
+def _with_input(payload):
+    """An event whose EXECUTION operation carries ``payload`` as its input."""
+
+    def before(n, event, handler):
+        for op in event["InitialExecutionState"]["Operations"]:
+            if op["Type"] == "EXECUTION":
+                op.setdefault("ExecutionDetails", {})["InputPayload"] = payload
+        return event
+
+    return before
+
+
+def test_input_comes_from_the_execution_operation_and_blank_means_empty_object(emulator):
     seen = []
 
     def wf(event):
@@ -109,28 +127,27 @@ def test_input_comes_from_the_execution_operation_and_blank_means_empty_object()
         yield Step(double, 1, name="x")
         return None
 
-    run(wf, {"a": 1})
-    svc, handler = make(wf)
-    arn = svc.start("")
-    svc.run(handler, arn)
+    assert run(emulator, wf, {"a": 1}).status == "SUCCEEDED"
+    assert run(emulator, wf, before=_with_input("")).status == "SUCCEEDED"
     assert seen == [{"a": 1}, {}]
 
 
-def test_input_that_is_not_json_raises_corrupt_log():
-    svc, handler = make(three_steps)
-    arn = svc.start("{nope")
-    with pytest.raises(CorruptLogError, match=r"the input of execution operation .* is not JSON"):
-        handler(svc.event(arn), None)
+def test_input_that_is_not_json_raises_corrupt_log(emulator):
+    r = run(emulator, three_steps, before=_with_input("{nope"))
+    (n, err), *_ = r.invocations.errors
+    assert n == 1
+    assert isinstance(err, CorruptLogError)
+    assert re.search(r"the input of execution operation .* is not JSON", str(err))
+    assert r.proxy.checkpoint_calls == 0  # nothing was recorded from a log it cannot read
 
 
-def test_workflow_failure_returns_failed_with_error_object():
+def test_workflow_failure_returns_failed_with_error_object(emulator):
     def wf(event):
         yield Step(double, 1, name="x")
         raise ValueError("out of stock")
 
-    svc, handler = make(wf)
-    arn = svc.start()
-    out = svc.invoke(handler, arn)
+    r = run(emulator, wf)
+    (out,) = r.invocations.outputs
     assert out["Status"] == "FAILED"
     err = out["Error"]
     assert err["ErrorType"] == "ValueError"
@@ -138,80 +155,73 @@ def test_workflow_failure_returns_failed_with_error_object():
     assert isinstance(err["StackTrace"], list)
     assert any("raise ValueError" in line for line in err["StackTrace"])
     assert set(out) == {"Status", "Error"}
+    assert r.status == "FAILED"
+    assert (r.error["ErrorType"], r.error["ErrorMessage"]) == ("ValueError", "out of stock")
 
 
-def test_uncaught_step_error_is_recorded_as_aws_records_it():
+def test_uncaught_step_error_is_recorded_as_aws_records_it(emulator):
     def boom():
         raise KeyError("sku")
 
     def wf(event):
         yield Step(boom, name="boom", retry=RetryPolicy.none())
 
-    svc, ex = run(wf)
-    assert ex.status == "FAILED"
+    r = run(emulator, wf)
+    assert r.status == "FAILED"
     # AWS's ErrorObject.from_exception(StepError): the class name, the step's message
-    assert ex.error["ErrorType"] == "aws_durable_execution_sdk_python.exceptions.StepError"
-    assert ex.error["ErrorMessage"] == "'sku'"
-    assert [
-        e["EventType"]
-        for e in svc.get_durable_execution_history(DurableExecutionArn=ex.arn)["Events"]
-    ][-2:] == [
-        "StepFailed",
-        "ExecutionFailed",
-    ]
+    assert r.error["ErrorType"] == "aws_durable_execution_sdk_python.exceptions.StepError"
+    assert r.error["ErrorMessage"] == "'sku'"
+    assert r.types()[-2:] == ["StepFailed", "ExecutionFailed"]
 
 
-def test_result_json_cannot_carry_fails_clearly():
+def test_result_json_cannot_carry_fails_clearly(emulator):
     def wf(event):
         yield Step(double, 1, name="x")
         return datetime.date(2026, 1, 1)
 
-    svc, handler = make(wf)
-    arn = svc.start()
-    out = svc.invoke(handler, arn)
+    r = run(emulator, wf)
+    (out,) = r.invocations.outputs
     assert out["Status"] == "FAILED"
     assert out["Error"]["ErrorType"] == "durable_gen.SerializationError"
     assert "a Lambda durable function's result must be JSON" in out["Error"]["ErrorMessage"]
+    assert r.status == "FAILED"
 
 
-def test_large_result_is_checkpointed_on_the_execution_operation():
+def test_large_result_is_checkpointed_on_the_execution_operation(emulator):
     big = "x" * (LAMBDA_RESPONSE_LIMIT + 10)
 
     def wf(event):
         yield Step(double, 1, name="x")
         return big
 
-    svc, handler = make(wf)
-    arn = svc.start()
-    out = svc.invoke(handler, arn)
-    assert out == {"Status": "SUCCEEDED", "Result": ""}
-    last = svc.batches[-1]
+    r = run(emulator, wf)
+    assert r.invocations.outputs == [{"Status": "SUCCEEDED", "Result": ""}]
+    last = r.proxy.batches[-1]
     assert last[-1]["Type"] == "EXECUTION"
     assert last[-1]["Action"] == "SUCCEED"
-    assert last[-1]["Id"] == svc.executions[arn].exec_id
-    ex = svc.executions[arn]
-    assert ex.status == "SUCCEEDED"
-    assert json.loads(ex.result) == big
+    assert last[-1]["Id"] == r.invocations.execution_id()
+    assert r.status == "SUCCEEDED"
+    assert json.loads(r.result) == big
 
 
-def test_result_just_under_the_limit_is_returned_inline():
+def test_result_just_under_the_limit_is_returned_inline(emulator):
     text = "y" * (LAMBDA_RESPONSE_LIMIT - 2)  # plus two quotes: exactly the limit
 
     def wf(event):
         yield Step(double, 1, name="x")
         return text
 
-    svc, handler = make(wf)
-    arn = svc.start()
-    out = svc.invoke(handler, arn)
+    r = run(emulator, wf)
+    (out,) = r.invocations.outputs
     assert len(out["Result"]) == LAMBDA_RESPONSE_LIMIT
-    assert all(u["Type"] != "EXECUTION" for b in svc.batches for u in b)
+    assert all(u["Type"] != "EXECUTION" for b in r.proxy.batches for u in b)
+    assert json.loads(r.result) == text
 
 
 # ---------------------------------------------------------------- semantics
 
 
-def test_wait_returns_pending_then_resumes():
+def test_wait_returns_pending_then_resumes(emulator):
     calls = []
 
     def wf(event):
@@ -220,18 +230,15 @@ def test_wait_returns_pending_then_resumes():
         b = yield Step(lambda: calls.append("b") or 2, name="b")
         return a + b
 
-    svc, handler = make(wf)
-    arn = svc.start()
-    assert svc.invoke(handler, arn) == {"Status": "PENDING"}
-    ex = svc.run(handler, arn)
-    assert ex.status == "SUCCEEDED"
-    assert ex.result == "3"
+    r = run(emulator, wf)
+    assert r.invocations.outputs[0] == {"Status": "PENDING"}
+    assert r.status == "SUCCEEDED"
+    assert r.result == "3"
     assert calls == ["a", "b"]
-    wait = next(op for op in svc.operations(arn) if op.type.value == "WAIT")
-    assert wait.status is OperationStatus.SUCCEEDED
+    assert len(r.events_named("WaitSucceeded")) == 1
 
 
-def test_retry_suspends_and_the_next_attempt_sees_its_number():
+def test_retry_suspends_and_the_next_attempt_sees_its_number(emulator):
     attempts = []
 
     def flaky():
@@ -243,53 +250,52 @@ def test_retry_suspends_and_the_next_attempt_sees_its_number():
     def wf(event):
         return (yield Step(flaky, name="flaky", retry=FAST_RETRY))
 
-    svc, ex = run(wf)
-    assert ex.status == "SUCCEEDED"
-    assert ex.result == '"ok"'
+    r = run(emulator, wf)
+    assert r.status == "SUCCEEDED"
+    assert r.result == '"ok"'
     assert attempts == [1, 2, 3]
-    assert ex.invocations == 3
-    events = [
-        e["EventType"]
-        for e in svc.get_durable_execution_history(DurableExecutionArn=ex.arn)["Events"]
-    ]
-    assert events.count("StepFailed") == 2
+    assert len(r.invocations.events) == 3
+    assert r.types().count("StepFailed") == 2
 
 
-def test_at_most_once_start_is_durable_before_the_function_runs():
-    svc = FakeDurableService()
+def test_at_most_once_start_is_durable_before_the_function_runs(emulator):
     seen = []
+    runs = []
 
     def charge():
-        arn = next(iter(svc.executions))
-        ops = svc.executions[arn].ops.values()
-        seen.append([(op.name, op.status.value) for op in ops if op.name == "charge"])
+        # what the service recorded when the function runs: read through its API
+        started = [e for e in emulator.history(runs[0].arn) if e["EventType"] == "StepStarted"]
+        seen.append([e["Name"] for e in started])
         return "receipt"
 
     def wf(event):
         return (yield Step(charge, name="charge", semantics=AT_MOST_ONCE_PER_RETRY))
 
-    svc, ex = run(wf, svc=svc)
-    assert ex.status == "SUCCEEDED"
-    assert seen == [[("charge", "STARTED")]]
-    assert [[u["Action"] for u in b] for b in svc.batches] == [["START"], ["SUCCEED"]]
+    runs.append(start(emulator, wf))
+    r = runs[0].wait()
+    assert r.status == "SUCCEEDED"
+    assert seen == [["charge"]]
+    assert [[u["Action"] for u in b] for b in r.proxy.batches] == [["START"], ["SUCCEED"]]
 
 
-def test_at_least_once_start_rides_with_the_result():
-    svc = FakeDurableService()
+def test_at_least_once_start_rides_with_the_result(emulator):
+    proxy = ProxyClient(emulator.client)
     seen = []
 
     def step():
-        seen.append(len(svc.batches))
+        seen.append(len(proxy.batches))
         return 1
 
     def wf(event):
         return (yield Step(step, name="s"))
 
-    run(wf, svc=svc)
+    r = run(emulator, wf, proxy=proxy)
+    assert r.status == "SUCCEEDED"
     assert seen == [0]  # nothing was sent before the function ran
+    assert [[u["Action"] for u in b] for b in proxy.batches] == [["START", "SUCCEED"]]
 
 
-def test_child_context_start_rides_along():
+def test_child_context_start_rides_along(emulator):
     def child(n):
         v = yield Step(double, n, name="inner")
         return v + 1
@@ -298,15 +304,15 @@ def test_child_context_start_rides_along():
         v = yield ChildContext(child, 2, name="kid")
         return v
 
-    svc, ex = run(wf)
-    assert ex.result == "5"
-    assert [[(u["Type"], u["Action"]) for u in b] for b in svc.batches] == [
+    r = run(emulator, wf)
+    assert r.result == "5"
+    assert [[(u["Type"], u["Action"]) for u in b] for b in r.proxy.batches] == [
         [("CONTEXT", "START"), ("STEP", "START"), ("STEP", "SUCCEED")],
         [("CONTEXT", "SUCCEED")],
     ]
 
 
-def test_replay_does_not_rerun_steps_and_sends_nothing_for_them():
+def test_replay_does_not_rerun_steps_and_sends_nothing_for_them(emulator):
     calls = []
 
     def wf(event):
@@ -314,10 +320,10 @@ def test_replay_does_not_rerun_steps_and_sends_nothing_for_them():
         yield Wait(seconds=5)
         return "done"
 
-    svc, ex = run(wf)
+    r = run(emulator, wf)
     assert calls == [1]
-    assert ex.invocations == 2
-    assert svc.checkpoint_calls == 2  # step result + wait START; the replay sends nothing
+    assert len(r.invocations.events) == 2
+    assert r.proxy.checkpoint_calls == 2  # step result + wait START; the replay sends nothing
 
 
 # ---------------------------------------------------------------- paging and batching
@@ -332,24 +338,45 @@ def many_steps(event):
     return total
 
 
+def _paged_event(client, page):
+    """Hand the handler only the first ``page`` operations of its initial state, with
+    the emulator's own marker for the rest (as the service pages a large state)."""
+
+    def before(n, event, handler):
+        ops = event["InitialExecutionState"]["Operations"]
+        if len(ops) <= page:
+            return event
+        first = client.get_durable_execution_state(
+            DurableExecutionArn=event["DurableExecutionArn"],
+            CheckpointToken=event["CheckpointToken"],
+            MaxItems=page,
+        )
+        cut = {"Operations": ops[:page], "NextMarker": first["NextMarker"]}
+        return {**event, "InitialExecutionState": cut}
+
+    return before
+
+
 @pytest.mark.parametrize("page", [1, 2, 5])
-def test_initial_state_pages_are_fetched(page):
-    svc, ex = run(many_steps, {"n": 12}, svc=FakeDurableService(event_page_size=page))
-    assert ex.status == "SUCCEEDED"
-    assert json.loads(ex.result) == sum(2 * i for i in range(12))
-    assert svc.state_calls > 0
+def test_initial_state_pages_are_fetched(emulator, page):
+    r = run(emulator, many_steps, {"n": 12}, before=_paged_event(emulator.client, page))
+    assert r.status == "SUCCEEDED"
+    assert json.loads(r.result) == sum(2 * i for i in range(12))
+    assert r.proxy.state_calls > 0
+    assert r.proxy.checkpoint_calls == 12 + 2  # 12 step results, 2 waits: nothing twice
 
 
-def test_state_page_size_is_sent_as_max_items():
-    svc = FakeDurableService(event_page_size=1)
-    svc, ex = run(many_steps, {"n": 10}, svc=svc, limits=BatchLimits(state_page_size=2))
-    assert ex.status == "SUCCEEDED"
-    base = FakeDurableService(event_page_size=1)
-    run(many_steps, {"n": 10}, svc=base)
-    assert svc.state_calls > base.state_calls
+def test_state_page_size_is_sent_as_max_items(emulator):
+    paged = _paged_event(emulator.client, 1)
+    r = run(emulator, many_steps, {"n": 10}, before=paged, limits=BatchLimits(state_page_size=2))
+    assert r.status == "SUCCEEDED"
+    sizes = {kw.get("MaxItems") for name, kw in r.proxy.calls if name == "GetDurableExecutionState"}
+    assert sizes == {2}
+    base = run(emulator, many_steps, {"n": 10}, before=paged)
+    assert r.proxy.state_calls > base.proxy.state_calls
 
 
-def test_delta_pages_are_followed_and_merged():
+def test_delta_pages_are_followed_and_merged(emulator):
     def child(n):
         return (yield Step(double, n, name="inner"))
 
@@ -358,41 +385,39 @@ def test_delta_pages_are_followed_and_merged():
         b = yield ChildContext(child, a, name="k2")
         return b
 
-    svc = FakeDurableService(delta_page_size=1)
-    svc, ex = run(wf, svc=svc)
-    assert ex.result == "4"
-    assert svc.state_calls > 0
+    r = run(emulator, wf, proxy=ProxyClient(emulator.client, delta_page_size=1))
+    assert r.result == "4"
+    assert r.proxy.state_calls > 0
 
 
-def test_batches_respect_the_update_limit():
+def test_batches_respect_the_update_limit(emulator):
     def wf(event):
         v = yield ChildContext(lambda: (yield Step(double, 1, name="a")), name="kid")
         return v
 
-    svc, ex = run(wf, limits=BatchLimits(max_updates=1))
-    assert ex.status == "SUCCEEDED"
-    assert all(len(b) == 1 for b in svc.batches)
-    assert svc.checkpoint_calls == 4
+    r = run(emulator, wf, limits=BatchLimits(max_updates=1))
+    assert r.status == "SUCCEEDED"
+    assert all(len(b) == 1 for b in r.proxy.batches)
+    assert r.proxy.checkpoint_calls == 4
 
 
-def test_batches_respect_the_byte_limit():
+def test_batches_respect_the_byte_limit(emulator):
     def wf(event):
         a = yield Step(lambda: "x" * 3000, name="a")
         return len(a)
 
-    svc, ex = run(wf, limits=BatchLimits(max_bytes=1000))
-    assert ex.result == "3000"
+    r = run(emulator, wf, limits=BatchLimits(max_bytes=1000))
+    assert r.result == "3000"
     # the START fits; the 3 KB SUCCEED exceeds the limit alone and travels alone
-    assert [[u["Action"] for u in b] for b in svc.batches] == [["START"], ["SUCCEED"]]
+    assert [[u["Action"] for u in b] for b in r.proxy.batches] == [["START"], ["SUCCEED"]]
 
 
-def test_payload_over_the_per_update_limit_fails_clearly():
+def test_payload_over_the_per_update_limit_fails_clearly(emulator):
     def wf(event):
         yield Step(lambda: "x" * 5000, name="blob")
 
-    svc, handler = make(wf, limits=BatchLimits(max_payload_bytes=4096))
-    arn = svc.start()
-    out = svc.invoke(handler, arn)
+    r = run(emulator, wf, limits=BatchLimits(max_payload_bytes=4096))
+    (out,) = r.invocations.outputs
     assert out["Status"] == "FAILED"
     assert out["Error"]["ErrorType"] == "durable_gen.aws._api.PayloadTooLargeError"
     assert re.search(
@@ -400,99 +425,127 @@ def test_payload_over_the_per_update_limit_fails_clearly():
         r"the checkpoint API accepts at most 4,096 bytes",
         out["Error"]["ErrorMessage"],
     )
+    assert r.status == "FAILED"
 
 
 # ---------------------------------------------------------------- API errors
 
 
-def test_transient_errors_are_retried_with_the_same_client_token():
+def test_transient_errors_are_retried_with_the_same_client_token(emulator):
     sleeps = []
-    tokens = []
-    svc = FakeDurableService()
-    real = svc.checkpoint_durable_execution
-
-    def spy(**kw):
-        tokens.append((kw["ClientToken"], kw["CheckpointToken"]))
-        return real(**kw)
-
-    svc.checkpoint_durable_execution = spy
-    svc.inject = [
+    proxy = ProxyClient(emulator.client)
+    proxy.inject = [
         client_error(429, "TooManyRequestsException", "slow down", "Checkpoint"),
         EndpointConnectionError(endpoint_url="http://x"),
     ]
     retry = ApiRetry(max_attempts=3, base_delay=0.5, sleep=sleeps.append)
-    svc, ex = run(three_steps, {"n": 1}, svc=svc, retry=retry)
-    assert ex.status == "SUCCEEDED"
+    r = run(emulator, three_steps, {"n": 1}, proxy=proxy, retry=retry)
+    assert r.status == "SUCCEEDED"
     assert len(sleeps) == 2
     assert 0 <= sleeps[0] <= 0.5
     assert 0 <= sleeps[1] <= 1.0
-    assert len({t for t in tokens[:3]}) == 1  # one logical call, three attempts
+    tokens = [(kw["ClientToken"], kw["CheckpointToken"]) for _, kw in proxy.calls[:3]]
+    assert len(set(tokens)) == 1  # one logical call, three attempts
+    assert counts(r, "StepSucceeded") == {"a": 1, "b": 1, "c": 1}
 
 
-def test_a_lost_response_is_answered_idempotently():
-    svc = FakeDurableService()
-    real = svc.checkpoint_durable_execution
-    lost = []
-
-    def lose_first_response(**kw):
-        resp = real(**kw)
-        if not lost:
-            lost.append(resp)
-            raise EndpointConnectionError(endpoint_url="http://x")
-        return resp
-
-    svc.checkpoint_durable_execution = lose_first_response
-    svc, ex = run(three_steps, {"n": 1}, svc=svc)
-    assert ex.status == "SUCCEEDED"
-    assert svc.checkpoint_calls == 3  # the retried call was not applied twice
+def test_a_lost_response_is_answered_idempotently(emulator):
+    proxy = ProxyClient(emulator.client)
+    proxy.lose = 1  # the emulator applies the first checkpoint; its answer is lost
+    r = run(emulator, three_steps, {"n": 1}, proxy=proxy)
+    assert r.status == "SUCCEEDED"
+    assert proxy.checkpoint_calls == 4  # the first call was sent twice ...
+    first, again = proxy.calls[0][1], proxy.calls[1][1]
+    assert first["ClientToken"] == again["ClientToken"]
+    # ... and the emulator applied it once
+    assert counts(r, "StepStarted") == {"a": 1, "b": 1, "c": 1}
+    assert counts(r, "StepSucceeded") == {"a": 1, "b": 1, "c": 1}
 
 
-def test_persistent_server_errors_raise_so_lambda_retries():
-    svc, handler = make(three_steps)
-    arn = svc.start('{"n": 1}')
-    svc.inject = [client_error(500, "ServiceException", "boom", "Checkpoint")] * 3
-    with pytest.raises(StoreError, match=r"^CheckpointDurableExecution failed 3 times") as ei:
-        handler(svc.event(arn), None)
-    assert ei.value.retryable
-    assert svc.checkpoint_calls == 0
+def test_persistent_server_errors_raise_so_lambda_retries(emulator):
+    proxy = ProxyClient(emulator.client)
+    proxy.inject = [client_error(500, "ServiceException", "boom", "Checkpoint")] * 3
+    r = run(emulator, three_steps, {"n": 1}, proxy=proxy)
+    (n, err), *_ = r.invocations.errors
+    assert n == 1
+    assert isinstance(err, StoreError)
+    assert str(err).startswith("CheckpointDurableExecution failed 3 times")
+    assert err.retryable
+    # the service invoked the function again, which recorded every step once
+    assert r.status == "SUCCEEDED"
+    assert len(r.invocations.events) == 2
+    assert counts(r, "StepSucceeded") == {"a": 1, "b": 1, "c": 1}
 
 
-def test_stale_token_raises_at_once():
-    svc, handler = make(three_steps)
-    arn = svc.start('{"n": 1}')
-    event = svc.event(arn)
-    svc.executions[arn].seq += 1  # another invocation moved on
-    with pytest.raises(StoreError, match=r"the checkpoint token is stale") as ei:
-        handler(event, None)
-    assert ei.value.retryable
+def test_stale_token_raises_at_once(emulator):
+    stale = []
+
+    def before(n, event, handler):
+        if n == 2:  # hand the first invocation's token to the second: it moved on
+            try:
+                handler(stale[0], None)
+            except StoreError as e:
+                stale.append(e)
+        else:
+            stale.append(event)
+        return event
+
+    def wf(event):
+        yield Step(double, 1, name="a")
+        yield Wait(seconds=5)
+        return (yield Step(double, 2, name="b"))
+
+    r = run(emulator, wf, before=before)
+    err = stale[1]
+    assert isinstance(err, StoreError)
+    assert "the checkpoint token is stale" in str(err)
+    assert err.retryable
+    assert r.status == "SUCCEEDED"
+    assert counts(r, "StepSucceeded") == {"a": 1, "b": 1}
 
 
-def test_other_client_errors_fail_the_execution():
-    svc, handler = make(three_steps)
-    arn = svc.start('{"n": 1}')
-    svc.inject = [client_error(400, "400", "Name must be printable", "Checkpoint")]
-    out = handler(svc.event(arn), None)
+def test_other_client_errors_fail_the_execution(emulator):
+    proxy = ProxyClient(emulator.client)
+    proxy.inject = [client_error(400, "400", "Name must be printable", "Checkpoint")]
+    r = run(emulator, three_steps, {"n": 1}, proxy=proxy)
+    (out,) = r.invocations.outputs
     assert out["Status"] == "FAILED"
     assert out["Error"]["ErrorType"] == "durable_gen.StoreError"
     assert out["Error"]["ErrorMessage"] == (
         "CheckpointDurableExecution failed: 400 (HTTP 400): Name must be printable"
     )
+    assert r.status == "FAILED"
 
 
-def test_revoked_token_ends_the_invocation_pending():
-    svc, handler = make(three_steps)
-    arn = svc.start('{"n": 1}')
-    svc.revoke_next_token = True
-    assert handler(svc.event(arn), None) == {"Status": "PENDING"}
-    assert svc.checkpoint_calls == 1
+def test_revoked_token_ends_the_invocation_pending(emulator):
+    proxy = ProxyClient(emulator.client)
+    proxy.strip_token = 1  # the first answer carries no token, as for a paused execution
+
+    def wf(event):
+        a = yield Step(double, 1, name="a")
+        yield Wait(seconds=5)
+        return (yield Step(double, a, name="b"))
+
+    sent = []
+    r = run(emulator, wf, proxy=proxy, before=lambda n, e, h: sent.append(proxy.checkpoint_calls))
+    # the first invocation stopped at the answer without a token: one call, step a's
+    assert r.invocations.outputs[0] == {"Status": "PENDING"}
+    assert sent[1] == 1
+    assert [(u["Action"], u["Name"]) for u in proxy.batches[0]] == [
+        ("START", "a"),
+        ("SUCCEED", "a"),
+    ]
+    assert r.status == "SUCCEEDED"
+    assert counts(r, "StepSucceeded") == {"a": 1, "b": 1}
 
 
-def test_errors_that_are_not_from_botocore_propagate():
-    svc, handler = make(three_steps)
-    arn = svc.start('{"n": 1}')
-    svc.inject = [RuntimeError("bug")]
-    with pytest.raises(RuntimeError, match=r"^bug$"):
-        handler(svc.event(arn), None)
+def test_errors_that_are_not_from_botocore_propagate(emulator):
+    proxy = ProxyClient(emulator.client)
+    proxy.inject = [RuntimeError("bug")]
+    r = run(emulator, three_steps, {"n": 1}, proxy=proxy)
+    (n, err), *_ = r.invocations.errors
+    assert (n, type(err), str(err)) == (1, RuntimeError, "bug")
+    assert r.status == "SUCCEEDED"  # the service's retry got through
 
 
 # ---------------------------------------------------------------- non-determinism
@@ -509,31 +562,43 @@ def _versions():
     return state, wf
 
 
-def test_nondeterminism_raises_by_default_and_records_nothing():
+def test_nondeterminism_raises_by_default_and_records_nothing(emulator):
     state, wf = _versions()
-    svc, handler = make(wf)
-    arn = svc.start()
-    assert svc.invoke(handler, arn)["Status"] == "PENDING"
-    state["v"] = 2
-    calls = svc.checkpoint_calls
-    with pytest.raises(
-        NonDeterminismError, match=r"the log recorded Step 'a', but the workflow yielded Step 'b'"
-    ):
-        handler(svc.event(arn), None)
-    assert svc.checkpoint_calls == calls
-    state["v"] = 1  # the old code path back: the execution resumes
-    assert svc.run(handler, arn).status == "SUCCEEDED"
+    proxy = ProxyClient(emulator.client)
+    seen = {}
+
+    def before(n, event, handler):
+        if n == 2:  # a deploy changed the code: this invocation must fail, recording nothing
+            state["v"] = 2
+            calls = proxy.checkpoint_calls
+            try:
+                handler(event, None)
+            except NonDeterminismError as e:
+                seen["error"] = str(e)
+            seen["sent"] = proxy.checkpoint_calls - calls
+            state["v"] = 1  # the old code path back: the execution resumes
+        return event
+
+    r = run(emulator, wf, proxy=proxy, before=before)
+    assert "the log recorded Step 'a', but the workflow yielded Step 'b'" in seen["error"]
+    assert seen["sent"] == 0
+    assert r.status == "SUCCEEDED"
 
 
-def test_nondeterminism_can_fail_the_execution_like_the_aws_sdk():
+def test_nondeterminism_can_fail_the_execution_like_the_aws_sdk(emulator):
     state, wf = _versions()
-    svc, handler = make(wf, on_nondeterminism="fail")
-    arn = svc.start()
-    svc.invoke(handler, arn)
-    state["v"] = 2
-    out = handler(svc.event(arn), None)
+
+    def before(n, event, handler):
+        if n == 2:
+            state["v"] = 2
+        return event
+
+    r = run(emulator, wf, before=before, on_nondeterminism="fail")
+    out = r.invocations.outputs[1]
     assert out["Status"] == "FAILED"
     assert out["Error"]["ErrorType"] == "durable_gen.NonDeterminismError"
+    assert r.status == "FAILED"
+    assert r.error["ErrorType"] == "durable_gen.NonDeterminismError"
 
 
 def test_on_nondeterminism_is_validated():
@@ -548,6 +613,13 @@ GOOD = {
     "CheckpointToken": "t",
     "InitialExecutionState": {"Operations": [], "NextMarker": ""},
 }
+
+
+class NoService:
+    """A client for events the shim must refuse before it calls anything."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the shim called {name} for an event it should refuse")
 
 
 @pytest.mark.parametrize(
@@ -570,7 +642,7 @@ GOOD = {
     ],
 )
 def test_malformed_events_name_the_field(event, field):
-    handler = durable_handler(three_steps, client=FakeDurableService())
+    handler = durable_handler(three_steps, client=NoService())
     with pytest.raises(
         InvalidEventError, match=rf"^invalid durable invocation event: {re.escape(field)} "
     ) as ei:
@@ -579,28 +651,30 @@ def test_malformed_events_name_the_field(event, field):
 
 
 def test_event_without_execution_operation_is_a_corrupt_log():
-    handler = durable_handler(three_steps, client=FakeDurableService())
+    handler = durable_handler(three_steps, client=NoService())
     with pytest.raises(
         CorruptLogError, match=r"holds 0 EXECUTION operations; expected exactly one"
     ):
         handler(GOOD, None)
 
 
-def test_decorator_forms():
-    svc = FakeDurableService()
+def test_decorator_forms(emulator):
+    proxy = ProxyClient(emulator.client)
 
     @durable_handler
     def bare(event):
         yield Step(double, 1, name="x")
 
-    @durable_handler(client=svc, retry=NO_SLEEP)
+    @durable_handler(client=proxy, retry=NO_SLEEP)
     def configured(event):
         return (yield Step(double, 2, name="x"))
 
     assert bare.__name__ == "bare"
-    assert configured.client is svc
-    configured.clock = svc.clock
-    assert svc.run(configured, svc.start()).result == "4"
+    assert configured.client is proxy
+    _, ex = emulator.run(configured)
+    assert ex["Status"] == "SUCCEEDED"
+    assert ex["Result"] == "4"
+    assert proxy.checkpoint_calls == 1
 
 
 def test_a_plain_function_is_refused():
@@ -611,7 +685,7 @@ def test_a_plain_function_is_refused():
         durable_handler(not_a_generator)
 
 
-def test_step_error_caught_by_the_workflow():
+def test_step_error_caught_by_the_workflow(emulator):
     def boom():
         raise ValueError("no")
 
@@ -621,31 +695,36 @@ def test_step_error_caught_by_the_workflow():
         except StepError as e:
             return {"caught": e.error_message}
 
-    _, ex = run(wf)
-    assert json.loads(ex.result) == {"caught": "no"}
+    r = run(emulator, wf)
+    assert json.loads(r.result) == {"caught": "no"}
 
 
 # ---------------------------------------------------------------- callbacks and batches
 
 
-def test_callback_id_assigned_by_the_service_reaches_the_workflow():
+def test_callback_id_assigned_by_the_service_reaches_the_workflow(emulator):
     def approval(event):
         handle = yield CreateCallback("approval", timeout=600)
         yield Step(double, handle.callback_id, name="notify")
         return json.loads((yield handle.result()))
 
-    svc, handler = make(approval)
-    arn = svc.start()
-    assert svc.invoke(handler, arn) == {"Status": "PENDING"}
-    cb = next(op for op in svc.operations(arn) if op.type.value == "CALLBACK")
-    notify = next(op for op in svc.operations(arn) if op.name == "notify")
-    assert json.loads(notify.result) == cb.callback_id * 2
-    svc.send_durable_execution_callback_success(CallbackId=cb.callback_id, Result=b'{"ok":1}')
-    ex = svc.run(handler, arn)
-    assert json.loads(ex.result) == {"ok": 1}
+    r = start(emulator, approval)
+    deadline = time.monotonic() + 10
+    while not r.events_named("StepSucceeded", "notify"):
+        assert time.monotonic() < deadline, "the notify step never succeeded"
+        time.sleep(0.02)
+    (cb,) = r.events_named("CallbackStarted")
+    callback_id = cb["CallbackStartedDetails"]["CallbackId"]
+    (notify,) = r.events_named("StepSucceeded", "notify")
+    assert json.loads(notify["StepSucceededDetails"]["Result"]["Payload"]) == callback_id * 2
+    assert r.invocations.outputs[0] == {"Status": "PENDING"}
+    emulator.client.send_durable_execution_callback_success(
+        CallbackId=callback_id, Result=b'{"ok":1}'
+    )
+    assert json.loads(r.wait().result) == {"ok": 1}
 
 
-def test_parallel_steps_run_concurrently_on_the_pool():
+def test_parallel_steps_run_concurrently_on_the_pool(emulator):
     barrier = threading.Barrier(3, timeout=5)
 
     def meet(x):
@@ -662,11 +741,11 @@ def test_parallel_steps_run_concurrently_on_the_pool():
         r = yield Parallel([branch(1), branch(2), branch(3)], name="fan")
         return r.get_results()
 
-    _, ex = run(wf)
-    assert json.loads(ex.result) == [1, 2, 3]
+    r = run(emulator, wf)
+    assert json.loads(r.result) == [1, 2, 3]
 
 
-def test_parallel_runs_one_at_a_time_with_one_worker():
+def test_parallel_runs_one_at_a_time_with_one_worker(emulator):
     lock = threading.Lock()
     active = [0]
     peak = [0]
@@ -690,8 +769,8 @@ def test_parallel_runs_one_at_a_time_with_one_worker():
         r = yield Parallel([branch(1), branch(2), branch(3)], name="fan")
         return r.get_results()
 
-    _, ex = run(wf, max_workers=1)
-    assert json.loads(ex.result) == [1, 2, 3]
+    r = run(emulator, wf, max_workers=1)
+    assert json.loads(r.result) == [1, 2, 3]
     assert peak[0] == 1
 
 
@@ -707,37 +786,42 @@ def test_default_client_is_created_once_without_botocore_retries(monkeypatch):
 # ---------------------------------------------------------------- metering
 
 
-def test_meter_log_logs_what_each_invocation_checkpointed(caplog):
+def test_meter_log_logs_what_each_invocation_checkpointed(emulator, caplog):
+    meters = []
+
     def wf(event):
         a = yield Step(double, 2, name="a")
         yield Wait(seconds=30, name="pause")
         return (yield Step(double, a, name="b"))
 
-    svc, handler = make(wf, meter_log=True)
-    arn = svc.start()
+    def keep_meter(n, event, handler):
+        if n > 1:
+            meters.append(handler.last_meter)  # what invocation n - 1 logged
+        return event
+
     with caplog.at_level("INFO", logger="durable_gen.meter"):
-        assert svc.invoke(handler, arn) == {"Status": "PENDING"}
-        first = handler.last_meter
-        ex = svc.run(handler, arn)
-    assert ex.status == "SUCCEEDED"
+        r = run(emulator, wf, before=keep_meter, meter_log=True)
+    assert r.status == "SUCCEEDED"
+    assert r.invocations.outputs[0] == {"Status": "PENDING"}
+    (first,) = meters
     # first invocation: step a (1 op, "4") and the wait (1 op)
     assert first.operations_of("Step") == 1
     assert first.bytes_of("Step") == 1
     assert first.operations_of("Wait") == 1
     # last invocation: only step b was checkpointed ("8"); a and the wait replayed
-    last = handler.last_meter
+    last = r.handler.last_meter
     assert last.operations_of("Step") == 1
     assert last.operations_of("Wait") == 0
-    lines = [r.getMessage() for r in caplog.records if r.name == "durable_gen.meter"]
-    assert len(lines) == ex.invocations + 1
-    assert all(arn in line for line in lines)
+    lines = [rec.getMessage() for rec in caplog.records if rec.name == "durable_gen.meter"]
+    assert len(lines) == len(r.invocations.events) == 2
+    assert all(r.arn in line for line in lines)
 
 
-def test_meter_log_is_off_by_default(caplog):
+def test_meter_log_is_off_by_default(emulator, caplog):
     with caplog.at_level("INFO", logger="durable_gen.meter"):
-        _svc, ex = run(three_steps, {"n": 1})
-    assert ex.status == "SUCCEEDED"
-    assert not [r for r in caplog.records if r.name == "durable_gen.meter"]
+        r = run(emulator, three_steps, {"n": 1})
+    assert r.status == "SUCCEEDED"
+    assert not [rec for rec in caplog.records if rec.name == "durable_gen.meter"]
 
 
 # ---------------------------------------------------------------- encryption
@@ -752,7 +836,7 @@ def _cipher(active="k1", keys=None):
     return PayloadCipher(KeyRing(active, keys))
 
 
-def test_cipher_encrypts_what_the_workflow_checkpoints_and_replays_it():
+def test_cipher_encrypts_what_the_workflow_checkpoints_and_replays_it(emulator):
     def secret(x):
         return {"card": "4111-1111", "n": x}
 
@@ -769,32 +853,36 @@ def test_cipher_encrypts_what_the_workflow_checkpoints_and_replays_it():
         yield Wait(seconds=5)
         return {"a": a, "msg": msg, "approved": json.loads((yield handle.result()))}
 
-    cipher = _cipher()
-    svc, handler = make(wf, cipher=cipher)
-    arn = svc.start('{"n": 7}')  # written by the caller: plain text
-    assert svc.invoke(handler, arn) == {"Status": "PENDING"}
-    cb = next(op for op in svc.operations(arn) if op.type.value == "CALLBACK")
+    r = start(emulator, wf, {"n": 7}, cipher=_cipher())  # the input: plain text, the caller's
+    deadline = time.monotonic() + 10
+    while not r.events_named("CallbackStarted"):
+        assert time.monotonic() < deadline, "no callback was created"
+        time.sleep(0.02)
+    (cb,) = r.events_named("CallbackStarted")
     # the callback outcome comes from outside, in plain text
-    svc.send_durable_execution_callback_success(CallbackId=cb.callback_id, Result=b"true")
-    ex = svc.run(handler, arn)
-    assert ex.status == "SUCCEEDED"
-    assert json.loads(ex.result) == {
+    emulator.client.send_durable_execution_callback_success(
+        CallbackId=cb["CallbackStartedDetails"]["CallbackId"], Result=b"true"
+    )
+    r.wait()
+    assert r.status == "SUCCEEDED"
+    assert json.loads(r.result) == {
         "a": {"card": "4111-1111", "n": 7},
         "msg": "card 4111-1111 declined",
         "approved": True,
     }
-    stored = {op.name: op for op in svc.operations(arn)}
-    assert stored["a"].result.startswith("enc1:k1:")
-    assert "4111" not in stored["charge"].error.message
-    assert stored["charge"].error.type.endswith("ValueError")  # the type stays legible
+    (a,) = r.events_named("StepSucceeded", "a")
+    assert a["StepSucceededDetails"]["Result"]["Payload"].startswith("enc1:k1:")
+    (charge,) = r.events_named("StepFailed", "charge")
+    error = charge["StepFailedDetails"]["Error"]["Payload"]
+    assert "4111" not in error["ErrorMessage"]
+    assert error["ErrorType"].endswith("ValueError")  # the type stays legible
     # nothing the workflow checkpointed shows the secret; only the execution's
     # result (returned to the caller in plain text) does
-    events = svc.get_durable_execution_history(DurableExecutionArn=arn)["Events"]
-    leaks = [e["EventType"] for e in events if "4111" in json.dumps(e)]
+    leaks = [e["EventType"] for e in r.history() if "4111" in json.dumps(e, default=str)]
     assert leaks == ["ExecutionSucceeded"]
 
 
-def test_cipher_with_the_wrong_key_fails_clearly_and_records_nothing():
+def test_cipher_with_the_wrong_key_fails_clearly_and_records_nothing(emulator):
     from durable_gen import DecryptionError
 
     def wf(event):
@@ -802,11 +890,19 @@ def test_cipher_with_the_wrong_key_fails_clearly_and_records_nothing():
         yield Wait(seconds=5)
         return a
 
-    svc, handler = make(wf, cipher=_cipher())
-    arn = svc.start()
-    assert svc.invoke(handler, arn) == {"Status": "PENDING"}
-    before = [op.to_dict() for op in svc.operations(arn)]
-    _, wrong = make(wf, svc, cipher=_cipher())
-    with pytest.raises(DecryptionError, match="does not authenticate with key 'k1'"):
-        svc.invoke(wrong, arn)
-    assert [op.to_dict() for op in svc.operations(arn)] == before
+    wrong = durable_handler(wf, client=emulator.client, cipher=_cipher(), retry=NO_SLEEP)
+    seen = {}
+
+    def before(n, event, handler):
+        if n == 2:  # a worker with another key ring replays first
+            try:
+                wrong(event, None)
+            except DecryptionError as e:
+                seen["error"] = str(e)
+        return event
+
+    r = run(emulator, wf, before=before, cipher=_cipher())
+    assert "does not authenticate with key 'k1'" in seen["error"]
+    assert r.status == "SUCCEEDED"
+    assert r.result == "4"
+    assert counts(r, "StepSucceeded") == {"a": 1}  # the wrong key recorded nothing
