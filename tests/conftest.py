@@ -1,19 +1,9 @@
 import gc
 import importlib.util
-import os
 
 import pytest
-from hypothesis import HealthCheck, settings
 
-settings.register_profile(
-    "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.register_profile("dev", max_examples=200, deadline=None)
-settings.register_profile(
-    "nightly", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
-
+import tests._profiles  # noqa: F401  (registers and loads the hypothesis profile)
 
 # AWS's conformance package declares Python >= 3.14, so the `test` extra cannot
 # install it (pip needs --ignore-requires-python). The default run does not select
