@@ -14,6 +14,7 @@ than what the emulator itself stored. Nothing else in an event is changed.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime
 import json
 import re
@@ -51,13 +52,13 @@ def adapt_history(
     events: Sequence[dict[str, Any]],
     stored: dict[str, Any],
     children: dict[str, dict[str, Any]],
-    crash_errors: Sequence[str] = (),
+    crash_errors: Sequence[Crash] = (),
 ) -> list[dict[str, Any]]:
     """``events`` with the six gaps filled from ``stored`` (see the module docstring).
 
     ``children`` are the stored documents of the execution's chained-invoke
-    children, by ARN; ``crash_errors`` the error types of failed invocations the
-    emulator logged for this execution.
+    children, by ARN; ``crash_errors`` the crashed invocations the emulator logged
+    for this execution (:func:`logged_crashes`).
     """
     out = [copy.deepcopy(e) for e in events]
     updates: list[dict[str, Any]] = stored.get("Updates") or []
@@ -71,9 +72,10 @@ def adapt_history(
     invocation_events = [e for e in out if e.get("EventType") == "InvocationCompleted"]
     for event, done in zip(invocation_events, completions, strict=False):
         if "InvocationCompletedDetails" not in event:
+            like = event.get("EventTimestamp")
             event["InvocationCompletedDetails"] = {
-                "StartTimestamp": event.get("EventTimestamp"),
-                "EndTimestamp": event.get("EventTimestamp"),
+                "StartTimestamp": _like(like, _ms(done["StartTimestamp"])),
+                "EndTimestamp": _like(like, _ms(done["EndTimestamp"])),
                 "RequestId": done.get("RequestId", ""),
             }
 
@@ -155,31 +157,35 @@ def adapt_history(
 
     # (6) A runtime crash recorded as InvocationCompleted with ErrorType
     # Runtime.ExitError. The emulator does not keep failed invocations in
-    # InvocationCompletions; it logs "[arn] Invocation failed: <the function's
-    # error response>" and invokes again. The crashed invocation's updates are
-    # the stored updates that fall in no completed invocation's
-    # [StartTimestamp, EndTimestamp]; it ended after the last of them. Insert one
-    # InvocationCompleted per logged crash there, then renumber the EventIds.
+    # InvocationCompletions; it logs "[arn] Invocation failed: ... <the function's
+    # error response>" (at the moment it saw the failure: the invocation's end) and
+    # invokes again. The crashed invocation's updates are the stored updates that
+    # fall in no completed invocation's [StartTimestamp, EndTimestamp]. Insert one
+    # InvocationCompleted per logged crash after the last of them: its error is the
+    # logged response's, its end the log line's time, its start the first of those
+    # updates (the emulator records no start for a failed invocation: the one
+    # value not read from it), then renumber the EventIds.
     if crash_errors:
         windows = [(_ms(c["StartTimestamp"]), _ms(c["EndTimestamp"])) for c in completions]
         orphans = [t for t in stamps if not any(a <= t <= b for a, b in windows)]
-        for error_type in crash_errors[:1] if orphans else ():
+        for crash in crash_errors[:1] if orphans else ():
             end = max(orphans)
             at = next((i for i, e in enumerate(out) if _event_ms(e) > end), len(out))
-            stamp = out[at - 1]["EventTimestamp"] if at else end / 1000
+            like = out[at - 1]["EventTimestamp"] if at else None
+            ended = max(crash.logged_ms, end)
             out.insert(
                 at,
                 {
                     "EventType": "InvocationCompleted",
-                    "EventTimestamp": stamp,
+                    "EventTimestamp": _like(like, ended),
                     "InvocationCompletedDetails": {
-                        "StartTimestamp": stamp,
-                        "EndTimestamp": stamp,
-                        "RequestId": "",
+                        "StartTimestamp": _like(like, min(orphans)),
+                        "EndTimestamp": _like(like, ended),
+                        "RequestId": crash.request_id,
                         "Error": {
                             "Payload": {
-                                "ErrorType": error_type,
-                                "ErrorMessage": "Runtime exited with error",
+                                "ErrorType": crash.error_type,
+                                "ErrorMessage": crash.message,
                             }
                         },
                     },
@@ -190,13 +196,53 @@ def adapt_history(
     return out
 
 
-_FAILED = re.compile(r"\[(?P<arn>[^\]]+)\] Invocation failed: (?P<rest>.*)")
+def _like(example: Any, ms: float) -> Any:
+    """``ms`` (epoch milliseconds) in the type of the timestamp ``example``."""
+    if isinstance(example, datetime.datetime):
+        return datetime.datetime.fromtimestamp(ms / 1000, tz=example.tzinfo or datetime.UTC)
+    if isinstance(example, int | float) and example < 1e11:
+        return ms / 1000
+    return ms
 
 
-def logged_crashes(log_text: str, arn: str) -> list[str]:
-    """Error types of invocations of ``arn`` the emulator logged as failed crashes."""
+@dataclasses.dataclass(frozen=True)
+class Crash:
+    """A failed invocation as the emulator logged it."""
+
+    error_type: str
+    message: str
+    request_id: str
+    logged_ms: float  # when the emulator logged it: the invocation's end
+
+
+_FAILED = re.compile(
+    r"^(?P<when>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*?"
+    r"\[(?P<arn>[^\]]+)\] Invocation failed: (?P<rest>.*)$",
+    re.M,
+)
+
+
+def logged_crashes(log_text: str, arn: str) -> list[Crash]:
+    """The invocations of ``arn`` the emulator logged as crashed (Runtime.ExitError),
+    with the function's error response and the time of the log line."""
     out = []
     for m in _FAILED.finditer(log_text):
-        if m["arn"] == arn and "Runtime.ExitError" in m["rest"]:
-            out.append("Runtime.ExitError")
+        if m["arn"] != arn or "Runtime.ExitError" not in m["rest"]:
+            continue
+        response = json.loads(m["rest"][m["rest"].index("{") :])
+        when = datetime.datetime.strptime(m["when"], "%Y-%m-%d %H:%M:%S,%f")
+        out.append(
+            Crash(
+                error_type=response["errorType"],
+                message=response.get("errorMessage", ""),
+                request_id=_request_id(response.get("errorMessage", "")),
+                logged_ms=when.astimezone().timestamp() * 1000,
+            )
+        )
     return out
+
+
+def _request_id(message: str) -> str:
+    """Lambda's runtime names the request in a crash's message ("RequestId: ... Error")."""
+    m = re.match(r"RequestId: (\S+) ", message)
+    return m[1] if m else ""
