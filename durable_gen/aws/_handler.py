@@ -211,30 +211,38 @@ class DurableHandler:
             store = EncryptedStore(service, self.cipher, outside_plaintext=True)
             operations = dict(store.load(execution.id))
             execution = operations[execution.id]
-        interp = Interpreter(
-            self.workflow,
-            _read_input(execution),
-            operations,
-            now=self.clock(),
-            # log records name the execution by its ARN (CloudWatch's execution-scoped
-            # queries filter on it); the driver's store still uses the operation id
-            execution_id=arn,
-        )
         hook = HookRunner(self.hooks, arn)
         if hook:
             hook.call("on_invocation_start", first=len(operations) <= 1)
-        try:
-            outcome = drive_interpreter(
-                interp, execution.id, store, self.clock, self.max_workers, hook
+        for _ in range(_MAX_REPLAYS):
+            interp = Interpreter(
+                self.workflow,
+                _read_input(execution),
+                operations,
+                now=self.clock(),
+                # log records name the execution by its ARN (CloudWatch's execution-scoped
+                # queries filter on it); the driver's store still uses the operation id
+                execution_id=arn,
             )
-        finally:
-            interp.close()
-        if outcome.status == "PENDING":
-            if not _anything_pending(service.known):
-                raise InternalError(
-                    "the workflow suspended but no operation of execution "
-                    f"{arn!r} is pending; this is a bug in durable_gen"
+            try:
+                outcome = drive_interpreter(
+                    interp, execution.id, store, self.clock, self.max_workers, hook
                 )
+            finally:
+                interp.close()
+            if outcome.status != "PENDING" or _anything_pending(service.known):
+                break
+            # The checkpoint that suspended it came back with what it waited for
+            # already done (the service fired a due timer in its answer): go on in
+            # this invocation, replaying the log as it now stands, as AWS's SDK does
+            # when a checkpoint's answer completes the operation it waits on.
+            operations = dict(store.load(execution.id))
+        else:
+            raise InternalError(
+                f"the workflow of execution {arn!r} suspended {_MAX_REPLAYS} times in one "
+                "invocation with nothing pending; this is a bug in durable_gen"
+            )
+        if outcome.status == "PENDING":
             response: dict[str, Any] = {"Status": "PENDING"}
         elif outcome.status == "SUCCEEDED":
             # the result goes to the caller in plain text, not through the cipher
@@ -326,6 +334,10 @@ def _failed(error: ErrorObject) -> dict[str, Any]:
     err.setdefault("ErrorMessage", "")
     err.setdefault("StackTrace", [])
     return {"Status": "FAILED", "Error": err}
+
+
+#: replays of one invocation whose suspensions each found nothing pending
+_MAX_REPLAYS = 100
 
 
 def _anything_pending(ops: Mapping[str, Operation]) -> bool:

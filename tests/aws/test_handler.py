@@ -906,3 +906,47 @@ def test_cipher_with_the_wrong_key_fails_clearly_and_records_nothing(emulator):
     assert r.status == "SUCCEEDED"
     assert r.result == "4"
     assert counts(r, "StepSucceeded") == {"a": 1}  # the wrong key recorded nothing
+
+
+# ---------------------------------------------------------------- a timer due in the answer
+
+
+class LateAnswer(ProxyClient):
+    """Answers a checkpoint that starts a wait only once AWS's emulator has completed
+    the wait, with the operations as they then stand: the answer the service gives
+    when the wait is already due as its START is checkpointed."""
+
+    def checkpoint_durable_execution(self, **kw):
+        resp = super().checkpoint_durable_execution(**kw)
+        if not any(u["Type"] == "WAIT" and u["Action"] == "START" for u in kw["Updates"]):
+            return resp
+        arn = kw["DurableExecutionArn"]
+        deadline = time.monotonic() + 10
+        history = self.client.get_durable_execution_history
+        while not any(
+            e["EventType"] == "WaitSucceeded" for e in history(DurableExecutionArn=arn)["Events"]
+        ):
+            assert time.monotonic() < deadline, "the emulator never completed the wait"
+            time.sleep(0.02)
+        state = self.client.get_durable_execution_state(
+            DurableExecutionArn=arn, CheckpointToken=resp["CheckpointToken"]
+        )
+        return {**resp, "NewExecutionState": {"Operations": state["Operations"], "NextMarker": ""}}
+
+
+def test_a_wait_completed_in_the_checkpoints_answer_goes_on_in_the_same_invocation(emulator):
+    ran = []
+
+    def wf(event):
+        a = yield Step(lambda: ran.append("a") or 1, name="a")
+        yield Wait(seconds=3, name="pause")
+        b = yield Step(lambda: ran.append("b") or 2, name="b")
+        return a + b
+
+    r = run(emulator, wf, proxy=LateAnswer(emulator.client))
+    assert r.status == "SUCCEEDED"
+    assert r.result == "3"
+    # one invocation: the suspension found the wait done and the workflow went on
+    assert r.invocations.outputs == [{"Status": "SUCCEEDED", "Result": "3"}]
+    assert ran == ["a", "b"]
+    assert counts(r, "StepSucceeded") == {"a": 1, "b": 1}
