@@ -27,12 +27,48 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from durable_gen.aws import ApiRetry, durable_handler
 
+#: ``before(n, event, handler)`` of :class:`Invocations`
+Before = Callable[[int, dict[str, Any], Any], dict[str, Any] | None]
+
 #: API retries without sleeping (the emulator answers at once)
 NO_SLEEP = ApiRetry(max_attempts=3, base_delay=0.5, sleep=lambda s: None)
+
+
+def client_error(status: int, code: str, message: str, op: str) -> ClientError:
+    """The botocore error a Lambda API call raises for ``status``/``code``."""
+    return ClientError(
+        {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        },
+        op,
+    )
+
+
+def first_page(client: Any, event: dict[str, Any], size: int) -> dict[str, Any]:
+    """``event`` with its initial state cut to the emulator's first page of ``size``
+    operations and the emulator's own NextMarker for the rest (as the service
+    pages a large state); unchanged when it has no more than ``size``."""
+    ops = event["InitialExecutionState"]["Operations"]
+    if len(ops) <= size:
+        return event
+    page = client.get_durable_execution_state(
+        DurableExecutionArn=event["DurableExecutionArn"],
+        CheckpointToken=event["CheckpointToken"],
+        MaxItems=size,
+    )
+    assert [op["Id"] for op in page["Operations"]] == [op["Id"] for op in ops[:size]]
+    state = {"Operations": ops[:size], "NextMarker": page.get("NextMarker") or ""}
+    return {**event, "InitialExecutionState": state}
+
+
+def paged(client: Any, size: int) -> Before:
+    """``before`` of :func:`run`: every event cut by :func:`first_page`."""
+    return lambda n, event, handler: first_page(client, event, size)
 
 
 class ProxyClient:
@@ -88,6 +124,11 @@ class ProxyClient:
             resp = {**resp, "NewExecutionState": {"Operations": ops[:size], "NextMarker": marker}}
         return resp
 
+    @property
+    def held_pages(self) -> int:
+        """Checkpoint-answer pages this proxy held back that the shim has not read."""
+        return len(self._pages)
+
     def get_durable_execution_state(self, **kw: Any) -> dict[str, Any]:
         self.calls.append(("GetDurableExecutionState", kw))
         self._fault()
@@ -105,9 +146,6 @@ class ProxyClient:
         resp: dict[str, Any] = self.client.get_durable_execution_state(**kw)
         self.state_calls += 1
         return resp
-
-
-Before = Callable[[int, dict[str, Any], Any], dict[str, Any] | None]
 
 
 class Invocations:

@@ -12,7 +12,7 @@ from durable_gen import OperationAction, OperationType, OperationUpdate
 from durable_gen.aws import BatchLimits, PayloadTooLargeError
 from durable_gen.aws._api import classify, split_batches
 
-from .fake_service import client_error
+from .proxy import client_error
 
 
 def no_status(code, message):

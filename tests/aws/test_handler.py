@@ -14,7 +14,7 @@ import threading
 import time
 
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import EndpointConnectionError
 
 from durable_gen import (
     AT_MOST_ONCE_PER_RETRY,
@@ -39,19 +39,9 @@ from durable_gen.aws import (
     durable_handler,
 )
 
-from .proxy import NO_SLEEP, ProxyClient, run, start
+from .proxy import NO_SLEEP, ProxyClient, client_error, paged, run, start
 
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_delay=2, jitter=Jitter.NONE)
-
-
-def client_error(status: int, code: str, message: str, op: str) -> ClientError:
-    return ClientError(
-        {
-            "Error": {"Code": code, "Message": message},
-            "ResponseMetadata": {"HTTPStatusCode": status},
-        },
-        op,
-    )
 
 
 def double(x):
@@ -338,28 +328,9 @@ def many_steps(event):
     return total
 
 
-def _paged_event(client, page):
-    """Hand the handler only the first ``page`` operations of its initial state, with
-    the emulator's own marker for the rest (as the service pages a large state)."""
-
-    def before(n, event, handler):
-        ops = event["InitialExecutionState"]["Operations"]
-        if len(ops) <= page:
-            return event
-        first = client.get_durable_execution_state(
-            DurableExecutionArn=event["DurableExecutionArn"],
-            CheckpointToken=event["CheckpointToken"],
-            MaxItems=page,
-        )
-        cut = {"Operations": ops[:page], "NextMarker": first["NextMarker"]}
-        return {**event, "InitialExecutionState": cut}
-
-    return before
-
-
 @pytest.mark.parametrize("page", [1, 2, 5])
 def test_initial_state_pages_are_fetched(emulator, page):
-    r = run(emulator, many_steps, {"n": 12}, before=_paged_event(emulator.client, page))
+    r = run(emulator, many_steps, {"n": 12}, before=paged(emulator.client, page))
     assert r.status == "SUCCEEDED"
     assert json.loads(r.result) == sum(2 * i for i in range(12))
     assert r.proxy.state_calls > 0
@@ -367,12 +338,12 @@ def test_initial_state_pages_are_fetched(emulator, page):
 
 
 def test_state_page_size_is_sent_as_max_items(emulator):
-    paged = _paged_event(emulator.client, 1)
-    r = run(emulator, many_steps, {"n": 10}, before=paged, limits=BatchLimits(state_page_size=2))
+    cut = paged(emulator.client, 1)
+    r = run(emulator, many_steps, {"n": 10}, before=cut, limits=BatchLimits(state_page_size=2))
     assert r.status == "SUCCEEDED"
     sizes = {kw.get("MaxItems") for name, kw in r.proxy.calls if name == "GetDurableExecutionState"}
     assert sizes == {2}
-    base = run(emulator, many_steps, {"n": 10}, before=paged)
+    base = run(emulator, many_steps, {"n": 10}, before=cut)
     assert r.proxy.state_calls > base.proxy.state_calls
 
 

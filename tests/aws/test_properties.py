@@ -1,22 +1,28 @@
 """Property: paging and batching never change what an execution does.
 
 Whatever the page size of the invocation's initial state and of checkpoint
-deltas, and whatever batch limits the handler uses, a workflow ends with the
-same result, the same operations and the same sequence of updates as with the
-service's defaults.
+deltas, and whatever batch limits the handler uses, a workflow run by AWS's
+emulator (dex-local-runner, see ``conftest.py``) ends with the same result, the
+same history of each operation and the same updates of each operation as with
+the emulator's defaults.
+
+The initial state is cut to the emulator's own first page (``MaxItems``, with its
+real ``NextMarker``); checkpoint deltas are paged by the
+:class:`~tests.aws.proxy.ProxyClient` (the emulator returns them whole).
 """
 
 import json
+from datetime import datetime
+from typing import Any
 
-import attrs
-from hypothesis import given
+import hypothesis
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from durable_gen import (
     AT_MOST_ONCE_PER_RETRY,
     ChildContext,
     Jitter,
-    OperationUpdate,
     Parallel,
     RetryPolicy,
     Step,
@@ -24,9 +30,9 @@ from durable_gen import (
     Wait,
     current_attempt,
 )
-from durable_gen.aws import ApiRetry, BatchLimits, durable_handler
+from durable_gen.aws import ApiRetry, BatchLimits
 
-from .fake_service import FakeDurableService
+from .proxy import ProxyClient, Run, paged, run
 
 RETRY = RetryPolicy(max_attempts=3, initial_delay=1, jitter=Jitter.NONE)
 
@@ -98,29 +104,69 @@ def workflow(event):
     return (yield ChildContext(body, event["prog"], name="main"))
 
 
-def execute(prog, svc, limits):
-    handler = durable_handler(
-        workflow, client=svc, limits=limits, retry=ApiRetry(sleep=lambda s: None)
-    )
-    handler.clock = svc.clock
-    arn = svc.start(json.dumps({"prog": prog}))
-    ex = svc.run(handler, arn)
-    ops = sorted(
-        (op.id, op.type, op.sub_type, op.name, op.parent_id, op.status, op.result, op.attempt)
-        for op in svc.operations(arn)
-    )
-    # each operation's updates, in order (steps of parallel branches that finish at
-    # the same moment may interleave differently between runs), without stack
-    # traces (a step runs inline or on the pool, depending on timing)
-    per_op: dict[str, list[OperationUpdate]] = {}
-    for update in ex.updates:
-        u = update
-        if u.error is not None:
-            u = attrs.evolve(u, error=attrs.evolve(u.error, stack_trace=None))
-        per_op.setdefault(u.id, []).append(u)
-    return ex.status, ex.result, ops, per_op, ex.invocations
+def comparable(value: Any) -> Any:
+    """``value`` without what differs between two runs of one program: timestamps,
+    and stack traces (a step runs inline or on the pool, depending on timing)."""
+    if isinstance(value, dict):
+        return {
+            k: comparable(v)
+            for k, v in value.items()
+            if k != "StackTrace" and not isinstance(v, datetime)
+        }
+    if isinstance(value, list):
+        return [comparable(v) for v in value]
+    return value
 
 
+def execute(emulator: Any, prog: Any, limits: BatchLimits, *, event_page=None, delta_page=None):
+    """Run ``prog`` on the emulator; returns what it did, and the run.
+
+    What it did: the execution's status and result, each operation's events in
+    the emulator's history and each operation's updates the emulator answered,
+    in order (steps of parallel branches that finish at the same moment may
+    interleave differently between runs), and the number of invocations.
+    """
+    proxy = ProxyClient(emulator.client, delta_page_size=delta_page)
+    result: Run = run(
+        emulator,
+        workflow,
+        {"prog": prog},
+        proxy=proxy,
+        before=None if event_page is None else paged(emulator.client, event_page),
+        limits=limits,
+        retry=ApiRetry(sleep=lambda s: None),
+    )
+    history: dict[str, list[Any]] = {}
+    for e in result.history():
+        if e["EventType"] == "InvocationCompleted" or e["EventType"].startswith("Execution"):
+            continue  # the execution's own events name the execution, not the program
+        what = (e["EventType"], e.get("SubType"), e.get("Name"), e.get("ParentId"))
+        details = {k: v for k, v in e.items() if k.endswith("Details")}
+        history.setdefault(e["Id"], []).append((what, comparable(details)))
+    updates: dict[str, list[Any]] = {}
+    for batch in proxy.batches:
+        for u in batch:
+            updates.setdefault(u["Id"], []).append(comparable(u))
+    assert result.invocations.errors == []  # no invocation raised
+    outcome = (result.status, result.result, history, updates, len(result.invocations.events))
+    return outcome, result
+
+
+#: waits, retries, a parallel, a child context and a large payload, paged finely
+RICH = [
+    ["step", 1],
+    ["wait", 3],
+    ["parallel", [[["wait", 2], ["step", 7]], [["flaky", 1], ["wait", 5]], [["big", 400]]]],
+    ["child", [["amo", "x"], ["flaky", 3]]],
+]
+
+
+# Each example is two executions on the emulator (about 0.4 s): a modest count.
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(
     prog=program,
     event_page=st.one_of(st.none(), st.integers(1, 4)),
@@ -129,16 +175,29 @@ def execute(prog, svc, limits):
     max_updates=st.integers(1, 6),
     max_bytes=st.integers(300, 5000),
 )
+@example(prog=RICH, event_page=1, delta_page=1, state_page=2, max_updates=2, max_bytes=300).via(
+    "every kind of paging and batching, always"
+)
 def test_same_result_and_operations_whatever_paging_and_batching(
-    prog, event_page, delta_page, state_page, max_updates, max_bytes
+    emulator, prog, event_page, delta_page, state_page, max_updates, max_bytes
 ):
-    reference = execute(prog, FakeDurableService(), BatchLimits())
-    svc = FakeDurableService(event_page_size=event_page, delta_page_size=delta_page)
+    reference, ref_run = execute(emulator, prog, BatchLimits())
     limits = BatchLimits(max_updates=max_updates, max_bytes=max_bytes, state_page_size=state_page)
-    got = execute(prog, svc, limits)
+    got, got_run = execute(emulator, prog, limits, event_page=event_page, delta_page=delta_page)
     assert got == reference
-    assert reference[0] == "SUCCEEDED"
-    for batch in svc.batches:
+    assert reference[0] == "SUCCEEDED", ref_run.execution
+    for batch in got_run.proxy.batches:
         assert len(batch) <= max_updates
         if len(batch) > 1:
             assert len(json.dumps(batch, separators=(",", ":"))) <= max_bytes + len(batch) + 2
+    # each invocation whose state was cut read the rest from the emulator's pages
+    cut = sum(
+        len(e["InitialExecutionState"]["Operations"]) > event_page
+        for e in got_run.invocations.events
+        if event_page is not None
+    )
+    state_reads = [kw for name, kw in got_run.proxy.calls if name == "GetDurableExecutionState"]
+    assert len(state_reads) >= cut
+    assert all(kw["MaxItems"] == state_page for kw in state_reads)
+    assert got_run.proxy.held_pages == 0  # every delta page the proxy held back was read
+    hypothesis.event(f"invocations with their state cut: {min(cut, 3)}{'+' if cut > 3 else ''}")
