@@ -43,7 +43,6 @@ from durable_gen._http.serve import (
 )
 from durable_gen._stores.sqlite import SqliteStore
 from durable_gen.aws import LAMBDA_RESPONSE_LIMIT, InvalidEventError, durable_handler
-from tests.aws.fake_service import FakeDurableService
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 
@@ -121,12 +120,52 @@ _OP_VALUES = st.one_of(
 raw_operations = st.dictionaries(st.sampled_from(_OP_KEYS), _OP_VALUES, max_size=8)
 
 
-def _handler_and_event() -> tuple[Any, FakeDurableService, dict[str, Any]]:
-    svc = FakeDurableService()
-    handler = durable_handler(flow, client=svc)
-    handler.clock = svc.clock
-    arn = svc.start("{}")
-    return handler, svc, svc.event(arn)
+class _Acknowledging:
+    """A Lambda client for a handler fed hand-made events: it records the calls and
+    acknowledges each checkpoint with a fresh token and no new state. No service
+    logic: what these tests judge is how the shim treats what it is given."""
+
+    def __init__(self) -> None:
+        self.checkpoint_calls = 0
+        self.updates: list[dict[str, Any]] = []
+
+    def checkpoint_durable_execution(self, **kw: Any) -> dict[str, Any]:
+        self.checkpoint_calls += 1
+        self.updates.extend(kw.get("Updates", []))
+        token = f"t{self.checkpoint_calls}"
+        return {"CheckpointToken": token, "NewExecutionState": {"Operations": []}}
+
+    def get_durable_execution_state(self, **kw: Any) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        raise ClientError(
+            {"Error": {"Code": "400", "Message": "Invalid marker"}, "ResponseMetadata": {}},
+            "GetDurableExecutionState",
+        )
+
+
+_ARN = "arn:aws:lambda:us-west-2:123456789012:function:f:1/durable-execution/x/e1"
+
+
+def _event() -> dict[str, Any]:
+    """A first invocation's event, as the service sends it: the EXECUTION operation."""
+    execution = {
+        "Id": "e1",
+        "Type": "EXECUTION",
+        "Status": "STARTED",
+        "StartTimestamp": 1_767_225_600_000,
+        "ExecutionDetails": {"InputPayload": "{}"},
+    }
+    return {
+        "DurableExecutionArn": _ARN,
+        "CheckpointToken": "t0",
+        "InitialExecutionState": {"Operations": [execution], "NextMarker": ""},
+    }
+
+
+def _handler_and_event() -> tuple[Any, _Acknowledging, dict[str, Any]]:
+    client = _Acknowledging()
+    return durable_handler(flow, client=client), client, _event()
 
 
 @FAST
@@ -331,12 +370,9 @@ def test_payloads_over_the_limits_are_refused_clearly():
 
     # a result over Lambda's 6 MB response limit is checkpointed; one over the
     # checkpoint API's 6 MiB payload limit fails the execution, naming the limit
-    svc = FakeDurableService()
     for size, status in [(LAMBDA_RESPONSE_LIMIT + 10, "SUCCEEDED"), (6_291_456 + 10, "FAILED")]:
-        handler = durable_handler(returns(size), client=svc)
-        handler.clock = svc.clock
-        arn = svc.start("{}")
-        out = handler(svc.event(arn), None)
+        client = _Acknowledging()
+        out = durable_handler(returns(size), client=client)(_event(), None)
         assert out["Status"] == status, out.get("Error")
         if status == "FAILED":
             assert (
@@ -345,6 +381,9 @@ def test_payloads_over_the_limits_are_refused_clearly():
             )
         else:
             assert out == {"Status": "SUCCEEDED", "Result": ""}
+            (final,) = client.updates  # the result went to the EXECUTION operation
+            assert (final["Type"], final["Action"]) == ("EXECUTION", "SUCCEED")
+            assert json.loads(final["Payload"]) == "y" * size
 
 
 def lambda_flow(value: Any):
