@@ -55,11 +55,43 @@ TESTS: dict[str, list[str]] = {
         "tests/test_aws_options.py",
         "tests/test_invocation_retry.py",
     ],
-    "durable_gen/_core/interpreter/callbacks.py": [
-        "tests/test_callbacks.py",
-        "tests/test_interpreter.py",
+    "durable_gen/_core/serdes.py": [
+        "tests/test_serdes.py",
+        "tests/test_aws_shapes.py",
+    ],
+    "durable_gen/_core/log.py": [
+        "tests/test_log.py",
+        "tests/test_aws_shapes.py",
+        "tests/test_aws_options.py",
+        "tests/aws/test_api.py",
+        "tests/store_contract",
+        "tests/test_sqlite_store.py",
     ],
 }
+# The interpreter's other modules: every file that drives operations through it.
+INTERPRETER_TESTS = [
+    "tests/test_interpreter.py",
+    "tests/test_retry.py",
+    "tests/test_wait_for_condition.py",
+    "tests/test_testing_runner.py",
+    "tests/test_testing_replay.py",
+    "tests/test_nondeterminism.py",
+    "tests/test_engine.py",
+    "tests/test_aws_options.py",
+    "tests/test_invocation_retry.py",
+    "tests/test_parallel_map.py",
+    "tests/test_combinators.py",
+    "tests/test_callbacks.py",
+    "tests/test_invoke.py",
+    "tests/test_error_hierarchy.py",
+    "tests/test_names.py",
+    "tests/test_stack_traces.py",
+    "tests/test_testing_programs.py",
+    "tests/test_mut_steps.py",
+    "tests/test_mut_batch.py",
+]
+for _stem in ("__init__", "base", "contexts", "callbacks", "invoke"):
+    TESTS[f"durable_gen/_core/interpreter/{_stem}.py"] = INTERPRETER_TESTS
 # Any other core module: these, which between them drive every operation.
 DEFAULT_TESTS = [
     "tests/test_interpreter.py",
@@ -86,7 +118,8 @@ STATUS = {
 
 
 def tests_for(module: str) -> list[str]:
-    stem = Path(module).stem
+    path = Path(module)
+    stem = path.parent.name if path.stem == "__init__" else path.stem  # interpreter/__init__
     files = [
         *TESTS.get(module, DEFAULT_TESTS),
         f"tests/test_mut_{stem}.py",
