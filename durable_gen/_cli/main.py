@@ -11,6 +11,9 @@ else ``$XDG_DATA_HOME/durable_gen/durable_gen.db`` (``~/.local/share/...``).
 - ``durable-gen worker [--once]``: advance every execution whose timer is due.
 - ``durable-gen list``, ``show ID [--html FILE | --meter [--json]]``, ``history ID [--json]``,
   ``stop ID``.
+- ``durable-gen check TARGET [--id ID ... | --status S | --all] [--history-file F ...]``:
+  replay recorded executions or history files against the current code, running
+  nothing; exit status 1 when one diverges.
 - ``durable-gen serve [--host H] [--port N] [--token T] --function NAME=TARGET ...``:
   the engine over HTTP in the Lambda API's shapes (boto3 / AWS CLI with an
   endpoint URL); loopback only by default, a bearer token on request.
@@ -46,6 +49,7 @@ from typing import Any, TextIO, cast
 from .._core import service as _service
 from .._core.contract import ExecutionInfo
 from .._core.errors import (
+    CorruptLogError,
     DurableGenError,
     ErrorObject,
     ExecutionAlreadyStartedError,
@@ -570,6 +574,102 @@ def _summary(details: Mapping[str, Any]) -> str:
     return " ".join(parts)
 
 
+# ---------------------------------------------------------------------- check
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    """Replay recorded executions against the current code; nothing runs."""
+    from ..testing._check import CheckResult, check_replay_compatible, read_history_file
+
+    workflow = load_target(args.target)
+    checked: list[tuple[str, CheckResult]] = []
+    for path in args.history_file:
+        try:
+            checked.append((path, check_replay_compatible(workflow, read_history_file(path))))
+        except OSError as e:
+            raise UsageError(f"cannot read --history-file {path}: {e.strerror}") from None
+        except CorruptLogError as e:
+            where = "" if str(e).startswith(f"{path}: ") else f"{path}: "
+            raise UsageError(f"--history-file {where}{e}") from None
+    if args.id or args.status or args.all or not args.history_file:
+        for label, ops in _recorded_executions(args):
+            try:
+                result = check_replay_compatible(workflow, ops)
+            except CorruptLogError as e:  # no EXECUTION operation
+                result = CheckResult(
+                    execution_id=label, compatible=False, message=f"cannot be replayed: {e}"
+                )
+            checked.append((label, result))
+    return _report_checks(checked)
+
+
+def _recorded_executions(args: argparse.Namespace) -> list[tuple[str, Mapping[str, Operation]]]:
+    """(id, operations) of the executions ``--id`` / ``--status`` / ``--all`` name
+    (default: the RUNNING ones) among those of TARGET (or of no recorded target)."""
+    try:
+        store = _open_store(args)
+    except StoreError as e:
+        raise UsageError(str(e)) from None
+    with store:
+        if args.id:
+            for execution_id in args.id:
+                if not store.exists(execution_id):
+                    raise UsageError(
+                        f"no execution with id {execution_id!r} in {store.path}; "
+                        "`durable-gen list` shows the executions"
+                    )
+            return [(i, store.load(i)) for i in args.id]
+        status = None if args.all else (args.status or "RUNNING").upper()
+        target = canonical_target(args.target)
+        rows = store.executions(status=status, limit=1 << 62)
+        mine = [r for r in rows if r.target in (None, target)]
+        what = "executions" if status is None else f"{status} executions"
+        if len(mine) < len(rows):
+            print(
+                f"durable-gen: skipped {len(rows) - len(mine)} {what} of other targets "
+                "(name them with --id to check them against this code)",
+                file=sys.stderr,
+            )
+        if not mine:
+            print(f"durable-gen: no {what} of {args.target} to check", file=sys.stderr)
+        return [(r.id, store.load(r.id)) for r in reversed(mine)]  # oldest first
+
+
+def _report_checks(checked: Sequence[tuple[str, Any]]) -> int:
+    """Print one line per compatible execution, a block per divergence; exit 0 or 1."""
+    bad = 0
+    for label, result in checked:
+        if result.compatible:
+            print(f"{label}: {result.message}")
+            continue
+        bad += 1
+        if result.position is None:
+            print(f"{label}: {result.message}")
+            continue
+        print(f"{label}: DIVERGES at the {result.position}")
+        print(f"    recorded:  {result.recorded}")
+        print(f"    now:       {_check_words(result.yielded)}")
+        if result.source is not None:
+            path, sep, rest = result.source.rpartition(":")
+            relative = os.path.relpath(path) if sep else path
+            source = result.source if relative.startswith("..") else f"{relative}:{rest}"
+            print(f"    at:        {source}")
+            if result.source_line:
+                print(f"               {result.source_line}")
+    if checked:
+        print(
+            f"{len(checked)} execution{'' if len(checked) == 1 else 's'} checked: "
+            f"{len(checked) - bad} compatible, {bad} diverge{'s' if bad == 1 else ''}"
+        )
+    return EXIT_FAILED if bad else EXIT_OK
+
+
+def _check_words(yielded: str | None) -> str:
+    from ..testing._check import present_tense
+
+    return present_tense(yielded or "")
+
+
 def _cmd_callback(args: argparse.Namespace) -> int:
     payload = args.payload
     if payload == "-":
@@ -836,6 +936,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="install lifecycle hooks: a Hooks instance, a list of them, or a factory",
     )
     serve.set_defaults(func=_cmd_serve)
+
+    check = sub.add_parser(
+        "check",
+        parents=[db],
+        help="replay recorded executions against the current code (runs nothing)",
+        description="Replay recorded executions against TARGET's current code without "
+        "running any step, wait, callback or invoke; report per execution 'compatible' "
+        "or its first divergence. Exit status 0: all compatible; 1: one diverges; "
+        "2: bad input. Without --id, --status, --all or --history-file: the RUNNING "
+        "executions of TARGET in the database.",
+    )
+    check.add_argument("target", help="package.module:function or path/to/file.py:function")
+    chosen = check.add_mutually_exclusive_group()
+    chosen.add_argument(
+        "--id", action="append", default=[], metavar="ID", help="check this execution (repeat)"
+    )
+    chosen.add_argument(
+        "--status", help="check TARGET's executions with this status (e.g. RUNNING)"
+    )
+    chosen.add_argument("--all", action="store_true", help="check all of TARGET's executions")
+    check.add_argument(
+        "--history-file",
+        action="append",
+        default=[],
+        metavar="F",
+        help="check the history in F: `durable-gen history ID --json` output or "
+        "GetDurableExecutionHistory's response (repeat)",
+    )
+    check.set_defaults(func=_cmd_check)
 
     stop = sub.add_parser("stop", parents=[db], help="stop a running execution")
     stop.add_argument("id")

@@ -134,7 +134,11 @@ class WorkflowDefinitionError(DurableGenError, TypeError):
 
 
 class NonDeterminismError(DurableGenError):
-    """The workflow yielded something other than what its log recorded at that position."""
+    """The workflow yielded something other than what its log recorded at that position.
+
+    ``source`` is where the workflow stood when it yielded (``path:line (function)``),
+    or None when it is not known (the workflow returned instead of yielding).
+    """
 
     def __init__(
         self,
@@ -144,12 +148,14 @@ class NonDeterminismError(DurableGenError):
         yielded: str,
         operation_id: str | None,
         hint: str,
+        source: str | None = None,
     ) -> None:
         self.position = position
         self.recorded = recorded
         self.yielded = yielded
         self.operation_id = operation_id
         self.hint = hint
+        self.source = source
         super().__init__(
             f"non-deterministic replay at the {position}: "
             f"the log recorded {recorded}, but the workflow {yielded}. {hint}"

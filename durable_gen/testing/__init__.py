@@ -10,6 +10,9 @@
   uninterrupted run; check the body is deterministic. Failures are
   :class:`ReplayCheckFailed` with the input, the crash point and the first
   operation that differed.
+- :func:`check_replay_compatible`: replay a recorded execution (its operations,
+  or a history file from ``durable-gen history ID --json`` or AWS) against the
+  current code without running anything: compatible, or the first divergence.
 - :func:`lint_workflow` / :func:`lint_file`: flag clocks, randomness, uuids,
   the environment and I/O used directly in a workflow body.
 - :func:`programs` / :func:`build_workflow`: hypothesis strategies of random
@@ -18,6 +21,7 @@
 hypothesis is this package's dependency (``pip install durable-gen[test]``).
 """
 
+from ._check import CheckResult, check_replay_compatible, read_history_file
 from ._harness import (
     CallbackAnswer,
     CallbackPolicy,
@@ -44,6 +48,7 @@ __all__ = [
     "COMPLETION_POLICIES",
     "CallbackAnswer",
     "CallbackPolicy",
+    "CheckResult",
     "CrashPlan",
     "Finding",
     "OperationNode",
@@ -57,6 +62,7 @@ __all__ = [
     "build_workflow",
     "program_workflow",
     "check_replay",
+    "check_replay_compatible",
     "fail",
     "fuzz_replay",
     "leave_pending",
@@ -64,6 +70,7 @@ __all__ = [
     "lint_source",
     "lint_workflow",
     "programs",
+    "read_history_file",
     "succeed",
     "succeed_all",
 ]

@@ -348,6 +348,21 @@ def interpret(
     awaits a step's outcome, suspends or ends. A durable_gen error becomes the
     last entry (``("raised", ...)``).
     """
+    return interpret_log(
+        workflow, log, now=now, execution_id=execution_id, max_commands=max_commands
+    )[0]
+
+
+def interpret_log(
+    workflow: Callable[..., Any],
+    log: Mapping[str, Operation],
+    *,
+    now: int,
+    execution_id: str = EXECUTION_ID,
+    max_commands: int = 1000,
+) -> tuple[list[tuple[tuple[Any, ...], str, Command]], DurableGenError | None]:
+    """:func:`interpret`, and the durable_gen error that ended it (None if none did)."""
+    raised: DurableGenError | None = None
     ops = dict(log)
     out: list[tuple[tuple[Any, ...], str, Command]] = []
     interp = Interpreter(
@@ -378,9 +393,10 @@ def interpret(
     except DurableGenError as e:
         words = f"raise {type(e).__name__}: {e}"
         out.append((("raised", type(e).__name__, str(e)), words, Command([])))
+        raised = e
     finally:
         interp.close()
-    return out
+    return out, raised
 
 
 def _check_determinism(workflow: Callable[..., Any], input: Any, baseline: _Run, total: int) -> int:

@@ -181,6 +181,21 @@ def args_digest(args: tuple[Any, ...]) -> str | None:
 _crc32 = zlib.crc32
 
 
+def yield_site(gen: Any) -> str | None:
+    """Where a suspended generator stands, ``path:line (function)``: the innermost
+    frame, following ``yield from`` delegation; None once it has ended."""
+    frame = None
+    while gen is not None:
+        inner = getattr(gen, "gi_frame", None)
+        if inner is None:
+            break
+        frame = inner
+        gen = getattr(gen, "gi_yieldfrom", None)
+    if frame is None:
+        return None
+    return f"{frame.f_code.co_filename}:{frame.f_lineno} ({frame.f_code.co_name})"
+
+
 class _Ctx:
     """One running generator: the root workflow, a child context, a branch, an operand."""
 
@@ -596,6 +611,7 @@ class _Base:
         if recorded == yielded and op.parent_id != parent_id:
             recorded += f" under parent {op.parent_id!r}"
             yielded += f" under parent {parent_id!r}"
+        source = yield_site(ctx.gen)
         self.close()
         raise NonDeterminismError(
             position=f"{where} of {ctx.label}",
@@ -603,6 +619,7 @@ class _Base:
             yielded=f"yielded {yielded}",
             operation_id=op.id,
             hint=_HINT,
+            source=source,
         )
 
     def _check_nothing_skipped(self, ctx: _Ctx) -> None:
@@ -624,6 +641,7 @@ class _Base:
     def _check_digest(self, ctx: _Ctx, op: Operation, desc: Step) -> None:
         digest = args_digest(desc.args)
         if digest is not None and digest != op.args_digest:
+            source = yield_site(ctx.gen)
             self.close()
             what = describe_operation(_ST_STEP, "STEP", desc.name)
             raise NonDeterminismError(
@@ -632,6 +650,7 @@ class _Base:
                 yielded=f"yielded {what} with arguments {desc.args!r:.120}",
                 operation_id=op.id,
                 hint=_HINT,
+                source=source,
             )
 
     def _corrupt(self, ctx: _Ctx, op: Operation, why: object) -> CorruptLogError:

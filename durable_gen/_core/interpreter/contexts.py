@@ -60,6 +60,7 @@ from .base import (
     _Base,
     _Ctx,
     _Owner,
+    yield_site,
 )
 
 
@@ -762,6 +763,7 @@ class _Contexts(_Base):
         their ParentId is the enclosing context's, as AWS's SDK records them.
         """
         if op is not None:  # the log has an operation where this records none
+            source = yield_site(ctx.gen)
             self.close()
             what = f"child context {desc.name!r}" if desc.name else "child context"
             raise NonDeterminismError(
@@ -770,6 +772,7 @@ class _Contexts(_Base):
                 yielded=f"yielded a virtual {what}, which records no operation of its own",
                 operation_id=op.id,
                 hint=_HINT,
+                source=source,
             )
         gen = desc.fn(*desc.args)
         if not isinstance(gen, Generator):
