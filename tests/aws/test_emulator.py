@@ -523,3 +523,33 @@ def test_a_retryable_serdes_error_interrupts_an_at_most_once_step(emulator):
     assert (
         err["ErrorMessage"] == f"Step operation_id={failed['Id']} name=s was previously interrupted"
     )
+
+
+# ---------------------------------------------------------------- a history AWS's SDK wrote
+
+
+def priced(event):
+    hold = yield ChildContext(reserve_stock, event, name="stock")
+    yield Wait(seconds=2, name="cool-off")
+    receipt = yield Step(charge, event["qty"] * 10, name="charge", retry=FAST_RETRY)
+    return {"hold": hold, **receipt}
+
+
+def priced_v2(event):  # a step inserted before the child context: old executions diverge
+    yield Step(charge, 0, name="quote")
+    return (yield from priced(event))
+
+
+def test_a_history_awss_sdk_recorded_checks_against_our_workflow(emulator):
+    from durable_gen.testing import check_replay_compatible
+    from tests.differential._aws import make_aws_handler
+
+    arn, ex = emulator.run(make_aws_handler(priced, emulator.client), {"sku": "B-1", "qty": 3})
+    assert ex["Status"] == "SUCCEEDED", ex
+    history = {"Events": emulator.history(arn)}  # boto3's shape, as `aws lambda` writes it
+    same = check_replay_compatible(priced, history)
+    assert same.compatible, same.message
+    changed = check_replay_compatible(priced_v2, history)
+    assert not changed.compatible
+    assert "Step 'quote'" in changed.message
+    assert "stock" in changed.message  # what the log recorded there
