@@ -84,7 +84,18 @@ def test_db_option_wins_over_the_environment(wf, tmp_path, capsys):
     assert not env_db.exists()  # a read-only command creates nothing
 
 
-@pytest.mark.parametrize("command", [["list"], ["show", "x"], ["history", "x"], ["stop", "x"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["list"],
+        ["show", "x"],
+        ["history", "x"],
+        ["stop", "x"],
+        ["pause", "x"],
+        ["resume", "x"],
+        ["delete", "x"],
+    ],
+)
 def test_commands_that_only_read_or_complete_never_create_a_database(tmp_path, capsys, command):
     db = tmp_path / "missing" / "dg.db"
     assert main([*command, "--db", str(db)]) == 1
@@ -423,3 +434,97 @@ def test_callback_with_execution_refuses_a_callback_of_another_execution(wf, cap
         assert store.load("ap1")[cb.id].status.value == "STARTED"  # untouched
     assert main([*args, "--execution", "ap1"]) == 0
     assert "execution ap1" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- pause, resume, delete
+
+
+def _callback_of(execution_id):
+    with SqliteStore() as store:
+        return next(o.callback_id for o in store.load(execution_id).values() if o.callback_id)
+
+
+def _status(execution_id):
+    with SqliteStore() as store:
+        return store.status(execution_id)[0]
+
+
+def test_pause_holds_an_execution_until_it_is_resumed(wf, tmp_path, capsys):
+    assert main(["run", f"{wf}:approval", "--id", "pz", "--no-wait"]) == 3
+    assert main(["pause", "pz", "--reason", "deploy"]) == 0
+    assert capsys.readouterr().err.endswith("paused execution pz\n")
+    assert _status("pz") == "PAUSED"
+    assert main(["pause", "pz"]) == 0  # pausing a paused execution changes nothing
+    # a callback may still be completed; nothing advances the execution
+    assert main(["callback", "succeed", _callback_of("pz"), '"yes"']) == 0
+    invocations = _invocations("pz")
+    assert main(["worker", "--once"]) == 0
+    assert (_status("pz"), _invocations("pz")) == ("PAUSED", invocations)  # not invoked
+    capsys.readouterr()
+    assert main(["list"]) == 0
+    assert re.search(r"pz\s+PAUSED", capsys.readouterr().out)
+    assert main(["resume", "pz"]) == 0
+    assert "resumed execution pz" in capsys.readouterr().err
+    assert main(["worker", "--once"]) == 0
+    assert (_status("pz"), _invocations("pz")) == ("SUCCEEDED", invocations + 1)
+    assert calls(tmp_path) == 1  # notify ran once, before the pause
+    with SqliteStore() as store:
+        types = [e["EventType"] for e in store.history("pz")]
+    assert types.index("ExecutionPaused") < types.index("ExecutionResumed")
+    paused = next(e for e in store_history("pz") if e["EventType"] == "ExecutionPaused")
+    assert paused["ExecutionPausedDetails"]["Reason"] == "deploy"
+
+
+def _invocations(execution_id):
+    return sum(e["EventType"] == "InvocationCompleted" for e in store_history(execution_id))
+
+
+def store_history(execution_id):
+    with SqliteStore() as store:
+        return store.history(execution_id)
+
+
+def test_pause_resume_and_delete_refuse_what_they_cannot_do_and_change_nothing(wf, capsys):
+    assert main(["run", f"{wf}:flow", "--input", '{"n": 1}', "--id", "done"]) == 0
+    assert main(["run", f"{wf}:approval", "--id", "live", "--no-wait"]) == 3
+    capsys.readouterr()
+    assert main(["pause", "done"]) == 1
+    assert capsys.readouterr().err == (
+        "durable-gen: execution 'done' already ended SUCCEEDED; "
+        "only a running execution can be paused\n"
+    )
+    assert main(["resume", "live"]) == 1
+    assert capsys.readouterr().err == (
+        "durable-gen: execution 'live' is RUNNING, not paused; "
+        "only a paused execution can be resumed\n"
+    )
+    assert main(["delete", "live"]) == 1
+    assert capsys.readouterr().err == (
+        "durable-gen: execution 'live' is RUNNING; only an ended "
+        "execution can be deleted: stop it first (or force the deletion)\n"
+    )
+    assert (_status("done"), _status("live")) == ("SUCCEEDED", "RUNNING")
+    assert main(["pause", "nope"]) == 1
+    assert "no execution with id 'nope'" in capsys.readouterr().err
+
+
+def test_delete_removes_an_execution_from_list_show_and_the_file(wf, tmp_path, capsys):
+    assert main(["run", f"{wf}:flow", "--input", '{"n": 1}', "--id", "gone"]) == 0
+    assert main(["run", f"{wf}:approval", "--id", "forced", "--no-wait"]) == 3
+    assert main(["run", f"{wf}:flow", "--input", '{"n": 2}', "--id", "kept"]) == 0
+    capsys.readouterr()
+    assert main(["delete", "gone"]) == 0
+    assert main(["delete", "forced", "--force"]) == 0
+    assert capsys.readouterr().err.count("deleted execution") == 2
+    assert main(["show", "gone"]) == 1
+    assert "no execution with id 'gone'" in capsys.readouterr().err
+    assert main(["list"]) == 0
+    listed = capsys.readouterr().out
+    assert "kept" in listed
+    assert "gone" not in listed
+    assert "forced" not in listed
+    # its payloads are gone from the file: "in-kid"/"double" results of 'gone' were 2 and 4
+    conn = sqlite3.connect(tmp_path / "cli.db")
+    ids = {row[0] for row in conn.execute("SELECT id FROM executions")}
+    conn.close()
+    assert ids == {"kept"}

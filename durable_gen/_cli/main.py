@@ -10,7 +10,7 @@ else ``$XDG_DATA_HOME/durable_gen/durable_gen.db`` (``~/.local/share/...``).
   TARGET is ``package.module:function`` or ``path/to/file.py:function``.
 - ``durable-gen worker [--once]``: advance every execution whose timer is due.
 - ``durable-gen list``, ``show ID [--html FILE | --meter [--json]]``, ``history ID [--json]``,
-  ``stop ID``.
+  ``stop ID``, ``pause ID``, ``resume ID``, ``delete ID [--force]``.
 - ``durable-gen check TARGET [--id ID ... | --status S | --all] [--history-file F ...]``:
   replay recorded executions or history files against the current code, running
   nothing; exit status 1 when one diverges.
@@ -759,6 +759,33 @@ def _cmd_stop(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_pause(args: argparse.Namespace) -> int:
+    with _open_store(args) as store:
+        status = store.pause(args.id, RealClock().now(), reason=args.reason)
+    if status == "PAUSING":
+        print(
+            f"pausing execution {args.id}: the worker advancing it stops at its next checkpoint",
+            file=sys.stderr,
+        )
+    else:
+        print(f"paused execution {args.id}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    with _open_store(args) as store:
+        store.resume_paused(args.id, RealClock().now(), reason=args.reason)
+    print(f"resumed execution {args.id}: a worker advances it now", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_delete(args: argparse.Namespace) -> int:
+    with _open_store(args) as store:
+        store.delete(args.id, force=args.force)
+    print(f"deleted execution {args.id} with its log, history and callbacks", file=sys.stderr)
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------- parser
 
 
@@ -969,6 +996,24 @@ def build_parser() -> argparse.ArgumentParser:
     stop = sub.add_parser("stop", parents=[db], help="stop a running execution")
     stop.add_argument("id")
     stop.set_defaults(func=_cmd_stop)
+    pause = sub.add_parser(
+        "pause",
+        parents=[db],
+        help="pause a running execution: nothing advances it until it is resumed",
+    )
+    pause.add_argument("id")
+    pause.add_argument("--reason", help="recorded in its ExecutionPaused event")
+    pause.set_defaults(func=_cmd_pause)
+    resume = sub.add_parser("resume", parents=[db], help="resume a paused execution")
+    resume.add_argument("id")
+    resume.add_argument("--reason", help="recorded in its ExecutionResumed event")
+    resume.set_defaults(func=_cmd_resume)
+    delete = sub.add_parser(
+        "delete", parents=[db], help="delete an ended execution with its log and history"
+    )
+    delete.add_argument("id")
+    delete.add_argument("--force", action="store_true", help="delete a running or paused one too")
+    delete.set_defaults(func=_cmd_delete)
     return parser
 
 
