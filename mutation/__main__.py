@@ -89,6 +89,12 @@ INTERPRETER_TESTS = [
     "tests/test_testing_programs.py",
     "tests/test_mut_steps.py",
     "tests/test_mut_batch.py",
+    # each module's own mutation tests judge the others too (scenarios cross modules)
+    "tests/test_mut_interpreter.py",
+    "tests/test_mut_base.py",
+    "tests/test_mut_contexts.py",
+    "tests/test_mut_callbacks.py",
+    "tests/test_mut_invoke.py",
 ]
 for _stem in ("__init__", "base", "contexts", "callbacks", "invoke"):
     TESTS[f"durable_gen/_core/interpreter/{_stem}.py"] = INTERPRETER_TESTS
