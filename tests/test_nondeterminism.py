@@ -15,8 +15,10 @@ from durable_gen import (
 
 HINT = (
     "A running execution must yield the operations its log recorded, in the same order. "
-    "Keep the old code path for executions started before the change (for example branch "
-    "on a version returned by a step), or let them finish before deploying it."
+    "Keep the old code path for executions started before the change behind a patch "
+    "marker (if (yield Patched('my-change')): new code, else: old code), or let them "
+    "finish before deploying it; `durable-gen check` finds the executions a change "
+    "would break."
 )
 
 

@@ -33,7 +33,10 @@ from .retry import RetryPolicy
 from .serdes import Serdes
 
 __all__ = [
+    "PATCH_SUB_TYPE",
     "ChildContext",
+    "Deprecated",
+    "Patched",
     "Step",
     "StepSemantics",
     "Wait",
@@ -355,6 +358,48 @@ class Wait:
         else:
             total = seconds + extra if extra else seconds
         self.__attrs_init__(_seconds(total), name)
+
+
+#: SubType of the STEP operation a :class:`Patched` marker records.
+PATCH_SUB_TYPE = "Patch"
+
+
+def _validate_patch_id(_: Any, __: Any, patch_id: Any) -> None:
+    if not isinstance(patch_id, str) or not patch_id:
+        raise ValidationError(
+            f"a patch id must be a non-empty str, got {patch_id!r:.60} ({_tname(patch_id)})"
+        )
+    _check_name(patch_id)
+
+
+@attrs.frozen
+class Patched:
+    """One code path for executions started before a change and after it.
+
+    ``if (yield Patched("tax-v2")): <new code> else: <old code>``. It yields True,
+    and records a marker (a STEP of SubType ``Patch`` named ``patch_id``, with no
+    function), where an execution gets to it for the first time: executions started
+    after the change, and older ones that had not reached this point yet. An
+    execution whose log already holds something else here -- what the old code
+    recorded -- gets False and takes the old branch; nothing is recorded, so its
+    replay goes on matching the old code. Once no execution needs the old branch,
+    replace the ``if`` by :class:`Deprecated` ``("tax-v2")`` and keep the new code.
+    """
+
+    patch_id: str = attrs.field(validator=_validate_patch_id)
+
+
+@attrs.frozen
+class Deprecated:
+    """``yield Deprecated("tax-v2")``: the patch's old branch is gone.
+
+    Executions that recorded the ``Patched("tax-v2")`` marker replay it here; new
+    ones record nothing. Remove it too once no execution holds the marker
+    (``durable-gen check`` says so: a log with the marker and no ``Deprecated`` in
+    the code diverges).
+    """
+
+    patch_id: str = attrs.field(validator=_validate_patch_id)
 
 
 @attrs.frozen(init=False)

@@ -23,6 +23,7 @@ from durable_gen import (
     Jitter,
     Map,
     Parallel,
+    Patched,
     RetryableSerDesError,
     RetryPolicy,
     Step,
@@ -553,3 +554,24 @@ def test_a_history_awss_sdk_recorded_checks_against_our_workflow(emulator):
     assert not changed.compatible
     assert "Step 'quote'" in changed.message
     assert "stock" in changed.message  # what the log recorded there
+
+
+# ---------------------------------------------------------------- patch markers
+
+
+def patched_flow(event):
+    yield Wait(seconds=2, name="pause")
+    if (yield Patched("tax")):
+        return (yield Step(charge, event["qty"] * 11, name="charge-tax"))
+    return (yield Step(charge, event["qty"] * 10, name="charge"))
+
+
+def test_a_patch_marker_is_a_step_awss_service_records(emulator):
+    arn, ex = emulator.run(durable_handler(patched_flow, client=emulator.client), {"qty": 2})
+    assert ex["Status"] == "SUCCEEDED", ex
+    assert json.loads(ex["Result"]) == {"receipt": "r-22"}  # the new branch
+    marker = [e for e in emulator.history(arn) if e.get("SubType") == "Patch"]
+    assert [(e["EventType"], e["Name"]) for e in marker] == [
+        ("StepStarted", "tax"),
+        ("StepSucceeded", "tax"),
+    ]

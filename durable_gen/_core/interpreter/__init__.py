@@ -55,9 +55,11 @@ from ..descriptors import (
     CallbackHandle,
     ChildContext,
     CreateCallback,
+    Deprecated,
     Invoke,
     Map,
     Parallel,
+    Patched,
     Step,
     Wait,
     WaitForCallback,
@@ -298,4 +300,6 @@ _HANDLERS: dict[type, _Handler] = {
     Invoke: Interpreter._do_invoke,
     Parallel: Interpreter._do_batch,
     Map: Interpreter._do_batch,
+    Patched: Interpreter._do_patch,
+    Deprecated: Interpreter._do_patch,
 }

@@ -10,6 +10,9 @@ from typing import Any
 
 from ..commands import RunStep
 from ..descriptors import (
+    PATCH_SUB_TYPE,
+    Deprecated,
+    Patched,
     Step,
     Wait,
     WaitForCondition,
@@ -405,3 +408,27 @@ class _Steps(_Contexts):
             wake = self.now + desc.seconds * 1000
         self._park(ctx, wake)
         return None
+
+    def _do_patch(
+        self, ctx: _Ctx, desc: Patched | Deprecated, op_id: str, op: Operation | None
+    ) -> Outcome:
+        """Patched / Deprecated: a marker where the log has one, or where it ends."""
+        if op is not None:
+            if op.type is _STEP and op.sub_type == PATCH_SUB_TYPE and op.name == desc.patch_id:
+                return (True if type(desc) is Patched else None), None  # replay the marker
+            # what the old code recorded is here: take the old branch, record nothing,
+            # and leave this position to the operation the old branch yields
+            ctx.counter -= 1
+            return (False if type(desc) is Patched else None), None
+        if type(desc) is Deprecated:
+            ctx.counter -= 1  # new executions record nothing
+            return None, None
+        self._new_op()
+        parent, name = ctx.op_parent, desc.patch_id
+        self._updates.append(
+            new_step_update(op_id, _STEP, _START, parent, name, PATCH_SUB_TYPE, None, None)
+        )
+        self._updates.append(
+            new_step_update(op_id, _STEP, _SUCCEED, parent, name, PATCH_SUB_TYPE, "true", None)
+        )
+        return True, None
