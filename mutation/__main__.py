@@ -54,6 +54,7 @@ TESTS: dict[str, list[str]] = {
         "tests/test_engine.py",
         "tests/test_aws_options.py",
         "tests/test_invocation_retry.py",
+        "tests/test_patches.py",
     ],
     "durable_gen/_core/serdes.py": [
         "tests/test_serdes.py",
@@ -87,6 +88,8 @@ INTERPRETER_TESTS = [
     "tests/test_names.py",
     "tests/test_stack_traces.py",
     "tests/test_testing_programs.py",
+    "tests/test_patches.py",
+    "tests/test_check.py",
     "tests/test_mut_steps.py",
     "tests/test_mut_batch.py",
     # each module's own mutation tests judge the others too (scenarios cross modules)

@@ -13,6 +13,7 @@ import re
 import pytest
 
 from durable_gen import (
+    ChildContext,
     CreateCallback,
     Deprecated,
     InMemoryEngine,
@@ -204,3 +205,101 @@ def test_a_patch_id_is_a_name(patch_id, message):
     for cls in (Patched, Deprecated):
         with pytest.raises(ValidationError, match=re.escape(message)):
             cls(patch_id)
+
+
+def _values(workflow_first, workflow_then):
+    """What ``workflow_then`` returns when it replays what ``workflow_first`` recorded
+    before its Wait (the second invocation replays, the first records)."""
+    engine = InMemoryEngine()
+    ex = engine.start(workflow_first)
+    assert engine.resume(workflow_first, ex, wait=False).status == "RUNNING"
+    engine.clock.advance(5)
+    return engine.resume(workflow_then, ex).result, markers(engine, ex)
+
+
+def test_what_each_marker_yields_fresh_on_replay_and_against_an_old_log():
+    def patched(event):
+        value = yield Patched("x")
+        yield Wait(seconds=5)
+        if value:
+            yield Step(lambda: "new", name="after")
+        return value
+
+    def deprecated(event):
+        value = yield Deprecated("x")
+        yield Wait(seconds=5)
+        yield Step(lambda: "new", name="after")
+        return value
+
+    def old(event):
+        yield Step(lambda: "old", name="s")
+        yield Wait(seconds=5)
+        return "old"
+
+    def patched_over_old(event):
+        value = yield Patched("x")
+        yield Step(lambda: "new" if value else "old", name="n" if value else "s")
+        yield Wait(seconds=5)
+        return value
+
+    # fresh: the marker is recorded, True; replayed after the wait: True again
+    assert _values(patched, patched) == (True, [("x", "SUCCEEDED")])
+    # against the log of the old code: False, nothing recorded
+    assert _values(old, patched_over_old) == (False, [])
+    # Deprecated replays a recorded marker, records none, and yields None either way
+    assert _values(patched, deprecated) == (None, [("x", "SUCCEEDED")])
+    assert _values(deprecated, deprecated) == (None, [])
+    r = InMemoryEngine().run(patched_over_old)
+    assert r.result is True
+    assert [op.name for op in r.operations] == ["x", "n", None]  # marker, new step, wait
+
+
+def test_the_marker_is_a_step_recorded_under_its_context_with_result_true():
+    def kid(_):
+        return (yield Patched("in-kid"))
+
+    def wf(event):
+        return (yield ChildContext(kid, None, name="kid"))
+
+    engine = InMemoryEngine()
+    r = engine.run(wf)
+    assert r.result is True
+    kid_op, marker = r.operations
+    sent = [(u.action.value, u.parent_id) for u in engine.store.updates(r.execution_id)]
+    # both updates name the context, as AWS's SDK sends a step's
+    assert [s for s in sent if s[1] == kid_op.id] == [("START", kid_op.id), ("SUCCEED", kid_op.id)]
+    assert (marker.type.value, marker.sub_type, marker.name) == ("STEP", "Patch", "in-kid")
+    assert marker.parent_id == kid_op.id
+    assert marker.result == "true"
+
+
+def test_a_step_of_the_old_code_named_like_the_patch_is_not_its_marker():
+    def old(event):
+        yield Step(lambda: "old", name="tax")
+        yield Wait(seconds=5)
+        return "old"
+
+    def new(event):
+        if (yield Patched("tax")):
+            return "new"
+        yield Step(lambda: "old", name="tax")
+        yield Wait(seconds=5)
+        return "old path"
+
+    assert _values(old, new) == ("old path", [])
+
+
+def test_deprecated_in_a_new_execution_takes_no_position():
+    def with_deprecated(event):
+        yield Deprecated("gone")
+        yield Step(lambda: 1, name="a")
+        return (yield Step(lambda: 2, name="b"))
+
+    def without(event):
+        yield Step(lambda: 1, name="a")
+        return (yield Step(lambda: 2, name="b"))
+
+    ids = [
+        [op.id for op in InMemoryEngine().run(wf).operations] for wf in (with_deprecated, without)
+    ]
+    assert ids[0] == ids[1]
