@@ -44,18 +44,6 @@ TESTS: dict[str, list[str]] = {
         "tests/test_engine.py",
         "tests/test_invocation_retry.py",
     ],
-    "durable_gen/_core/interpreter/steps.py": [
-        "tests/test_interpreter.py",
-        "tests/test_retry.py",
-        "tests/test_wait_for_condition.py",
-        "tests/test_testing_runner.py",
-        "tests/test_testing_replay.py",
-        "tests/test_nondeterminism.py",
-        "tests/test_engine.py",
-        "tests/test_aws_options.py",
-        "tests/test_invocation_retry.py",
-        "tests/test_patches.py",
-    ],
     "durable_gen/_core/serdes.py": [
         "tests/test_serdes.py",
         "tests/test_aws_shapes.py",
@@ -69,8 +57,8 @@ TESTS: dict[str, list[str]] = {
         "tests/test_sqlite_store.py",
     ],
 }
-# The interpreter's other modules: every file that drives operations through it.
-INTERPRETER_TESTS = [
+# interpreter/steps.py: the files that drive steps, waits and their replay.
+TESTS["durable_gen/_core/interpreter/steps.py"] = STEPS_TESTS = [
     "tests/test_interpreter.py",
     "tests/test_retry.py",
     "tests/test_wait_for_condition.py",
@@ -80,6 +68,11 @@ INTERPRETER_TESTS = [
     "tests/test_engine.py",
     "tests/test_aws_options.py",
     "tests/test_invocation_retry.py",
+    "tests/test_patches.py",
+]
+# The interpreter's other modules: every file that drives operations through it.
+INTERPRETER_TESTS = [
+    *STEPS_TESTS,
     "tests/test_parallel_map.py",
     "tests/test_combinators.py",
     "tests/test_callbacks.py",
@@ -88,7 +81,6 @@ INTERPRETER_TESTS = [
     "tests/test_names.py",
     "tests/test_stack_traces.py",
     "tests/test_testing_programs.py",
-    "tests/test_patches.py",
     "tests/test_check.py",
     "tests/test_mut_steps.py",
     "tests/test_mut_batch.py",

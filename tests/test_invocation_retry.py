@@ -241,14 +241,21 @@ def test_raised_by_a_steps_function_it_is_an_ordinary_step_failure(make_engine):
     assert failures_of(engine, r.execution_id) == []  # the step's retries, not invocations
 
 
-def test_retryable_serdes_error_from_a_step_bypasses_its_retry_policy(make_engine):
-    runs = []
+def storing_fails_once():
+    """A step function whose first call raises RetryableSerDesError; the attempts it saw."""
+    runs: list[int] = []
 
     def fn():
         runs.append(current_attempt())
         if len(runs) == 1:
             raise RetryableSerDesError("the store timed out")
         return "ok"
+
+    return fn, runs
+
+
+def test_retryable_serdes_error_from_a_step_bypasses_its_retry_policy(make_engine):
+    fn, runs = storing_fails_once()
 
     def wf(_):
         return (yield Step(fn, name="s", retry=RetryPolicy.none()))
@@ -262,13 +269,7 @@ def test_retryable_serdes_error_from_a_step_bypasses_its_retry_policy(make_engin
 
 
 def test_at_most_once_the_retried_invocation_finds_the_attempt_interrupted(make_engine):
-    runs = []
-
-    def fn():
-        runs.append(current_attempt())
-        if len(runs) == 1:
-            raise RetryableSerDesError("the store timed out")
-        return "ok"
+    fn, runs = storing_fails_once()
 
     def wf(_):
         return (yield Step(fn, name="s", retry=FAST, semantics=AT_MOST_ONCE_PER_RETRY))

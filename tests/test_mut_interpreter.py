@@ -45,6 +45,7 @@ from durable_gen._core.log import (
     OperationType,
     operation_id,
 )
+from tests.test_mut_steps import drive
 
 S = OperationStatus
 T = OperationType
@@ -83,21 +84,8 @@ def batch_log(*extra: Operation) -> dict[str, Operation]:
 
 
 def run(wf, ops, **kw) -> list[Any]:
-    """Drive one invocation: steps run at once, checkpoints acknowledged; all commands."""
-    interp = Interpreter(wf, None, ops, now=0, execution_id="e", **kw)
-    out: list[Any] = []
-    while True:
-        cmd = interp.next_command()
-        out.append(cmd)
-        if isinstance(cmd, RunStep):
-            try:
-                interp.step_returned(cmd.op_id, cmd.fn(*cmd.args))
-            except Exception as e:
-                interp.step_raised(cmd.op_id, e)
-        elif isinstance(cmd, Checkpoint):
-            interp.checkpointed({})
-        else:
-            return out
+    """Drive one invocation at time 0 (tests.test_mut_steps.drive); all commands."""
+    return drive(wf, ops, now=0, **kw)
 
 
 def trace(cmds) -> list[tuple[str, list[tuple[str, str | None]]]]:

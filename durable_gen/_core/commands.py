@@ -116,8 +116,8 @@ class Complete(Command):
         self.value = value
 
 
-class Fail(Command):
-    """The workflow raised; ``error`` is the recorded failure."""
+class _Failure(Command):
+    """An end with an error: ``error`` as recorded, ``exception`` as raised."""
 
     __slots__ = ("error", "exception")
 
@@ -129,16 +129,15 @@ class Fail(Command):
         self.exception = exception
 
 
-class FailInvocation(Command):
+class Fail(_Failure):
+    """The workflow raised; ``error`` is the recorded failure."""
+
+    __slots__ = ()
+
+
+class FailInvocation(_Failure):
     """This invocation fails with ``exception`` (a retryable InvocationError), which
     nothing records: persist ``updates``, then end the invocation with it (an engine
     retries it later; the Lambda shim raises it for the service to retry)."""
 
-    __slots__ = ("error", "exception")
-
-    def __init__(
-        self, updates: list[OperationUpdate], error: ErrorObject, exception: BaseException
-    ) -> None:
-        super().__init__(updates, True)
-        self.error = error
-        self.exception = exception
+    __slots__ = ()
