@@ -15,11 +15,13 @@ from durable_gen import (
     InMemoryEngine,
     Invoke,
     InvokeError,
+    Hooks,
     Jitter,
     LeaseHeldError,
     OperationStatus,
     OperationType,
     RealClock,
+    Parallel,
     RetryPolicy,
     Step,
     StepError,
@@ -365,3 +367,53 @@ def test_what_the_fast_encoder_refuses_is_encoded_by_the_standard_one():
     for value in ({"n": 2**70}, {1: "non-string key"}, [{"a": [-(2**64)]}]):
         assert _schema._dumps(value) == _schema._std_dumps(value)
         assert json.loads(_schema._dumps(value)) == json.loads(json.dumps(value))
+
+
+def test_a_retry_due_while_a_callback_is_open_does_not_stall_the_worker(tmp_path):
+    # Found by the 2,000-program differential run on ``serve --skip-time``: an
+    # invocation scheduled a step's retry, ran on until that retry was due, and ended
+    # with a callback open. The worker, told not to wait, took the due retry for a
+    # sleep on a virtual clock and waited for the callback's outside world instead:
+    # every later execution stalled behind it.
+    clock = VirtualClock()
+    calls = []
+
+    class LongInvocation(Hooks):
+        """The first invocation takes 10 s of the clock: the 1 s retry is due at its end."""
+
+        def on_invocation_end(self, execution_id, *, status, error):
+            if len(calls) == 1:
+                clock.advance(10)
+
+    def flaky():
+        calls.append(clock.now())
+        if len(calls) == 1:
+            raise RuntimeError("first attempt fails")
+        return "ok"
+
+    def failing_branch():
+        policy = RetryPolicy(max_attempts=2, initial_delay=1, jitter=Jitter.NONE)
+        return (yield Step(flaky, name="flaky", retry=policy))
+
+    def callback_branch():
+        handle = yield CreateCallback("cb", timeout=60)
+        return (yield handle.result())
+
+    def workflow(_event):
+        return (yield Parallel([failing_branch, callback_branch], name="p"))
+
+    engine = SqliteEngine(
+        str(tmp_path / "db.sqlite"), clock=clock, wait_for_lease=False, hooks=[LongInvocation()]
+    )
+    execution_id = engine.start(workflow, None, target="t:x")
+    done = []
+    worker = threading.Thread(
+        target=lambda: done.append(engine.resume(workflow, execution_id, wait=False)),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "resume(wait=False) blocked on the open callback"
+    assert done[0].status == "RUNNING"
+    assert len(calls) == 2  # the due retry ran; only the callback is left
+    engine.close()

@@ -311,6 +311,10 @@ class DurableEngine(LocalEngine):
         """Sleep in short slices: wake early when another process completed a callback."""
         if self.store.running_invokes(execution_id):
             return False  # resume() starts the invoked executions first
+        if when <= self.clock.now():
+            # already due (a retry whose time passed while the invocation ran): an
+            # open callback must not make a worker wait for the outside world here
+            return True
         if not isinstance(self.clock, RealClock):
             if self._callback_pending(execution_id):
                 # on a virtual clock, skipping to the callback's timeout would time it
