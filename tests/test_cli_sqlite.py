@@ -130,7 +130,7 @@ def test_no_wait_suspends_with_exit_3_and_the_id_on_stdout(wf, capsys):
     )
     assert main(["list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["ID", "STATUS", "STARTED", "NOTE", "TARGET"]
+    assert lines[0].split() == ["ID", "STATUS", "STARTED", "VERSION", "NOTE", "TARGET"]
     assert lines[1].startswith("s1 ")
     assert " RUNNING " in lines[1]
     assert "wakes in 60.0 min" in lines[1] or "wakes in 59.9 min" in lines[1]
@@ -528,3 +528,126 @@ def test_delete_removes_an_execution_from_list_show_and_the_file(wf, tmp_path, c
     ids = {row[0] for row in conn.execute("SELECT id FROM executions")}
     conn.close()
     assert ids == {"kept"}
+
+
+FLAKY = """
+import os
+from durable_gen import RetryPolicy, Step
+
+COUNT = os.environ["DG_COUNT_FILE"]
+
+def counted(name):
+    with open(COUNT, "a") as f:
+        f.write(name + "\\n")
+    if os.path.exists(COUNT + "." + name + ".broken"):
+        raise RuntimeError(name + " is broken")
+    return name
+
+def three(event):
+    done = []
+    for n in "abc":
+        done.append((yield Step(counted, n, name=n, retry=RetryPolicy.none())))
+    return done
+"""
+
+
+def _ran(tmp_path):
+    p = tmp_path / "count"
+    return p.read_text().split() if p.exists() else []
+
+
+def test_redrive_and_fork_through_the_command(tmp_path, monkeypatch, capsys):
+    (tmp_path / "flaky.py").write_text(FLAKY)
+    monkeypatch.setenv("DG_COUNT_FILE", str(tmp_path / "count"))
+    monkeypatch.setenv("DURABLE_GEN_DB", str(tmp_path / "cli.db"))
+    broken = tmp_path / "count.b.broken"
+    broken.touch()
+    target = f"{tmp_path / 'flaky.py'}:three"
+    assert main(["run", target, "--id", "f1"]) == 1
+    assert _ran(tmp_path) == ["a", "b"]
+    capsys.readouterr()
+    # refusals: one line each, nothing changed
+    assert main(["redrive", "nope"]) == 1
+    assert capsys.readouterr().err == "durable-gen: no execution with id 'nope'\n"
+    assert main(["fork", "f1", "--at", "zzz"]) == 2
+    assert capsys.readouterr().err == (
+        "durable-gen: cannot fork execution f1: no operation with id or name 'zzz' is "
+        "recorded; durable-gen show lists the execution's operations\n"
+    )
+    assert _status("f1") == "FAILED"
+
+    broken.unlink()
+    assert main(["redrive", "f1"]) == 0
+    assert capsys.readouterr().err.startswith("redrove execution f1: 1 operation(s) run again")
+    assert main(["worker", "--once"]) == 0
+    assert _status("f1") == "SUCCEEDED"
+    assert _ran(tmp_path) == ["a", "b", "b", "c"]  # the kept success of a never ran again
+    assert main(["redrive", "f1"]) == 1
+    assert "execution 'f1' succeeded; only a FAILED" in capsys.readouterr().err
+
+    assert main(["fork", "f1", "--at", "c", "--id", "f2", "--version", "v2"]) == 0
+    out = capsys.readouterr()
+    assert out.out == "f2\n"
+    assert main(["worker", "--once"]) == 0
+    assert _status("f2") == "SUCCEEDED"
+    assert _ran(tmp_path) == ["a", "b", "b", "c", "c"]
+    assert main(["fork", "f1", "--at", "c", "--id", "f2"]) == 1
+    assert "'f2' exists already" in capsys.readouterr().err
+    assert main(["list", "--version", "v2"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in listed[1:]] == ["f2"]
+    assert " v2 " in listed[1]
+
+
+def test_list_filters_and_pages(wf, capsys):
+    for i in range(5):
+        assert main(["run", f"{wf}:flow", "--input", f'{{"n": {i}}}', "--id", f"job-{i}"]) == 0
+    assert main(["run", f"{wf}:approval", "--id", "wait-1", "--no-wait"]) == 3
+    capsys.readouterr()
+
+    def ids(*args: str) -> tuple[list[str], str]:
+        assert main(["list", *args]) == 0
+        out = capsys.readouterr()
+        return [line.split()[0] for line in out.out.splitlines()[1:]], out.err
+
+    assert ids("--status", "RUNNING")[0] == ["wait-1"]
+    assert ids("--name-prefix", "job-", "--limit", "10")[0] == [
+        f"job-{i}" for i in range(4, -1, -1)
+    ]
+    assert ids("--function", f"{wf}:approval")[0] == ["wait-1"]
+    assert ids("--since", "1h")[0][0] == "wait-1"
+    assert ids("--until", "2000-01-01")[0] == []
+    first, err = ids("--name-prefix", "job-", "--limit", "2")
+    assert first == ["job-4", "job-3"]
+    token = err.split("--next-token ")[1].strip()
+    second, err = ids("--name-prefix", "job-", "--limit", "2", "--next-token", token)
+    assert second == ["job-2", "job-1"]
+    token = err.split("--next-token ")[1].strip()
+    assert ids("--name-prefix", "job-", "--limit", "2", "--next-token", token) == (["job-0"], "")
+    with pytest.raises(SystemExit):
+        main(["list", "--status", "DONE"])
+    assert "invalid choice: 'DONE'" in capsys.readouterr().err
+    assert main(["list", "--next-token", "garbage"]) == 1
+    assert "is not a page marker of this database" in capsys.readouterr().err
+
+
+def test_a_worker_pinned_to_a_version_leaves_other_versions_alone(wf, capsys):
+    assert (
+        main(["start", f"{wf}:flow", "--input", '{"n": 1}', "--id", "old", "--version", "v1"]) == 0
+    )
+    assert (
+        main(["start", f"{wf}:flow", "--input", '{"n": 2}', "--id", "new", "--version", "v2"]) == 0
+    )
+    capsys.readouterr()
+    assert main(["worker", "--once", "--version", "v2"]) == 0
+    assert capsys.readouterr().err == "durable-gen worker: execution new SUCCEEDED\n"
+    assert (_status("old"), _status("new")) == ("RUNNING", "SUCCEEDED")
+    assert main(["run", f"{wf}:flow", "--id", "old", "--input", '{"n": 1}', "--version", "v2"]) == 1
+    assert capsys.readouterr().err == (
+        "durable-gen: execution 'old' started on code version 'v1'; this worker runs version "
+        "'v2' and leaves it alone: advance it with a worker started with --version v1, or "
+        "without --version to replay it on this code (durable-gen check tells whether that "
+        "is safe)\n"
+    )
+    assert main(["worker", "--once", "--version", "v1"]) == 0
+    assert _status("old") == "SUCCEEDED"

@@ -94,6 +94,7 @@ def test_every_store_call_names_the_execution():
         "owner_is_dead",
         "callback_execution",
         "complete_callback",
+        "page_marker",  # takes an ExecutionInfo
     }
     for cls in (SqliteStore,):
         for name, fn in inspect.getmembers(cls, inspect.isfunction):

@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,7 +17,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from durable_gen import CreateCallback, Step
+from durable_gen import CreateCallback, RetryPolicy, Step
 from durable_gen._http.serve import make_server
 from tests._procs import read_payloads
 
@@ -32,6 +35,24 @@ def approval(event):
     return {"order": event["order"], "answer": answer}
 
 
+FLAKY_RUNS: list[str] = []
+FLAKY_BROKEN: set[str] = set()
+
+
+def _flaky_step(name):
+    FLAKY_RUNS.append(name)
+    if name in FLAKY_BROKEN:
+        raise RuntimeError(f"{name} broke")
+    return name
+
+
+def flaky(event):
+    done = []
+    for name in ("a", "b", "c"):
+        done.append((yield Step(_flaky_step, name, name=name, retry=RetryPolicy.none())))
+    return done
+
+
 def slow(event):
     yield Step(time.sleep, event.get("seconds", 0.5), name="nap")
     return event
@@ -47,6 +68,7 @@ def served(tmp_path) -> Iterator[tuple[object, object]]:
             "double": "tests.test_serve_api:double",
             "approval": "tests.test_serve_api:approval",
             "slow": "tests.test_serve_api:slow",
+            "flaky": "tests.test_serve_api:flaky",
         },
         region="eu-west-1",
         account="123456789012",
@@ -241,3 +263,59 @@ def test_an_unnamed_synchronous_invoke_that_runs_long_is_logged(served, capsys, 
     assert err.count("warning:") == 1
     client.invoke(FunctionName="slow", Payload=b'{"seconds": 0.6}', DurableExecutionName="n")
     assert "warning:" not in capsys.readouterr().err  # a named one is safe to retry
+
+
+def _post(server, arn: str, action: str, body: dict | None = None) -> tuple[int, dict]:
+    """durable_gen's own routes (redrive, fork): Lambda's API, and so boto3, has none."""
+    host, port = server.server_address[:2]
+    url = f"http://{host}:{port}/2025-12-01/durable-executions/{urllib.parse.quote(arn, safe='')}"
+    data = json.dumps(body).encode() if body is not None else b""
+    request = urllib.request.Request(f"{url}/{action}", data=data, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def test_redrive_and_fork_through_serve(served):
+    client, server = served
+    FLAKY_RUNS.clear()
+    FLAKY_BROKEN.clear()
+    FLAKY_BROKEN.add("b")
+    out = client.invoke(FunctionName="flaky", Payload=b"{}", DurableExecutionName="fl")
+    assert out["FunctionError"] == "Unhandled"
+    arn = ARN.format(fn="flaky", n="fl")
+    assert FLAKY_RUNS == ["a", "b"]
+    # refused while nothing failed... and for an unknown execution
+    assert _post(server, ARN.format(fn="flaky", n="nope"), "redrive")[0] == 404
+    FLAKY_BROKEN.clear()
+    status, body = _post(server, arn, "redrive")
+    assert status == 200
+    assert len(body["Rerun"]) == 1
+    desc = _wait_status(client, arn, "SUCCEEDED")
+    assert json.loads(desc["Result"]) == ["a", "b", "c"]
+    assert FLAKY_RUNS == ["a", "b", "b", "c"]
+    status, body = _post(server, arn, "redrive")
+    assert (status, body["__type"]) == (409, "ResourceConflictException")
+    assert "'fl' succeeded; only a FAILED, STOPPED or TIMED_OUT" in body["message"]
+    kinds = [
+        e["EventType"]
+        for e in client.get_durable_execution_history(DurableExecutionArn=arn)["Events"]
+    ]
+    assert (
+        kinds.index("ExecutionFailed")
+        < kinds.index("ExecutionRedriven")
+        < kinds.index("ExecutionSucceeded")
+    )
+
+    status, body = _post(server, arn, "fork", {"FromOperation": "c", "DurableExecutionName": "fl2"})
+    assert status == 200
+    assert body["DurableExecutionName"] == "fl2"
+    fork = _wait_status(client, body["DurableExecutionArn"], "SUCCEEDED")
+    assert json.loads(fork["Result"]) == ["a", "b", "c"]
+    assert FLAKY_RUNS == ["a", "b", "b", "c", "c"]
+    assert _post(server, arn, "fork", {"FromOperation": "zzz"})[0] == 400
+    assert _post(server, arn, "fork", {})[0] == 400
+    listed = client.list_durable_executions_by_function(FunctionName="flaky")["DurableExecutions"]
+    assert [e["DurableExecutionName"] for e in listed] == ["fl", "fl2"]

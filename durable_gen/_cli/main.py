@@ -35,12 +35,15 @@ read together; the first-day work on the command (issue 23: progress, logs,
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
+import re
 import signal
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
@@ -76,6 +79,7 @@ from .._engine.sqlite import (
 from .._engine.targets import (
     TargetError,
     canonical_target,
+    code_version_of,
     resolve_target,
 )
 from .._stores.owners import describe_owner
@@ -211,7 +215,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     target = canonical_target(args.target)
     clock = VirtualClock(start=RealClock().now()) if args.virtual_time else RealClock()
     store = _open_store(args, create=True)
-    engine = SqliteEngine(store=store, clock=clock)
+    engine = SqliteEngine(store=store, clock=clock, version=args.code_version)
     try:
         execution_id = args.id
         created = False
@@ -320,7 +324,7 @@ def _cmd_start(args: argparse.Namespace) -> int:
     workflow = load_target(args.target)
     _, value = _parse_input(args)
     with _open_store(args, create=True) as store:
-        engine = SqliteEngine(store=store)
+        engine = SqliteEngine(store=store, version=args.code_version)
         execution_id = engine.start(
             workflow,
             value,
@@ -349,7 +353,7 @@ GRACE_SECONDS = 3.0
 
 def _cmd_worker(args: argparse.Namespace) -> int:
     store = _open_store(args, create=True)
-    engine = SqliteEngine(store=store)
+    engine = SqliteEngine(store=store, version=args.code_version)
     stop = threading.Event()
     timers: list[threading.Timer] = []
 
@@ -393,19 +397,55 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- inspecting
 
 
+#: What ``list --status`` accepts.
+STATUSES = ("RUNNING", "PAUSING", "PAUSED", "SUCCEEDED", "FAILED", "STOPPED", "TIMED_OUT")
+
+
+def _when(text: str) -> int:
+    """A start-time bound: ISO 8601 (``2026-12-06``, ``2026-12-06T10:00:00Z``) or an
+    age such as ``30m``, ``2h``, ``7d`` (that long ago); epoch ms."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", text.strip())
+    if m:
+        seconds = float(m[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m[2]]
+        return RealClock().now() - round(seconds * 1000)
+    try:
+        when = datetime.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a time such as 2026-12-06T10:00:00Z or an age such as 2h, got {text!r}"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return round(when.timestamp() * 1000)
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     with _open_store(args) as store:
-        rows = store.executions(status=args.status, limit=args.limit)
+        rows = store.executions(
+            status=args.status,
+            limit=args.limit + 1,
+            target=canonical_target(args.function) if args.function else None,
+            code_version=args.code_version,
+            name_prefix=args.name_prefix,
+            started_after=args.since,
+            started_before=args.until,
+            after=args.next_token,
+        )
+        more = len(rows) > args.limit
+        rows = rows[: args.limit]
+        token = store.page_marker(rows[-1]) if more else None
     if not rows:
         print("no executions", file=sys.stderr)
         return EXIT_OK
-    print(f"{'ID':<32}  {'STATUS':<9}  {'STARTED':<24}  {'NOTE':<28}  TARGET")
+    print(f"{'ID':<32}  {'STATUS':<9}  {'STARTED':<24}  {'VERSION':<16}  {'NOTE':<28}  TARGET")
     now = RealClock().now()
     for r in rows:
         print(
             f"{r.id:<32}  {r.status:<9}  {fmt_time(r.created_at):<24}  "
-            f"{_note(r, now):<28}  {r.target or '-'}"
+            f"{r.code_version or '-':<16}  {_note(r, now):<28}  {r.target or '-'}"
         )
+    if token is not None:
+        print(f"more: list again with --next-token {token}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -723,6 +763,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             region=region or "us-east-1",
             account=args.account,
             concurrency=args.concurrency,
+            version=args.code_version,
         )
     except TargetError as e:
         raise UsageError(str(e)) from None
@@ -779,6 +820,44 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_redrive(args: argparse.Namespace) -> int:
+    with _open_store(args) as store:
+        rerun = store.redrive(args.id, RealClock().now())
+    print(
+        f"redrove execution {args.id}: {len(rerun)} operation(s) run again, the recorded "
+        "successes before them are kept; a worker advances it now",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def _cmd_fork(args: argparse.Namespace) -> int:
+    new_id = args.new_id or uuid.uuid4().hex
+    with _open_store(args) as store:
+        target = canonical_target(args.target) if args.target else store.info(args.id).target
+        version = args.code_version
+        if version is None and target is not None:
+            version = code_version_of(resolve_target(target, workdir=store.info(args.id).workdir))
+        try:
+            point = store.fork(
+                args.id,
+                new_id,
+                args.at,
+                RealClock().now(),
+                target=target,
+                code_version=version,
+            )
+        except ValidationError as e:
+            raise UsageError(f"cannot fork execution {args.id}: {e}") from None
+    print(
+        f"forked execution {args.id} from operation {point[:12]}... as {new_id}: the "
+        "operations recorded before it are kept; a worker advances it now",
+        file=sys.stderr,
+    )
+    print(new_id)
+    return EXIT_OK
+
+
 def _cmd_delete(args: argparse.Namespace) -> int:
     with _open_store(args) as store:
         store.delete(args.id, force=args.force)
@@ -801,6 +880,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
+    def pin(p: argparse.ArgumentParser, what: str) -> None:
+        p.add_argument(
+            "--version",
+            dest="code_version",
+            metavar="V",
+            help=what,
+        )
+
     run = sub.add_parser(
         "run", parents=[db], help="run a workflow until it ends and print its JSON result"
     )
@@ -818,6 +905,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip through waits and retry delays instead of sleeping",
     )
+    pin(run, "the code version a new execution records (default: a digest of its module)")
     run.set_defaults(func=_cmd_run)
 
     start = sub.add_parser(
@@ -829,6 +917,7 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument(
         "--id", help="the execution's name; the same name and input is the same execution"
     )
+    pin(start, "the code version it records (default: a digest of the workflow's module)")
     start.set_defaults(func=_cmd_start)
 
     worker = sub.add_parser(
@@ -845,11 +934,25 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="advance up to N executions at once, each on a thread of its own (1)",
     )
+    pin(
+        worker,
+        "advance only executions that started on code version V (default: all of them)",
+    )
     worker.set_defaults(func=_cmd_worker)
 
     lst = sub.add_parser("list", parents=[db], help="list executions, newest first")
-    lst.add_argument("--status", help="only executions with this status (e.g. RUNNING)")
-    lst.add_argument("--limit", type=int, default=50, help="at most this many (50)")
+    lst.add_argument("--status", choices=STATUSES, help="only executions with this status")
+    lst.add_argument("--function", metavar="TARGET", help="only executions of this workflow")
+    pin(lst, "only executions that started on code version V")
+    lst.add_argument("--name-prefix", metavar="P", help="only executions whose id starts with P")
+    lst.add_argument(
+        "--since", type=_when, metavar="T", help="started at or after T (ISO time, or 2h, 7d)"
+    )
+    lst.add_argument("--until", type=_when, metavar="T", help="started at or before T")
+    lst.add_argument("--limit", type=_positive_int, default=50, help="at most this many (50)")
+    lst.add_argument(
+        "--next-token", metavar="TOKEN", help="the next page (the token the last page printed)"
+    )
     lst.set_defaults(func=_cmd_list)
 
     show = sub.add_parser("show", parents=[db], help="an execution and its operations")
@@ -962,6 +1065,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODULE:ATTR",
         help="install lifecycle hooks: a Hooks instance, a list of them, or a factory",
     )
+    pin(serve, "executions it starts record version V; its worker advances only those")
     serve.set_defaults(func=_cmd_serve)
 
     check = sub.add_parser(
@@ -1008,6 +1112,26 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("id")
     resume.add_argument("--reason", help="recorded in its ExecutionResumed event")
     resume.set_defaults(func=_cmd_resume)
+    redrive = sub.add_parser(
+        "redrive",
+        parents=[db],
+        help="run a FAILED, STOPPED or TIMED_OUT execution again from its failed operations",
+    )
+    redrive.add_argument("id")
+    redrive.set_defaults(func=_cmd_redrive)
+    fork = sub.add_parser(
+        "fork",
+        parents=[db],
+        help="a new execution with another's operations recorded before OP, run on this code",
+    )
+    fork.add_argument("id", help="the execution to fork")
+    fork.add_argument(
+        "--at", required=True, metavar="OP", help="the operation (id or unique name) to run from"
+    )
+    fork.add_argument("--id", dest="new_id", help="the new execution's id (default: a new uuid)")
+    fork.add_argument("--target", help="the workflow it runs (default: the source's)")
+    pin(fork, "the code version the fork records")
+    fork.set_defaults(func=_cmd_fork)
     delete = sub.add_parser(
         "delete", parents=[db], help="delete an ended execution with its log and history"
     )

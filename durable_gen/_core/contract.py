@@ -167,6 +167,8 @@ class ExecutionInfo:
     wake_at: int | None
     lease_owner: str | None
     lease_expires: int | None
+    #: the version of the workflow's code it started on (see ``durable_gen.code_version``)
+    code_version: str | None = None
 
 
 class EngineStore(Protocol):
@@ -280,11 +282,13 @@ class DurableStore(EngineStore, Protocol):
         parent: str | None = None,
         parent_op: str | None = None,
         same_input: Callable[[str], bool] | None = None,
+        code_version: str | None = None,
     ) -> bool:
         """:meth:`EngineStore.create`, with how workers load it (``target``,
         ``workdir``), the invoking execution and operation (``parent``,
-        ``parent_op``: completed when this one ends) and how stored inputs compare
-        (``same_input``, default equal text; an encrypting wrapper decrypts)."""
+        ``parent_op``: completed when this one ends), how stored inputs compare
+        (``same_input``, default equal text; an encrypting wrapper decrypts) and the
+        version of the code it starts on (``code_version``)."""
 
     def acquire(self, execution_id: str, now: int) -> None:
         """Take the execution's lease (see "Leases" above), durably."""
@@ -302,11 +306,13 @@ class DurableStore(EngineStore, Protocol):
     def owner_is_dead(self, owner: str) -> bool:
         """True only when ``owner`` is proven dead."""
 
-    def due(self, now: int, *, limit: int = 100) -> list[str]:
-        """Ids of RUNNING executions due at ``now`` that this store may take."""
+    def due(self, now: int, *, limit: int = 100, code_version: str | None = None) -> list[str]:
+        """Ids of RUNNING executions due at ``now`` that this store may take (with
+        ``code_version``, only those that started on that version of the code)."""
 
-    def next_wake(self) -> int | None:
-        """The earliest wake time of a RUNNING execution no live lease holds."""
+    def next_wake(self, *, code_version: str | None = None) -> int | None:
+        """The earliest wake time of a RUNNING execution no live lease holds (with
+        ``code_version``, of those that started on it)."""
 
     def changed_elsewhere(self, execution_id: str) -> bool:
         """Whether another process wrote to the execution since this store looked."""
@@ -329,6 +335,25 @@ class DurableStore(EngineStore, Protocol):
 
     def delete(self, execution_id: str, *, force: bool = False) -> None:
         """Remove an ended execution (a live one only with ``force``) with its data."""
+
+    def redrive(self, execution_id: str, now: int) -> list[str]:
+        """Make a FAILED, STOPPED or TIMED_OUT execution RUNNING again, keeping the
+        operations :func:`~durable_gen._core.repair.redrive_operations` keeps; returns
+        the ids of those that will run again."""
+
+    def fork(
+        self,
+        execution_id: str,
+        new_id: str,
+        at: str,
+        now: int,
+        *,
+        target: str | None = None,
+        code_version: str | None = None,
+    ) -> str:
+        """A new execution with the source's input and the operations it recorded
+        before operation ``at`` (:func:`~durable_gen._core.repair.fork_operations`);
+        returns the id of the operation forked from."""
 
     def clone(self) -> DurableStore:
         """Another handle on the same data, with a lease owner of its own (a worker

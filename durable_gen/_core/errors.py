@@ -196,6 +196,11 @@ class ExecutionConflictError(StoreError):
     """The execution's state does not allow the request (e.g. deleting a running one)."""
 
 
+class VersionMismatchError(ExecutionConflictError):
+    """A worker pinned to one code version was asked to advance an execution that
+    started on another (``--version``)."""
+
+
 class InvocationInterruptedError(StoreError):
     """The running invocation ends at this checkpoint: the worker is shutting down.
 

@@ -34,6 +34,7 @@ from .._core.errors import (
     InvocationInterruptedError,
     StoreError,
     ValidationError,
+    VersionMismatchError,
 )
 from .._core.log import (
     OperationStatus,
@@ -52,6 +53,7 @@ from .local import (
 from .targets import (
     TargetError,
     canonical_target,
+    code_version_of,
     resolve_target,
     target_of,
 )
@@ -121,6 +123,7 @@ class DurableEngine(LocalEngine):
         functions: Mapping[str, Callable[..., Any]] | None = None,
         hooks: Sequence[Hooks] = (),
         invocation_retry: RetryPolicy = INVOCATION_RETRY,
+        version: str | None = None,
     ) -> None:
         super().__init__(
             store,
@@ -131,6 +134,12 @@ class DurableEngine(LocalEngine):
             invocation_retry=invocation_retry,
         )
         self.wait_for_lease = wait_for_lease
+        #: The code version this engine is pinned to (``--version``): executions it
+        #: starts record it, and it advances only executions recorded with it. None:
+        #: executions record their module's digest and any of them is advanced.
+        self.version = version
+        self._digests: dict[str, str | None] = {}  # target -> code_version_of its workflow
+        self._noted: set[str] = set()  # executions whose version difference was logged
         #: Durable functions ``Invoke(name, ...)`` reaches by name; a name that looks
         #: like ``module:function`` or ``file.py:function`` is imported instead.
         self.functions: dict[str, Callable[..., Any]] = dict(functions or {})
@@ -183,8 +192,24 @@ class DurableEngine(LocalEngine):
             self.clock.now(),
             target=canonical_target(target) if target else target_of(workflow),
             workdir=workdir,
+            code_version=self.version_of(workflow),
         )
         return execution_id
+
+    def version_of(self, workflow: Callable[..., Any]) -> str | None:
+        """The code version an execution of ``workflow`` started here records."""
+        return self.version if self.version is not None else code_version_of(workflow)
+
+    def check_version(self, info: ExecutionInfo) -> None:
+        """Refuse to advance an execution of another code version than the pinned one."""
+        if self.version is None or info.code_version in (None, self.version):
+            return
+        raise VersionMismatchError(
+            f"execution {info.id!r} started on code version {info.code_version!r}; this "
+            f"worker runs version {self.version!r} and leaves it alone: advance it with a "
+            f"worker started with --version {info.code_version}, or without --version to "
+            "replay it on this code (durable-gen check tells whether that is safe)"
+        )
 
     def register(self, function_name: str, workflow: Callable[..., Any]) -> None:
         """Make ``workflow`` invocable as ``Invoke(function_name, payload)``."""
@@ -202,6 +227,7 @@ class DurableEngine(LocalEngine):
         name). With ``wait`` it is driven here; otherwise it is left due for a
         worker. When it ends, the store completes the invoke and the parent is due.
         """
+        self.check_version(self.store.info(execution_id))
         while True:
             try:
                 result = super().resume(workflow, execution_id, wait=wait)
@@ -244,6 +270,7 @@ class DurableEngine(LocalEngine):
                     workdir=workdir,
                     parent=execution_id,
                     parent_op=op.id,
+                    code_version=self.version_of(fn),
                 )
             if wait and self.resume(fn, child, wait=True).status != "RUNNING":
                 progressed = True  # its end completed the invoke
@@ -396,7 +423,11 @@ class DurableEngine(LocalEngine):
             ended = 0
             while not stop.is_set():
                 now = self.clock.now()
-                due = [ex for ex in self.store.due(now) if skipped.get(ex, 0) <= now]
+                due = [
+                    ex
+                    for ex in self.store.due(now, code_version=self.version)
+                    if skipped.get(ex, 0) <= now
+                ]
                 for execution_id in due:
                     if stop.is_set():
                         break
@@ -419,11 +450,20 @@ class DurableEngine(LocalEngine):
         try:
             info = self.store.info(execution_id)
             workflow = self.workflow_for(info)
+            self.check_version(info)
         except DurableGenError as e:
             skipped[execution_id] = now + ERROR_BACKOFF_MS
             if log is not None:
                 log(f"execution {execution_id}: {e}")
             return 0
+        if log is not None and self.version is None and execution_id not in self._noted:
+            self._noted.add(execution_id)  # said once per execution and worker
+            current = self._digest(info, workflow)
+            if info.code_version is not None and current not in (None, info.code_version):
+                log(
+                    f"execution {execution_id} started on code version "
+                    f"{info.code_version}, replaying it on {current} (no --version pin)"
+                )
         saved = self.wait_for_lease
         self.wait_for_lease = False
         try:
@@ -442,9 +482,15 @@ class DurableEngine(LocalEngine):
             log(f"execution {execution_id} {result.status}")
         return 1
 
+    def _digest(self, info: ExecutionInfo, workflow: Callable[..., Any]) -> str | None:
+        key = info.target or ""
+        if key not in self._digests:
+            self._digests[key] = code_version_of(workflow)
+        return self._digests[key]
+
     def _poll_delay(self, poll_seconds: float) -> float:
         """How long to wait for more work: until the next wake-up, at most a poll."""
-        wake = self.store.next_wake()
+        wake = self.store.next_wake(code_version=self.version)
         if wake is None:
             return poll_seconds
         return max(0.01, min(poll_seconds, (wake - self.clock.now()) / 1000))
@@ -488,6 +534,7 @@ class _Pool:
                 functions=parent.functions,
                 hooks=parent.hooks,
                 invocation_retry=parent.invocation_retry,
+                version=parent.version,
             )
             with self.lock:
                 self.engines.append(engine)
@@ -519,7 +566,9 @@ class _Pool:
                     free = self.size - len(busy)
                     due = [
                         ex
-                        for ex in engine.store.due(now, limit=self.size + len(busy))
+                        for ex in engine.store.due(
+                            now, limit=self.size + len(busy), code_version=engine.version
+                        )
                         if ex not in busy and self.skipped.get(ex, 0) <= now
                     ][:free]
                     for execution_id in due:

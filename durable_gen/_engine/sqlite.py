@@ -39,6 +39,7 @@ class SqliteEngine(DurableEngine):
         functions: Mapping[str, Callable[..., Any]] | None = None,
         hooks: Sequence[Hooks] = (),
         invocation_retry: RetryPolicy = INVOCATION_RETRY,
+        version: str | None = None,
     ) -> None:
         if store is not None and path is not None:
             raise StoreError("pass a path or a store, not both")
@@ -51,6 +52,7 @@ class SqliteEngine(DurableEngine):
             functions=functions,
             hooks=hooks,
             invocation_retry=invocation_retry,
+            version=version,
         )
 
     def __enter__(self) -> SqliteEngine:

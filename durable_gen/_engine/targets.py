@@ -6,8 +6,10 @@ execution: a target is resolved (imported) once per process.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
+import inspect
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -111,3 +113,17 @@ def target_of(workflow: Callable[..., Any]) -> str | None:
     if module.startswith("durable_gen_target_") and path:
         return f"{Path(path).resolve()}:{qualname}"
     return f"{module}:{qualname}"
+
+
+def code_version_of(workflow: Callable[..., Any]) -> str | None:
+    """The default code version of ``workflow``: a digest of its module's source file
+    (``src-`` and 12 hex digits), so any edit to the module is a new version; None
+    when the source cannot be read (a REPL, a frozen application: give a version)."""
+    try:
+        path = inspect.getsourcefile(inspect.unwrap(workflow))
+        if path is None:
+            return None
+        data = Path(path).read_bytes()
+    except (TypeError, OSError):
+        return None
+    return "src-" + hashlib.sha256(data).hexdigest()[:12]

@@ -91,6 +91,7 @@ from .._core.errors import (
     ExecutionConflictError,
     ExecutionNotFoundError,
     StoreError,
+    ValidationError,
 )
 from .._core.log import (
     OperationStatus,
@@ -103,6 +104,7 @@ from .._engine.sqlite import SqliteEngine
 from .._engine.targets import (
     TargetError,
     canonical_target,
+    code_version_of,
     resolve_target,
 )
 from .._stores.sqlite import SqliteStore
@@ -138,7 +140,7 @@ _STATUS_CODES = {
 
 _EXEC = re.compile(
     r"^/2025-12-01/durable-executions/(?P<arn>[^/]+)"
-    r"(?P<rest>/history|/stop|/state|/pause|/resume)?$"
+    r"(?P<rest>/history|/stop|/state|/pause|/resume|/redrive|/fork)?$"
 )
 _CALLBACK = re.compile(
     r"^/2025-12-01/durable-execution-callbacks/(?P<id>[^/]+)/(?P<action>succeed|fail|heartbeat)$"
@@ -272,6 +274,8 @@ class _Server(ThreadingHTTPServer):
         self.engine: SqliteEngine | None = None
         #: executions the worker advances at once (``--concurrency``)
         self.concurrency = 1
+        #: the code version executions start on and the worker advances (``--version``)
+        self.version: str | None = None
         self._arns: dict[str, str] = {}
         _logging.set_execution_arns(self.arn_of)  # logs and hooks name executions by ARN
 
@@ -310,7 +314,11 @@ class _Server(ThreadingHTTPServer):
         while not self.stop_event.is_set():
             try:
                 with SqliteEngine(
-                    self.db, clock=self.clock, functions=functions, hooks=self.hooks
+                    self.db,
+                    clock=self.clock,
+                    functions=functions,
+                    hooks=self.hooks,
+                    version=self.version,
                 ) as engine:
                     self.engine = engine
                     self._drive(engine)
@@ -330,7 +338,7 @@ class _Server(ThreadingHTTPServer):
             return
         while not self.stop_event.is_set():
             engine.work(once=True)
-            wake = engine.store.next_wake()
+            wake = engine.store.next_wake(code_version=self.version)
             if wake is None or wake <= self.clock.now():
                 self.stop_event.wait(0.02)
             elif _awaits_callback(engine.store):
@@ -560,8 +568,15 @@ class _Handler(BaseHTTPRequestHandler):
                     store.resume_paused(execution_id, now, reason=reason)
                 return self._reply(202, b"", raw=True)
             if method == "DELETE" and rest is None:
-                store.delete(execution_id)
+                store.delete(execution_id, force=_query_one(query, "Force") == "true")
                 return self._reply(202, {"DeletionRequestTimestamp": time.time()})
+            # durable_gen's own operations (Lambda has none of these names)
+            if method == "POST" and rest == "/redrive":
+                now = self.server.clock.now()
+                rerun = store.redrive(execution_id, now)
+                return self._reply(200, {"RedriveTimestamp": now / 1000, "Rerun": rerun})
+            if method == "POST" and rest == "/fork":
+                return self._fork(store, execution_id)
         m = _CALLBACK.match(path)
         if m and method == "POST":
             return self._callback(store, urllib.parse.unquote(m["id"]), m["action"])
@@ -573,6 +588,43 @@ class _Handler(BaseHTTPRequestHandler):
             qualifier = _query_one(query, "Qualifier")
             return self._invoke(store, urllib.parse.unquote(m["fn"]), qualifier)
         raise _ApiError(404, "UnknownOperationException", f"no route for {method} {path!r:.200}")
+
+    def _fork(self, store: SqliteStore, source_id: str) -> None:
+        """``POST .../fork`` with ``{"FromOperation": id or name, "DurableExecutionName"?}``."""
+        body = self._json_body("the request")
+        at = body.get("FromOperation") if isinstance(body, dict) else None
+        if not isinstance(at, str) or not at:
+            raise _ApiError(
+                400,
+                "InvalidParameterValueException",
+                "FromOperation (the id or unique name of the operation to fork from) is required",
+            )
+        new_id = body.get("DurableExecutionName") or uuid.uuid4().hex
+        if not isinstance(new_id, str) or not _NAME.fullmatch(new_id):
+            raise _ApiError(
+                400,
+                "InvalidParameterValueException",
+                f"DurableExecutionName must be 1 to 64 letters, digits, '-' or '_', got "
+                f"{new_id!r:.80}",
+            )
+        version = self.server.version
+        if version is None:
+            source = store.info(source_id)
+            if source.target is not None:
+                version = code_version_of(resolve_target(source.target, workdir=source.workdir))
+        try:
+            point = store.fork(source_id, new_id, at, self.server.clock.now(), code_version=version)
+        except ValidationError as e:
+            raise _ApiError(400, "InvalidParameterValueException", str(e)) from None
+        info = store.info(new_id)
+        self._reply(
+            200,
+            {
+                "DurableExecutionArn": self.server.execution_arn(info),
+                "DurableExecutionName": new_id,
+                "ForkedFromOperation": point,
+            },
+        )
 
     def _error_body(self) -> ErrorObject:
         """The request body as an ErrorObject; a malformed one is the caller's mistake."""
@@ -713,7 +765,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
         workflow = resolve_target(target)
         # Lambda's name rule, atomically: the existing execution, or a 409
-        SqliteEngine(store=store, clock=self.server.clock).start(
+        SqliteEngine(store=store, clock=self.server.clock, version=self.server.version).start(
             workflow, value, execution_id=execution_id, target=target
         )
         info = store.info(execution_id)
@@ -792,6 +844,7 @@ def make_server(
     region: str = "us-east-1",
     account: str = "000000000000",
     concurrency: int = 1,
+    version: str | None = None,
 ) -> _Server:
     """An HTTP server for the Lambda API on ``host:port`` (0: any free port).
 
@@ -819,6 +872,7 @@ def make_server(
         store.close()
         raise
     server.concurrency = concurrency
+    server.version = version
     return server
 
 

@@ -347,6 +347,26 @@ class EncryptedStore:
 
     # -- decrypting on the way out --------------------------------------------------
 
+    def fork(self, execution_id: str, new_id: str, at: str, now: int, **kw: Any) -> Any:
+        """The inner store's fork, with each copied payload opened under the source's
+        id and sealed again under the fork's (a payload is bound to its execution)."""
+
+        def reseal(op: Operation) -> Operation:
+            op = self._open_op(execution_id, op)
+            return attrs.evolve(
+                op,
+                result=self._seal(new_id, op.id, op.result),
+                error=self._seal_error(new_id, op.id, op.error),
+                # the execution's input is sealed under its own id, as create() does
+                input_payload=self._seal(
+                    new_id,
+                    new_id if op.type is OperationType.EXECUTION else op.id,
+                    op.input_payload,
+                ),
+            )
+
+        return self.inner.fork(execution_id, new_id, at, now, reseal=reseal, **kw)
+
     def _open(self, execution_id: str, op_id: str, text: str | None) -> str | None:
         if text is None or text == "":
             return text

@@ -27,11 +27,12 @@ Where the database is
     ``$XDG_DATA_HOME/durable_gen/durable_gen.db`` (``~/.local/share/...``): one
     per user, so ``durable-gen list`` sees every execution wherever it is run.
 
-Schema (version 1)
+Schema (version 2)
     ``executions``: one row per execution (id, target ``module:function`` or
     ``/abs/file.py:function`` plus the directory it was started from, status,
     input, result, error, timestamps, wake time, lease owner and expiry, the
-    running invocation, a version bumped by writers other than the lease holder).
+    running invocation, a version bumped by writers other than the lease holder,
+    the code version it started on).
     ``journal``: the log, one row per commit, keyed ``execution pk << 32 | n``:
     ``ops`` is a JSON array of ``Operation.to_dict()`` (the operations' new
     states), ``events`` a JSON array of history events. A step's commit appends
@@ -39,8 +40,10 @@ Schema (version 1)
     loading an execution reads its rows in key order, the last state of each
     operation winning. ``callbacks`` maps callback ids to their execution.
     ``operations`` and ``events`` are SQL views over the journal for people with
-    a ``sqlite3`` shell. ``durable_gen_schema`` holds the schema version; a
-    database written by a newer schema, a SQLite database that is not
+    a ``sqlite3`` shell. ``durable_gen_schema`` holds the schema version; an
+    older schema is migrated when the file is opened (``schema.MIGRATIONS``, one
+    transaction per version: version 1 gained ``code_version``); a database
+    written by a newer schema, a SQLite database that is not
     durable_gen's, and a file that is not SQLite at all are refused with an
     error, and nothing is ever rewritten to "fix" them.
 
@@ -77,12 +80,17 @@ One worker at a time (the durable store contract, ``_core.contract``)
     The engine renews its lease from a background thread while a long step runs
     or it sleeps.
 
-Names, pause, delete
+Names, pause, delete, redrive, fork
     An execution's id is its name, with Lambda's rule (:meth:`SqliteStore.create`):
     one name, one execution. ``pause`` makes a RUNNING execution PAUSING (its
     worker records its next checkpoint, then stops) or PAUSED; nothing advances a
     paused execution, though its callbacks can be completed; ``resume_paused``
     makes it due again. ``delete`` removes an ended execution with its log.
+    ``redrive`` and ``fork`` rewrite or copy operations as
+    :mod:`durable_gen._core.repair` decides, in one transaction each: redrive
+    clears the ``ops`` of the execution's journal rows after its first and appends
+    one row with the kept operations (the history events stay); fork inserts the
+    new execution with its copied operations.
 """
 
 from .schema import DEFAULT_LEASE_SECONDS, SCHEMA_VERSION, default_db_path

@@ -46,6 +46,7 @@ from .schema import (
     _SEQ_BITS,
     APPLICATION_ID,
     DEFAULT_LEASE_SECONDS,
+    MIGRATIONS,
     SCHEMA_VERSION,
     _dumps,
     _loads,
@@ -246,6 +247,26 @@ class _Journal:
                 f"{self.path} was written by a newer durable_gen (schema version {version}; "
                 f"this version reads up to {SCHEMA_VERSION}); upgrade durable_gen to open it"
             )
+        if version < SCHEMA_VERSION:
+            self._migrate(conn)
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Bring an older schema up to :data:`SCHEMA_VERSION`, one version per transaction
+        (another process may be doing the same: the version is read again under the lock)."""
+        while True:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                (version,) = conn.execute("SELECT version FROM durable_gen_schema").fetchone()
+                if version >= SCHEMA_VERSION:
+                    conn.execute("COMMIT")
+                    return
+                for stmt in MIGRATIONS[version]:
+                    conn.execute(stmt)
+                conn.execute("UPDATE durable_gen_schema SET version = ?", (version + 1,))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
 
     # ------------------------------------------------------------------ plumbing
 

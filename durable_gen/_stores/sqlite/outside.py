@@ -5,10 +5,12 @@ version, so its lease holder rereads the log."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
 
+from ..._core import repair as _repair
 from ..._core import service as _service
 from ..._core.contract import (
     LIVE_STATUSES,
@@ -18,6 +20,7 @@ from ..._core.errors import (
     ErrorObject,
     ExecutionConflictError,
     ExecutionNotFoundError,
+    ValidationError,
 )
 from ..._core.log import (
     Operation,
@@ -27,6 +30,9 @@ from ..._core.log import (
 from .journal import _STARTED
 from .leases import _Leases
 from .schema import _INFO_COLUMNS, _SEQ_BITS, _dumps, _info, _loads, _no_callback, _now_ms
+
+#: What redrive accepts: executions that ended without succeeding.
+REDRIVABLE = frozenset({"FAILED", "STOPPED", "TIMED_OUT"})
 
 
 class _Outside(_Leases):
@@ -42,27 +48,73 @@ class _Outside(_Leases):
             raise ExecutionNotFoundError(f"no execution with id {execution_id!r}")
         return _info(rows[0])
 
-    def executions(self, *, status: str | None = None, limit: int = 100) -> list[ExecutionInfo]:
-        """Executions, newest first."""
+    def executions(
+        self,
+        *,
+        status: str | None = None,
+        limit: int = 100,
+        statuses: Iterable[str] = (),
+        target: str | None = None,
+        code_version: str | None = None,
+        name_prefix: str | None = None,
+        started_after: int | None = None,
+        started_before: int | None = None,
+        after: str | None = None,
+    ) -> list[ExecutionInfo]:
+        """Executions, newest first, filtered: by status (one, or any of ``statuses``),
+        target, code version, id prefix, and start time (epoch ms, inclusive).
+        ``after``: the :func:`page_marker` of the last execution of the previous page."""
+        where: list[str] = []
+        args: list[Any] = []
+        wanted = {*statuses, *((status,) if status is not None else ())}
+        if wanted:
+            where.append(f"status IN ({', '.join('?' * len(wanted))})")
+            args += sorted(wanted)
+        for column, value in (("target", target), ("code_version", code_version)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if name_prefix:
+            where.append("substr(id, 1, ?) = ?")
+            args += [len(name_prefix), name_prefix]
+        if started_after is not None:
+            where.append("created_at >= ?")
+            args.append(started_after)
+        if started_before is not None:
+            where.append("created_at <= ?")
+            args.append(started_before)
+        if after is not None:
+            created, pk = _parse_marker(after)
+            where.append("(created_at < ? OR (created_at = ? AND pk < ?))")
+            args += [created, created, pk]
         sql = f"SELECT {_INFO_COLUMNS} FROM executions"
-        args: tuple[Any, ...] = ()
-        if status is not None:
-            sql += " WHERE status = ?"
-            args = (status,)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC, pk DESC LIMIT ?"
         with self._lock:
             rows = self._query(sql, (*args, limit))
         return [_info(r) for r in rows]
 
-    def due(self, now: int, *, limit: int = 100) -> list[str]:
-        """Ids of RUNNING executions whose wake time has come and that a worker may take."""
+    def page_marker(self, info: ExecutionInfo) -> str:
+        """The marker that lists the executions after ``info`` (one :meth:`executions`
+        returned): opaque to callers, stable while executions are added."""
+        with self._lock:
+            rows = self._query("SELECT created_at, pk FROM executions WHERE id = ?", (info.id,))
+        if not rows:
+            raise ExecutionNotFoundError(f"no execution with id {info.id!r}")
+        return f"{rows[0][0]}.{rows[0][1]}"
+
+    def due(self, now: int, *, limit: int = 100, code_version: str | None = None) -> list[str]:
+        """Ids of RUNNING executions whose wake time has come and that a worker may take
+        (with ``code_version``, only those that started on it)."""
         real = _now_ms()
+        pinned, args = _version_filter(code_version)
         with self._lock:
             rows = self._query(
                 "SELECT id, lease_owner, lease_expires FROM executions "
                 "WHERE status = 'RUNNING' AND wake_at IS NOT NULL AND wake_at <= ? "
-                "ORDER BY wake_at LIMIT ?",
-                (now, limit),
+                f"{pinned}ORDER BY wake_at LIMIT ?",
+                (now, *args, limit),
             )
         return [
             r[0]
@@ -70,13 +122,15 @@ class _Outside(_Leases):
             if r[1] is None or r[1] == self.owner or r[2] <= real or self.owner_is_dead(r[1])
         ]
 
-    def next_wake(self) -> int | None:
-        """The earliest wake time of a RUNNING execution no live lease holds, or None."""
+    def next_wake(self, *, code_version: str | None = None) -> int | None:
+        """The earliest wake time of a RUNNING execution no live lease holds, or None
+        (with ``code_version``, of those that started on it)."""
+        pinned, args = _version_filter(code_version)
         with self._lock:
             rows = self._query(
                 "SELECT MIN(wake_at) FROM executions WHERE status = 'RUNNING' "
-                "AND (lease_owner IS NULL OR lease_expires <= ?)",
-                (_now_ms(),),
+                f"AND (lease_owner IS NULL OR lease_expires <= ?) {pinned}",
+                (_now_ms(), *args),
             )
         return rows[0][0] if rows else None
 
@@ -265,6 +319,53 @@ class _Outside(_Leases):
             conn.execute("DELETE FROM executions WHERE pk = ?", (pk,))
         self._cache.pop(execution_id, None)
 
+    def redrive(self, execution_id: str, now: int) -> list[str]:
+        """Run a FAILED, STOPPED or TIMED_OUT execution again from its failures: the
+        operations that failed run again, recorded successes before them are kept
+        (see :mod:`durable_gen._core.repair`). RUNNING and due at once; an
+        ExecutionRedriven event marks the moment in its history. Returns the ids of
+        the operations that will run again (dropped from the log)."""
+        with self._lock, self._tx() as conn:
+            pk, status = self._row(conn, execution_id, "pk, status")
+            if status not in REDRIVABLE:
+                why = "is still " + status if status in LIVE_STATUSES else "succeeded"
+                raise ExecutionConflictError(
+                    f"execution {execution_id!r} {why}; only a FAILED, STOPPED or "
+                    "TIMED_OUT execution can be redriven"
+                    + (" (stop it first)" if status in LIVE_STATUSES else "")
+                )
+            self._cache.pop(execution_id, None)
+            ops = list(self._cached(execution_id).ops.values())
+            kept = _repair.redrive_operations(ops)
+            kept_ids = {op.id for op in kept}
+            lo = pk << _SEQ_BITS
+            # the log keeps its history events; the operations' state is rewritten in
+            # one new row (row 1 keeps the execution's start, as stop() reads it)
+            conn.execute(
+                "UPDATE journal SET ops = NULL WHERE key > ? AND key < ?",
+                (lo | 1, lo + (1 << _SEQ_BITS)),
+            )
+            event = {
+                "EventType": "ExecutionRedriven",
+                "EventTimestamp": now,
+                "Id": execution_id,
+                "ExecutionRedrivenDetails": {"RedriveTimestamp": now},
+            }
+            self._append(conn, pk, [op.to_dict() for op in kept], [event])
+            for callback_id, op_id in conn.execute(
+                "SELECT callback_id, op_id FROM callbacks WHERE execution = ?", (pk,)
+            ).fetchall():
+                if op_id not in kept_ids:
+                    conn.execute("DELETE FROM callbacks WHERE callback_id = ?", (callback_id,))
+            conn.execute(
+                "UPDATE executions SET status = 'RUNNING', result = NULL, error = NULL, "
+                "ended_at = NULL, wake_at = ?, updated_at = ?, invocation_id = NULL, "
+                "invocation_started = NULL WHERE pk = ?",
+                (now, now, pk),
+            )
+        self._cache.pop(execution_id, None)
+        return [op.id for op in ops if op.id not in kept_ids]
+
     def _row(self, conn: sqlite3.Connection, execution_id: str, columns: str) -> tuple[Any, ...]:
         row = conn.execute(
             f"SELECT {columns} FROM executions WHERE id = ?", (execution_id,)
@@ -295,3 +396,21 @@ class _Outside(_Leases):
         """Complete a chained invoke with the outcome of the execution it started."""
         with self._lock, self._tx() as conn:
             self._complete_invoke_in(conn, execution_id, op_id, status, now, result, error)
+
+
+def _version_filter(code_version: str | None) -> tuple[str, tuple[Any, ...]]:
+    """An ``AND`` clause keeping executions of one code version (none: all of them)."""
+    if code_version is None:
+        return "", ()
+    return "AND code_version = ? ", (code_version,)
+
+
+def _parse_marker(marker: str) -> tuple[int, int]:
+    created, _, pk = marker.partition(".")
+    try:
+        return int(created), int(pk)
+    except ValueError:
+        raise ValidationError(
+            f"{marker!r:.60} is not a page marker of this database: pass the one the "
+            "previous page printed (--next-token) or leave it out"
+        ) from None

@@ -24,8 +24,9 @@ from ..._core.errors import (
     StoreError,
 )
 
-#: The schema this version of durable_gen writes; it refuses databases with a newer one.
-SCHEMA_VERSION = 1
+#: The schema this version of durable_gen writes; it refuses databases with a newer one
+#: and migrates older ones (:data:`MIGRATIONS`) when it opens them.
+SCHEMA_VERSION = 2
 #: ``PRAGMA application_id`` of durable_gen databases ("dgdb").
 APPLICATION_ID = 0x64676462
 #: How long a lease lasts without renewal; the engine renews it every third of this.
@@ -51,7 +52,8 @@ CREATE TABLE executions (
     invocation_started INTEGER,
     parent TEXT,
     parent_op TEXT,
-    version INTEGER NOT NULL DEFAULT 0
+    version INTEGER NOT NULL DEFAULT 0,
+    code_version TEXT
 );
 CREATE INDEX executions_due ON executions (status, wake_at);
 CREATE TABLE journal (
@@ -80,6 +82,12 @@ CREATE VIEW events AS
 SELECT journal.key >> 32 AS execution, journal.key & 4294967295 AS seq, e.value AS body
 FROM journal, json_each(journal.events) AS e;
 """
+
+#: What takes a database from schema version N to N + 1, in one transaction each.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # 2: the code version an execution started on (version pinning)
+    1: ("ALTER TABLE executions ADD COLUMN code_version TEXT",),
+}
 
 #: Journal keys: ``execution pk << 32 | sequence number`` (one row per commit).
 _SEQ_BITS = 32
@@ -165,7 +173,7 @@ _dumps, _loads = _make_codec()
 #: callbacks and invokes, or stop the execution.
 _INFO_COLUMNS = (
     "id, target, workdir, status, input, result, error, created_at, updated_at, "
-    "ended_at, wake_at, lease_owner, lease_expires"
+    "ended_at, wake_at, lease_owner, lease_expires, code_version"
 )
 
 
@@ -198,6 +206,7 @@ def _info(r: tuple[Any, ...]) -> ExecutionInfo:
         wake_at=r[10],
         lease_owner=r[11],
         lease_expires=r[12],
+        code_version=r[13],
     )
 
 

@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..._core import repair as _repair
 from ..._core import service as _service
 from ..._core.contract import (
     DurableStore,
@@ -13,6 +14,7 @@ from ..._core.contract import (
 )
 from ..._core.errors import (
     ErrorObject,
+    ExecutionConflictError,
     ExecutionNotFoundError,
     ExecutionPausedError,
     InvocationInterruptedError,
@@ -20,6 +22,7 @@ from ..._core.errors import (
 )
 from ..._core.log import (
     Operation,
+    OperationType,
     OperationUpdate,
 )
 from ..ids import new_callback_id
@@ -78,6 +81,8 @@ class SqliteStore(_Outside):
         parent: str | None = None,
         parent_op: str | None = None,
         same_input: Callable[[str], bool] | None = None,
+        code_version: str | None = None,
+        copied: list[Operation] | None = None,
     ) -> bool:
         """Record a new RUNNING execution (due at once) with its EXECUTION operation.
 
@@ -89,6 +94,8 @@ class SqliteStore(_Outside):
         ``same_input(stored)`` compares a stored input (default: equal text).
         ``parent``/``parent_op``: the execution and CHAINED_INVOKE operation that
         invoked it; when it ends, that operation is completed with its outcome.
+        ``code_version``: the version of the workflow's code it starts on.
+        ``copied``: operations recorded with it, in the same transaction (a fork).
         """
         op, event = _service.start_execution(execution_id, input_payload, now)
         with self._lock, self._tx() as conn:
@@ -105,8 +112,8 @@ class SqliteStore(_Outside):
                 return False
             cur = conn.execute(
                 "INSERT INTO executions (id, target, workdir, status, input, "
-                "created_at, updated_at, wake_at, parent, parent_op) "
-                "VALUES (?, ?, ?, 'RUNNING', ?, ?, ?, ?, ?, ?)",
+                "created_at, updated_at, wake_at, parent, parent_op, code_version) "
+                "VALUES (?, ?, ?, 'RUNNING', ?, ?, ?, ?, ?, ?, ?)",
                 (
                     execution_id,
                     target,
@@ -117,6 +124,7 @@ class SqliteStore(_Outside):
                     now,
                     parent,
                     parent_op,
+                    code_version,
                 ),
             )
             pk = cur.lastrowid
@@ -125,7 +133,52 @@ class SqliteStore(_Outside):
                 "INSERT INTO journal (key, ops, events) VALUES (?, ?, ?)",
                 ((pk << _SEQ_BITS) | 1, _dumps([op.to_dict()]), _dumps([event])),
             )
+            if copied is not None:
+                self._append(conn, pk, [o.to_dict() for o in copied], [])
         return True
+
+    def fork(
+        self,
+        execution_id: str,
+        new_id: str,
+        at: str,
+        now: int,
+        *,
+        target: str | None = None,
+        code_version: str | None = None,
+        reseal: Callable[[Operation], Operation] | None = None,
+    ) -> str:
+        """A new execution (``new_id``) with ``execution_id``'s input and the operations
+        it recorded before operation ``at`` (an id, or a unique name), due at once
+        (DBOS's fork_workflow); the copied operations never run again. ``target``
+        (default: the source's) and ``code_version`` are the new execution's. Returns
+        the id of the operation forked from. An unknown source or operation, or an
+        existing ``new_id``: a clear error and nothing written. ``reseal`` rewrites
+        each copied operation (and the EXECUTION one, whose input the fork takes) for
+        the new execution: an encrypting wrapper seals payloads under its id."""
+        with self._lock:
+            ops = list(self._cached(execution_id).ops.values())
+        point = _repair.find_operation(ops, at)
+        copied = _repair.fork_operations(ops, point)
+        if reseal is not None:
+            copied = [reseal(op) for op in copied]
+        start = next(op for op in copied if op.type is OperationType.EXECUTION)
+        kept = [op for op in copied if op.type is not OperationType.EXECUTION]
+        info = self.info(execution_id)
+        if self.exists(new_id):
+            raise ExecutionConflictError(
+                f"an execution with id {new_id!r} exists already; give the fork another id"
+            )
+        self.create(
+            new_id,
+            start.input_payload if start.input_payload is not None else info.input,
+            now,
+            target=target or info.target,
+            workdir=info.workdir,
+            code_version=code_version,
+            copied=kept,
+        )
+        return point.id
 
     def exists(self, execution_id: str) -> bool:
         with self._lock:
