@@ -319,3 +319,37 @@ def test_redrive_and_fork_through_serve(served):
     assert _post(server, arn, "fork", {})[0] == 400
     listed = client.list_durable_executions_by_function(FunctionName="flaky")["DurableExecutions"]
     assert [e["DurableExecutionName"] for e in listed] == ["fl", "fl2"]
+
+
+def test_serve_pinned_to_a_version_starts_and_advances_only_that_version(tmp_path):
+    from durable_gen import SqliteEngine, SqliteStore
+
+    db = str(tmp_path / "pinned.db")
+    with SqliteEngine(db, version="v1") as old:
+        old.start(double, {"n": 1}, execution_id="old", target="tests.test_serve_api:double")
+    server = make_server(
+        "127.0.0.1", 0, db=db, functions={"double": "tests.test_serve_api:double"}, version="v2"
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    client = boto3.client(
+        "lambda",
+        endpoint_url=f"http://{host!s}:{port}",
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    try:
+        out = client.invoke(FunctionName="double", Payload=b'{"n": 21}', DurableExecutionName="new")
+        assert out["Payload"].read() == b"42"
+        time.sleep(0.3)  # a worker that ignored the pin would finish "old" in this time
+        with SqliteStore(db) as store:
+            assert (store.info("new").code_version, store.info("new").status) == ("v2", "SUCCEEDED")
+            assert (store.info("old").code_version, store.info("old").status) == ("v1", "RUNNING")
+    finally:
+        client.close()
+        server.shutdown()
+        server.drain(1.0)
+        server.server_close()
+        thread.join(5)
