@@ -95,6 +95,7 @@ def test_every_store_call_names_the_execution():
         "callback_execution",
         "complete_callback",
         "page_marker",  # takes an ExecutionInfo
+        "shared_group",  # the group commit of its clones
     }
     for cls in (SqliteStore,):
         for name, fn in inspect.getmembers(cls, inspect.isfunction):

@@ -41,6 +41,7 @@ from ..owners import (
     OwnerLocks,
     new_owner,
 )
+from .group import GroupCommit
 from .schema import (
     _SCHEMA,
     _SEQ_BITS,
@@ -107,6 +108,7 @@ class _Journal:
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         busy_timeout: float = 30.0,
         create: bool = True,
+        group: GroupCommit | None = None,
     ) -> None:
         if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
             raise StoreError(
@@ -123,6 +125,10 @@ class _Journal:
         self._acquired: dict[str, int] = {}  # execution -> its version when we took the lease
         self.listener: Callable[[str, Mapping[str, Operation]], None] | None = None
         self._conn = self._open(create)
+        #: shared with the other stores of a worker pool: their step results are
+        #: written together (``group.py``); None: each is its own commit
+        self._group = group
+        self._own_group: GroupCommit | None = None  # the one this store's clones share
         self._renew_conn: sqlite3.Connection | None = None
         self._renew_lock = threading.Lock()
         self._locks = OwnerLocks(self.path)
@@ -272,7 +278,17 @@ class _Journal:
 
     @contextlib.contextmanager
     def _tx(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
-        conn = conn or self._conn
+        if self._group is None:
+            with self._tx_on(conn or self._conn) as c:
+                yield c
+            return
+        # the stores of one pool take turns here rather than in SQLite's busy
+        # handler, which sleeps between tries (see group.py)
+        with self._group.write_lock, self._tx_on(conn or self._conn) as c:
+            yield c
+
+    @contextlib.contextmanager
+    def _tx_on(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as e:
@@ -426,6 +442,20 @@ class _Journal:
         c.pending_events = []
         return pausing
 
+    def shared_group(self) -> GroupCommit:
+        """The group commit this store's clones share (made on first use, closed with
+        this store): their step results are written together."""
+        with self._lock:
+            if self._own_group is None:
+
+                def connect() -> sqlite3.Connection:
+                    conn = self._connect(create=False)
+                    conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+                    return conn
+
+                self._own_group = GroupCommit(connect, _FAST_APPEND)
+            return self._own_group
+
     def _fast_flush(self, c: _Cached) -> bool:
         """The common case (a step's result): one fenced INSERT, its own transaction.
 
@@ -439,21 +469,22 @@ class _Journal:
                 return False
         seq = c.seq + 1
         events = c.pending_events
+        params = (
+            (c.pk << _SEQ_BITS) | seq,
+            _dumps([op.to_dict() for op in pending_ops.values()]),
+            _dumps(events) if events else None,
+            c.pk,
+            c.version,
+            self.owner,
+        )
         try:
-            cur = self._conn.execute(
-                _FAST_APPEND,
-                (
-                    (c.pk << _SEQ_BITS) | seq,
-                    _dumps([op.to_dict() for op in pending_ops.values()]),
-                    _dumps(events) if events else None,
-                    c.pk,
-                    c.version,
-                    self.owner,
-                ),
-            )
+            if self._group is not None:
+                written = self._group.append(params)
+            else:
+                written = self._conn.execute(_FAST_APPEND, params).rowcount == 1
         except sqlite3.Error as e:
             raise _store_error(self.path, e) from None
-        if cur.rowcount != 1:
+        if not written:
             return False
         c.seq = seq
         c.pending_ops = {}

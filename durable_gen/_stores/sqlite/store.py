@@ -54,14 +54,18 @@ class SqliteStore(_Outside):
                 if self._renew_conn is not None:
                     self._renew_conn.close()
                     self._renew_conn = None
+            if self._own_group is not None:
+                self._own_group.close()
 
     def clone(self) -> SqliteStore:
-        """Another store on the same file, with its own connection and lease owner."""
+        """Another store on the same file, with its own connection and lease owner;
+        the clones of one store write their step results together (group commit)."""
         return SqliteStore(
             self.path,
             synchronous=self.synchronous,
             lease_seconds=self.lease_ms / 1000,
             busy_timeout=self.busy_timeout,
+            group=self.shared_group(),
         )
 
     def __enter__(self) -> SqliteStore:
