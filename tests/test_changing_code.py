@@ -258,12 +258,14 @@ def test_old_executions_diverge_then_pass_behind_a_patch_and_finish_on_their_bra
         + f"{OLD} executions checked: 0 compatible, {OLD} diverge\n"
     )
 
-    # ---- v3: the same change behind Patched("new-reserve"): every one is compatible
+    # ---- v3: the same change behind Patched("new-reserve"): every one is compatible,
+    # and check names the old branch each old execution still needs
+    old_branch = "; takes the old branch of patch 'new-reserve'"
     flows.write_text(V3)
     done = cli(tmp_path, *check)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.splitlines() == [
-        *(f"{ex}: compatible: replays its 2 recorded operations" for ex in old),
+        *(f"{ex}: compatible: replays its 2 recorded operations{old_branch}" for ex in old),
         f"{OLD} executions checked: {OLD} compatible, 0 diverge",
     ]
     assert calls(tmp_path) == Counter({"reserve": OLD})  # check ran nothing
@@ -286,7 +288,7 @@ def test_old_executions_diverge_then_pass_behind_a_patch_and_finish_on_their_bra
     done = cli(tmp_path, *check)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.splitlines() == [
-        *(f"{ex}: compatible: replays its 2 recorded operations" for ex in old),
+        *(f"{ex}: compatible: replays its 2 recorded operations{old_branch}" for ex in old),
         *(f"{ex}: compatible: replays its 3 recorded operations" for ex in new),
         f"{OLD + NEW} executions checked: {OLD + NEW} compatible, 0 diverge",
     ]

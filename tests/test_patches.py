@@ -104,10 +104,15 @@ def test_old_executions_take_the_old_branch_new_ones_the_new(engine):
         assert check_replay_compatible(v2_unpatched, engine.store.load(ex)).compatible
     # (they have not reached the change yet: compatible) -- but one that did diverges
     assert not check_replay_compatible(v2_unpatched, engine.store.load(charged)).compatible
-    # ... and behind the marker every one is compatible
+    # ... and behind the marker every one is compatible; the one that charged under
+    # v1 still needs the old branch, the waiting ones will take the new one
     for ex in [charged, *waiting]:
         result = check_replay_compatible(v2, engine.store.load(ex))
         assert result.compatible, result.message
+        assert result.old_paths == (("tax",) if ex == charged else ())
+    assert check_replay_compatible(v2, engine.store.load(charged)).message == (
+        "compatible: replays its 2 recorded operations; takes the old branch of patch 'tax'"
+    )
 
     # the deploy: the waiting executions resume on v2 and take the new branch
     for ex in waiting:
@@ -148,6 +153,7 @@ def test_an_old_execution_replays_its_old_branch_step_by_step_without_running_it
     engine = InMemoryEngine()
     ex = engine.start(old)
     assert engine.resume(old, ex, wait=False).status == "RUNNING"
+    assert check_replay_compatible(new, engine.store.load(ex)).old_paths == ("p",)
     engine.clock.advance(10)
     assert engine.resume(new, ex).result == "done"
     assert runs == ["old"]  # replayed, not run again
@@ -161,6 +167,7 @@ def test_deprecated_replays_the_marker_and_new_executions_record_none():
     assert engine.resume(v2, patched, wait=False).status == "SUCCEEDED"
     assert markers(engine, patched) == [("tax", "SUCCEEDED")]
     assert check_replay_compatible(v3, engine.store.load(patched)).compatible
+    assert check_replay_compatible(v2, engine.store.load(patched)).old_paths == ()
     fresh = begin(engine, v3, {"amount": 20})
     answer(engine, fresh)
     assert engine.resume(v3, fresh).result == {"charged": 20, "tax": 2}

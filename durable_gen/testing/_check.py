@@ -50,6 +50,9 @@ class CheckResult:
     source: str | None = None
     source_line: str | None = None
     error: DurableGenError | None = None
+    #: the patches (``Patched`` ids) whose old branch this execution takes: it still
+    #: needs that old code path (empty: none, and the branch may become Deprecated)
+    old_paths: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
         return self.compatible
@@ -121,14 +124,22 @@ def check_replay_compatible(
     execution_id = executions[0].id
     replayed = len(ops) - 1
     now = max(max(op.start_timestamp, op.end_timestamp or 0) for op in ops.values())
-    _, raised = interpret_log(workflow, ops, now=now, execution_id=execution_id)
+    old_paths: list[str] = []
+    _, raised = interpret_log(
+        workflow, ops, now=now, execution_id=execution_id, old_paths=old_paths
+    )
     if raised is None:
+        needs = ""
+        if old_paths:
+            names = ", ".join(repr(p) for p in dict.fromkeys(old_paths))
+            needs = f"; takes the old branch of patch {names}"
         return CheckResult(
             execution_id=execution_id,
             compatible=True,
             message=f"compatible: replays its {replayed} recorded "
-            f"operation{'' if replayed == 1 else 's'}",
+            f"operation{'' if replayed == 1 else 's'}{needs}",
             replayed=replayed,
+            old_paths=tuple(dict.fromkeys(old_paths)),
         )
     if isinstance(raised, NonDeterminismError):
         source_line = None

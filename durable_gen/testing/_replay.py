@@ -360,8 +360,10 @@ def interpret_log(
     now: int,
     execution_id: str = EXECUTION_ID,
     max_commands: int = 1000,
+    old_paths: list[str] | None = None,
 ) -> tuple[list[tuple[tuple[Any, ...], str, Command]], DurableGenError | None]:
-    """:func:`interpret`, and the durable_gen error that ended it (None if none did)."""
+    """:func:`interpret`, and the durable_gen error that ended it (None if none did);
+    ``old_paths`` is extended with the patch ids whose old branch the replay took."""
     raised: DurableGenError | None = None
     ops = dict(log)
     out: list[tuple[tuple[Any, ...], str, Command]] = []
@@ -396,6 +398,8 @@ def interpret_log(
         raised = e
     finally:
         interp.close()
+        if old_paths is not None:
+            old_paths.extend(interp.old_paths)
     return out, raised
 
 

@@ -347,6 +347,8 @@ class _Base:
         self._current: _Ctx | None = None
         self._recorded_children: dict[str | None, int] | None = None
         self.replaying = True
+        #: patch ids whose old branch this execution takes (``Patched`` yielded False)
+        self.old_paths: list[str] = []
         gen = workflow(input_value)
         if not isinstance(gen, Generator):
             raise WorkflowDefinitionError(

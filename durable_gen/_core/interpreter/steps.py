@@ -419,7 +419,10 @@ class _Steps(_Contexts):
             # what the old code recorded is here: take the old branch, record nothing,
             # and leave this position to the operation the old branch yields
             ctx.counter -= 1
-            return (False if type(desc) is Patched else None), None
+            if type(desc) is Patched:
+                self.old_paths.append(desc.patch_id)
+                return False, None
+            return None, None
         if type(desc) is Deprecated:
             ctx.counter -= 1  # new executions record nothing
             return None, None
