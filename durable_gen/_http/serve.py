@@ -686,10 +686,8 @@ class _Handler(BaseHTTPRequestHandler):
         wanted = _query_one(query, "DurableExecutionName")
         rows = [
             r
-            for r in store.executions(limit=10_000)
-            if r.target == target
-            and (not statuses or r.status in statuses)
-            and (wanted is None or r.id == wanted)
+            for r in store.executions(limit=10_000, target=target, statuses=statuses)
+            if wanted is None or r.id == wanted
         ]
         if query.get("ReverseOrder", ["false"])[0] != "true":
             rows.reverse()  # oldest first

@@ -27,7 +27,7 @@ Where the database is
     ``$XDG_DATA_HOME/durable_gen/durable_gen.db`` (``~/.local/share/...``): one
     per user, so ``durable-gen list`` sees every execution wherever it is run.
 
-Schema (version 2)
+Schema (version 3)
     ``executions``: one row per execution (id, target ``module:function`` or
     ``/abs/file.py:function`` plus the directory it was started from, status,
     input, result, error, timestamps, wake time, lease owner and expiry, the
@@ -42,7 +42,8 @@ Schema (version 2)
     ``operations`` and ``events`` are SQL views over the journal for people with
     a ``sqlite3`` shell. ``durable_gen_schema`` holds the schema version; an
     older schema is migrated when the file is opened (``schema.MIGRATIONS``, one
-    transaction per version: version 1 gained ``code_version``); a database
+    transaction per version: 2 added ``code_version``, 3 the indexes that list
+    executions newest first); a database
     written by a newer schema, a SQLite database that is not
     durable_gen's, and a file that is not SQLite at all are refused with an
     error, and nothing is ever rewritten to "fix" them.

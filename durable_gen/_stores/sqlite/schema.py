@@ -26,7 +26,7 @@ from ..._core.errors import (
 
 #: The schema this version of durable_gen writes; it refuses databases with a newer one
 #: and migrates older ones (:data:`MIGRATIONS`) when it opens them.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: ``PRAGMA application_id`` of durable_gen databases ("dgdb").
 APPLICATION_ID = 0x64676462
 #: How long a lease lasts without renewal; the engine renews it every third of this.
@@ -56,6 +56,8 @@ CREATE TABLE executions (
     code_version TEXT
 );
 CREATE INDEX executions_due ON executions (status, wake_at);
+CREATE INDEX executions_newest ON executions (created_at, pk);
+CREATE INDEX executions_newest_by_status ON executions (status, created_at, pk);
 CREATE TABLE journal (
     key INTEGER PRIMARY KEY,
     ops TEXT,
@@ -87,6 +89,12 @@ FROM journal, json_each(journal.events) AS e;
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     # 2: the code version an execution started on (version pinning)
     1: ("ALTER TABLE executions ADD COLUMN code_version TEXT",),
+    # 3: listing newest first (all, or by status) reads a page, not the table
+    2: (
+        "CREATE INDEX IF NOT EXISTS executions_newest ON executions (created_at, pk)",
+        "CREATE INDEX IF NOT EXISTS executions_newest_by_status "
+        "ON executions (status, created_at, pk)",
+    ),
 }
 
 #: Journal keys: ``execution pk << 32 | sequence number`` (one row per commit).
