@@ -50,10 +50,14 @@ def test_input_file(wf_file, tmp_path, capsys):
 
 
 def test_failed_execution_exits_1_with_error_on_stderr(wf_file, capsys):
-    assert main(["run", f"{wf_file}:failing"]) == 1
+    assert main(["run", f"{wf_file}:failing", "--id", "f1"]) == 1
     out = capsys.readouterr()
     assert out.out == ""
-    assert out.err == "durable-gen: execution failed: ValueError: nope\n"
+    assert out.err == (
+        "durable-gen: execution f1 started\n"
+        "durable-gen: execution f1 failed: ValueError: nope "
+        "(durable-gen show f1 has the stack trace)\n"
+    )
 
 
 @pytest.mark.parametrize(

@@ -123,8 +123,11 @@ def test_no_wait_suspends_with_exit_3_and_the_id_on_stdout(wf, capsys):
     assert main(["run", f"{wf}:sleepy", "--id", "s1", "--no-wait"]) == 3
     out = capsys.readouterr()
     assert out.out == "s1\n"
+    when = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}Z"
     assert re.fullmatch(
-        r"durable-gen: execution s1 is suspended until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}Z; "
+        r"durable-gen: execution s1 started\n"
+        rf"durable-gen: Wait 'an-hour': waiting until {when}\n"
+        rf"durable-gen: execution s1 is suspended until {when}; "
         r"`durable-gen worker` or `durable-gen run TARGET --id s1` resumes it\n",
         out.err,
     )
@@ -139,7 +142,9 @@ def test_no_wait_suspends_with_exit_3_and_the_id_on_stdout(wf, capsys):
     assert main(["stop", "s1"]) == 1
     assert capsys.readouterr().err == "durable-gen: execution 's1' already ended STOPPED\n"
     assert main(["run", f"{wf}:sleepy", "--id", "s1"]) == 1
-    assert capsys.readouterr().err == "durable-gen: execution s1 was stopped\n"
+    assert capsys.readouterr().err == (
+        "durable-gen: execution s1 resumed\ndurable-gen: execution s1 was stopped\n"
+    )
 
 
 def test_show_prints_status_result_and_the_operation_tree(wf, capsys):
@@ -327,7 +332,7 @@ def test_progress_on_a_terminal(wf, monkeypatch, capsys):
     )
 
     stream = _Tty()
-    p = _Progress(stream, "abcdef0123456789", {})
+    p = _Progress(stream, "abcdef0123456789", {}, live=True)
     step = Operation(
         id="s",
         type=OperationType.STEP,
@@ -359,7 +364,9 @@ def test_progress_on_a_terminal(wf, monkeypatch, capsys):
 
     monkeypatch.setattr(sys, "stderr", _Tty())
     assert main(["run", f"{wf}:flow", "--input", '{"n": 1}', "--id", "p1"]) == 0
-    assert sys.stderr.getvalue().startswith("\r\x1b[K[p1] 0 operations done · starting")
+    assert sys.stderr.getvalue().startswith(
+        "durable-gen: execution p1 started\n\r\x1b[K[p1] 0 operations done · starting"
+    )
     assert sys.stderr.getvalue().endswith("\r\x1b[K")
 
 
@@ -644,6 +651,7 @@ def test_a_worker_pinned_to_a_version_leaves_other_versions_alone(wf, capsys):
     assert (_status("old"), _status("new")) == ("RUNNING", "SUCCEEDED")
     assert main(["run", f"{wf}:flow", "--id", "old", "--input", '{"n": 1}', "--version", "v2"]) == 1
     assert capsys.readouterr().err == (
+        "durable-gen: execution old resumed\n"
         "durable-gen: execution 'old' started on code version 'v1'; this worker runs version "
         "'v2' and leaves it alone: advance it with a worker started with --version v1, or "
         "without --version to replay it on this code (durable-gen check tells whether that "

@@ -151,15 +151,29 @@ def _open_store(args: argparse.Namespace, *, create: bool = False) -> SqliteStor
 
 
 class _Progress:
-    """One status line on a terminal: operations done, what runs or is awaited."""
+    """What ``run`` tells while it runs: notable moments as lines (a retry with its
+    error and next attempt, a callback to complete and how, a wait and its end), and
+    on a terminal a live status line below them (operations done, what runs now)."""
 
-    def __init__(self, stream: TextIO, execution_id: str, ops: Mapping[str, Operation]) -> None:
+    def __init__(
+        self,
+        stream: TextIO,
+        execution_id: str,
+        ops: Mapping[str, Operation],
+        *,
+        live: bool,
+        db_hint: str = "",
+    ) -> None:
         self.stream = stream
         self.execution_id = execution_id
         self.ops = dict(ops)
+        self.live = live
+        self.db_hint = db_hint
         self.doing = "starting"
         self._last = 0.0
         self._shown = False
+        self._said: set[tuple[str, str, int | None]] = set()
+        self._waited = False
 
     def on_change(self, execution_id: str, changed: Mapping[str, Operation]) -> None:
         if execution_id != self.execution_id:
@@ -170,14 +184,53 @@ class _Progress:
             if op.type is OperationType.STEP and op.status is OperationStatus.STARTED:
                 self.doing = f"running {what} (attempt {(op.attempt or 0) + 1})"
             elif op.type is OperationType.STEP and op.status is OperationStatus.PENDING:
+                error = op.error.message if op.error is not None else "no error recorded"
+                kind = op.error.type.rsplit(".", 1)[-1] if op.error and op.error.type else "Error"
+                when = (
+                    f"; next attempt at {fmt_time(op.next_attempt_timestamp)}"
+                    if op.next_attempt_timestamp is not None
+                    else ""
+                )
                 self.doing = f"{what} failed attempt {op.attempt}; retrying"
+                self.say(op, f"{what} failed attempt {op.attempt}: {kind}: {short(error)}{when}")
             elif op.type is OperationType.WAIT and op.status is OperationStatus.STARTED:
                 self.doing = f"{what} started"
+                if op.scheduled_end_timestamp is not None:
+                    self.say(op, f"{what}: waiting until {fmt_time(op.scheduled_end_timestamp)}")
+            elif op.type is OperationType.CALLBACK and op.status is OperationStatus.STARTED:
+                timeout = (
+                    f" (times out after {fmt_duration(op.callback_timeout * 1000)})"
+                    if op.callback_timeout
+                    else ""
+                )
+                self.doing = f"waiting for callback {op.callback_id}"
+                self.say(
+                    op,
+                    f"waiting for callback {op.callback_id}{timeout}; complete it with: "
+                    f"durable-gen callback succeed {op.callback_id} '<json>'{self.db_hint}",
+                )
         self.render()
+
+    def say(self, op: Operation, line: str) -> None:
+        """One line, once per operation state (a replay does not repeat it)."""
+        key = (op.id, op.status.value, op.attempt)
+        if key in self._said:
+            return
+        self._said.add(key)
+        if self._shown:
+            self.stream.write("\r\x1b[K")
+            self._shown = False
+        self.stream.write(f"durable-gen: {line}\n")
+        self.stream.flush()
 
     def on_wait(self, execution_id: str, message: str) -> None:
         if message:
             self.doing = message
+            if not self.live and not self._waited and message.startswith("execution "):
+                # without a live line: say once why run waits (another worker holds it)
+                self._waited = True
+                self.stream.write(f"durable-gen: waiting: {message}\n")
+                self.stream.flush()
         else:
             wake = _service.next_timer(self.ops.values())
             if wake is not None:
@@ -186,6 +239,8 @@ class _Progress:
         self.render()
 
     def render(self, force: bool = False) -> None:
+        if not self.live:
+            return
         now = time.monotonic()
         if not force and now - self._last < 0.1:
             return
@@ -204,6 +259,7 @@ class _Progress:
         if self._shown:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
+            self._shown = False
 
 
 # ---------------------------------------------------------------------- run
@@ -232,13 +288,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if not created:
             _check_same_execution(store.info(execution_id), target, given, value)
         progress = None
-        if sys.stderr.isatty():
-            progress = _Progress(sys.stderr, execution_id, store.load(execution_id))
+        if not args.quiet:
+            print(
+                f"durable-gen: execution {execution_id} "
+                f"{'started' if created else 'resumed'}",
+                file=sys.stderr,
+                flush=True,
+            )
+            live = args.progress or sys.stderr.isatty()
+            db_hint = f" --db {args.db}" if args.db else ""
+            progress = _Progress(
+                sys.stderr, execution_id, store.load(execution_id), live=live, db_hint=db_hint
+            )
             store.listener = progress.on_change
             engine.on_wait = progress.on_wait
             progress.render(force=True)
-        else:
-            engine.on_wait = _say_once(execution_id)
         try:
             result = engine.resume(workflow, execution_id, wait=not args.no_wait)
         except KeyboardInterrupt:
@@ -258,19 +322,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
     finally:
         engine.close()
-
-
-def _say_once(execution_id: str) -> Callable[[str, str], None]:
-    """Without a terminal: say once why ``run`` is waiting for another worker."""
-    said = False
-
-    def on_wait(ex: str, message: str) -> None:
-        nonlocal said
-        if message and not said and message.startswith("execution "):
-            print(f"durable-gen: waiting: {message}", file=sys.stderr, flush=True)
-            said = True
-
-    return on_wait
 
 
 def _check_same_execution(info: ExecutionInfo, target: str, given: bool, value: Any) -> None:
@@ -309,7 +360,12 @@ def _report(
         )
         return EXIT_SUSPENDED
     if status == "FAILED" and error is not None:
-        print(f"durable-gen: execution failed: {error.type}: {error.message}", file=sys.stderr)
+        kind = (error.type or "Error").rsplit(".", 1)[-1]  # AWS's SDK names its classes fully
+        print(
+            f"durable-gen: execution {execution_id} failed: {kind}: {error.message} "
+            f"(durable-gen show {execution_id} has the stack trace)",
+            file=sys.stderr,
+        )
     elif status == "STOPPED":
         print(f"durable-gen: execution {execution_id} was stopped", file=sys.stderr)
     else:
@@ -542,7 +598,42 @@ def _cmd_show(args: argparse.Namespace) -> int:
     for op in tree:
         children.setdefault(op.parent_id, []).append(op)
     _print_tree(children, None, "")
+    open_callbacks = [
+        op for op in tree if op.type is OperationType.CALLBACK and op.status.value == "STARTED"
+    ]
+    if open_callbacks and info.status in ("RUNNING", "PAUSING", "PAUSED"):
+        db_hint = f" --db {args.db}" if args.db else ""
+        print("open callbacks (complete one with the command beside it)")
+        for op in open_callbacks:
+            print(
+                f"  {describe_operation(op.sub_type, op.type.value, op.name)}: "
+                f"durable-gen callback succeed {op.callback_id} '<json>'{db_hint}"
+            )
+    if not args.no_trace:
+        _print_failures(info, tree)
     return EXIT_OK
+
+
+def _print_failures(info: ExecutionInfo, ops: list[Operation]) -> None:
+    """Each recorded failure with its stack trace, the execution's first."""
+    failed: list[tuple[str, ErrorObject]] = []
+    if info.error is not None:
+        failed.append(("the execution", info.error))
+    for op in ops:
+        if op.error is not None and op.error.stack_trace:
+            what = describe_operation(op.sub_type, op.type.value, op.name)
+            attempt = f", attempt {op.attempt}" if op.attempt else ""
+            failed.append((f"{what} ({op.status.value}{attempt})", op.error))
+    traced = [(who, e) for who, e in failed if e.stack_trace]
+    if not traced:
+        return
+    print("failures (--no-trace hides them)")
+    for who, error in traced:
+        kind = (error.type or "Error").rsplit(".", 1)[-1]
+        print(f"  {who}: {kind}: {error.message}")
+        for frame in error.stack_trace or ():
+            for line in str(frame).rstrip("\n").splitlines():
+                print(f"    {line}")
 
 
 def _op_line(op: Operation) -> str:
@@ -562,6 +653,11 @@ def _op_line(op: Operation) -> str:
         and op.scheduled_end_timestamp
     ):
         parts.append(f"until {fmt_time(op.scheduled_end_timestamp)}")
+    if op.type is OperationType.CALLBACK and op.callback_id:
+        parts.append(f"callback {op.callback_id}")
+        if op.status is OperationStatus.STARTED and op.callback_timeout:
+            deadline = op.start_timestamp + op.callback_timeout * 1000
+            parts.append(f"times out at {fmt_time(deadline)}")
     line = "  ".join(parts)
     if op.status is OperationStatus.SUCCEEDED and op.result:
         line += f"  → {short(op.result)}"
@@ -901,6 +997,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="return (exit status 3, id on stdout) once the execution waits on a timer",
     )
     run.add_argument(
+        "--quiet", action="store_true", help="print only the result (or the id when suspended)"
+    )
+    run.add_argument(
+        "--progress",
+        action="store_true",
+        help="a live status line even when stderr is not a terminal",
+    )
+    run.add_argument(
         "--virtual-time",
         action="store_true",
         help="skip through waits and retry delays instead of sleeping",
@@ -958,6 +1062,9 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", parents=[db], help="an execution and its operations")
     show.add_argument("id")
     show.add_argument("--html", metavar="FILE", help="write a self-contained HTML timeline")
+    show.add_argument(
+        "--no-trace", action="store_true", help="leave out the stack traces of failures"
+    )
     show.add_argument(
         "--meter",
         action="store_true",
