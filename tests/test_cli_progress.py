@@ -13,11 +13,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from durable_gen._cli.main import main
 from tests._procs import cli_env
 
 FLOW = """
 from pathlib import Path
+
+import pytest
 
 from durable_gen import CreateCallback, RetryPolicy, Step
 
@@ -172,3 +176,69 @@ def test_show_lists_open_callbacks_and_the_stack_traces_of_failures(tmp_path, mo
         in shown
     )
     assert Path("p.db").exists()
+
+
+LOGGED = """
+from durable_gen import Step, Wait, get_logger
+
+log = get_logger(__name__)
+
+
+def flow(event):
+    log.info("starting with %s", event)
+    x = yield Step(lambda: log.info("in the step") or 1, name="one")
+    yield Wait(seconds=1)
+    log.info("after the wait, x=%s", x)
+    return x
+"""
+
+
+def test_log_records_show_with_their_execution_and_operation_once_each(tmp_path):
+    (tmp_path / "logged.py").write_text(LOGGED)
+    env = cli_env(DURABLE_GEN_LOG="info")
+    args = ["--db", "l.db", "run", "logged.py:flow", "--input", "5", "--id", "L1", "--quiet"]
+    done = subprocess.run(
+        [sys.executable, "-m", "durable_gen", *args],
+        check=False,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout) == (0, "1\n"), done.stderr
+    records = [line.split(" ", 3)[3] for line in done.stderr.splitlines()]
+    # the body ran twice (before and after the Wait); its first line was replayed once
+    assert records == [
+        "durable_gen_target_logged [L1 the root context] starting with 5",
+        "durable_gen_target_logged [L1 one] in the step",
+        "durable_gen_target_logged [L1 the root context] after the wait, x=1",
+    ], done.stderr
+    assert all(line.split(" ")[2] == "INFO" for line in done.stderr.splitlines())
+
+
+def test_global_options_before_or_after_the_subcommand_and_the_version(tmp_path, capsys):
+    from durable_gen import __version__
+
+    db = str(tmp_path / "g.db")
+    (tmp_path / "logged.py").write_text(LOGGED)
+    assert main(["--db", db, "run", f"{tmp_path / 'logged.py'}:flow", "--id", "a", "--quiet"]) == 0
+    capsys.readouterr()
+    for args in (["--db", db, "list"], ["list", "--db", db]):
+        assert main(args) == 0
+        assert capsys.readouterr().out.splitlines()[1].startswith("a ")
+    # given in both places, the one after the subcommand wins
+    assert main(["--db", str(tmp_path / "none.db"), "show", "a", "--db", db]) == 0
+    assert capsys.readouterr().out.startswith("execution a\n")
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out == f"durable-gen {__version__}\n"
+    with pytest.raises(SystemExit):
+        main(["list", "--log-level", "loud"])
+    assert "invalid choice: 'LOUD' (choose from 'DEBUG', 'INFO', 'WARNING', 'ERROR')" in (
+        capsys.readouterr().err
+    )
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "exit status: 0 done" in capsys.readouterr().out

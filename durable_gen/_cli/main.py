@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import logging
 import os
 import re
 import signal
@@ -964,16 +965,50 @@ def _cmd_delete(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- parser
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="durable-gen", description="Run durable workflows written as Python generators."
-    )
-    db = argparse.ArgumentParser(add_help=False)
-    db.add_argument(
+#: ``--log-level`` choices (also ``$DURABLE_GEN_LOG``).
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+_EPILOG = """\
+exit status: 0 done (run: the execution succeeded); 1 failed (the execution failed,
+or the store refused: a divergence, a corrupt file, a conflict); 2 bad usage (a
+bad option, input or target); 3 run --no-wait: suspended, its id on stdout;
+130 interrupted. Global options (--db, --log-level) go before or after the
+subcommand."""
+
+
+def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """``--db`` and ``--log-level``, accepted before the subcommand (``top``) and
+    after it; a value given after it wins."""
+    default: Any = None if top else argparse.SUPPRESS
+    parser.add_argument(
         "--db",
+        default=default,
         help="the SQLite database (default: $DURABLE_GEN_DB, else "
         "$XDG_DATA_HOME/durable_gen/durable_gen.db)",
     )
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default=default,
+        help="show workflow log records (durable_gen.get_logger) and durable_gen's own "
+        "at this level and above on stderr (default: $DURABLE_GEN_LOG, else none)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="durable-gen",
+        description="Run durable workflows written as Python generators.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"durable-gen {__version__}")
+    _global_options(parser, top=True)
+    db = argparse.ArgumentParser(add_help=False)
+    _global_options(db, top=False)
     sub = parser.add_subparsers(dest="command", required=True)
 
     def pin(p: argparse.ArgumentParser, what: str) -> None:
@@ -1248,9 +1283,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configure_logging(level: str | None) -> None:
+    """Workflow log records (and durable_gen's) on stderr, each naming its execution
+    and operation; a replayed line is dropped by the logger itself."""
+    level = level or os.environ.get("DURABLE_GEN_LOG") or None
+    if level is None:
+        return
+    if level.upper() not in LOG_LEVELS:
+        raise UsageError(
+            f"DURABLE_GEN_LOG must be one of {', '.join(LOG_LEVELS)}, got {level!r:.40}"
+        )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_RecordFormat())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+
+
+class _RecordFormat(logging.Formatter):
+    """``time level logger [execution operation] message``."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s%(where)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        ex = getattr(record, "execution_id", None)
+        op = getattr(record, "operation_name", None) or getattr(record, "operation_id", None)
+        where = f" [{ex}{' ' + str(op) if op else ''}]" if ex else ""
+        record.where = where
+        return super().format(record)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        _configure_logging(args.log_level)
+    except UsageError as e:
+        print(f"durable-gen: {e}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return int(args.func(args))
     except UsageError as e:
