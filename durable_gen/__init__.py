@@ -54,6 +54,7 @@ from ._core.descriptors import (
     Wait,
     WaitForCallback,
     WaitForCondition,
+    Workflow,
 )
 from ._core.descriptors import Any_ as Any
 from ._core.errors import (
@@ -236,6 +237,7 @@ __all__ = [
     "SerializationError",
     "Serdes",
     "Step",
+    "Workflow",
     "StepError",
     "StepInterruptedError",
     "StepSemantics",

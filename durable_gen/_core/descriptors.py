@@ -19,8 +19,8 @@ import datetime
 import enum
 import inspect
 import math
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Generator, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -221,8 +221,31 @@ def _checked_name(name: object) -> None:
     _CHECKED_NAMES.add(name)  # type: ignore[arg-type]
 
 
+_T = TypeVar("_T")
+
+if TYPE_CHECKING:
+    from typing import Generic as _Typed
+else:
+
+    class _Typed:
+        """``Step[T]`` to type checkers; at run time ``Step`` derives from ``object``
+        only (its records are built on a slot-compatible twin: see ``log.py``)."""
+
+        def __class_getitem__(cls, item: object) -> type:
+            return object
+
+
+#: The type of a workflow (or a child context, branch or item body) returning T:
+#: ``def flow(event: Order) -> Workflow[Receipt]: ...``.
+Workflow = Generator[Any, Any, _T]
+
+
+def _same_class(cls: type, item: object) -> type:
+    return cls
+
+
 @attrs.frozen(init=False, weakref_slot=False)
-class Step:
+class Step(_Typed[_T]):
     """Run ``fn(*args)`` once as a checkpointed step and yield back its result.
 
     ``Step(fn, *args, name=None, retry=None, semantics=AT_LEAST_ONCE_PER_RETRY,
@@ -230,9 +253,13 @@ class Step:
     (``RetryPolicy.default()`` when omitted); when no retry is left,
     :class:`~durable_gen.StepError` is thrown into the workflow. ``sub_type``
     labels the operation in the history (default ``"Step"``).
+
+    ``x = yield Step(fn)`` is how a workflow runs it; ``x = yield from Step(fn)``
+    does the same and lets a type checker know that ``x`` is what ``fn`` returns (a
+    ``yield`` expression has the generator's send type, whatever was yielded).
     """
 
-    fn: Callable[..., Any]
+    fn: Callable[..., _T]
     args: tuple[Any, ...] = ()
     name: str | None = None
     retry: RetryPolicy | None = None
@@ -240,16 +267,24 @@ class Step:
     serdes: Serdes | None = None
     sub_type: str = "Step"
 
+    if not TYPE_CHECKING:
+        __class_getitem__ = classmethod(_same_class)  # Step[int] in annotations
+
+    def __iter__(self) -> Generator[Step[_T], Any, _T]:
+        """``yield from Step(fn)``: yields this step, returns its result (typed)."""
+        result: _T = yield self
+        return result
+
     def __new__(
         cls,
-        fn: Callable[..., Any],
+        fn: Callable[..., _T],
         *args: Any,
         name: str | None = None,
         retry: RetryPolicy | None = None,
         semantics: StepSemantics = StepSemantics.AT_LEAST_ONCE_PER_RETRY,
         serdes: Serdes | None = None,
         sub_type: str | None = None,
-    ) -> Step:
+    ) -> Step[_T]:
         # Validation is inlined with fast paths: replay builds one Step per operation.
         code = getattr(fn, "__code__", None)
         if code is None or code.co_flags & _NOT_PLAIN:

@@ -641,7 +641,7 @@ class _Base:
                 hint=_HINT,
             )
 
-    def _check_digest(self, ctx: _Ctx, op: Operation, desc: Step) -> None:
+    def _check_digest(self, ctx: _Ctx, op: Operation, desc: Step[Any]) -> None:
         digest = args_digest(desc.args)
         if digest is not None and digest != op.args_digest:
             source = yield_site(ctx.gen)

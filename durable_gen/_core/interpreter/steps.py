@@ -77,7 +77,7 @@ class _Steps(_Contexts):
     WaitForCondition, whose polls are attempts of a step.
     """
 
-    def _start_step(self, ctx: _Ctx, desc: Step, op_id: str, op: Operation | None) -> None:
+    def _start_step(self, ctx: _Ctx, desc: Step[Any], op_id: str, op: Operation | None) -> None:
         """A step that is new or in flight: run an attempt, or wait for its retry timer."""
         at_most_once = desc.semantics is _AT_MOST_ONCE
         if op is None:
