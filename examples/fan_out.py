@@ -8,7 +8,7 @@ Run it:
     durable-gen run examples/fan_out.py:stock_check --input '{"sku": "B-42"}'
 """
 
-from durable_gen import CompletionPolicy, Map, RetryPolicy, Step
+from durable_gen import BatchResult, CompletionPolicy, Map, RetryPolicy, Step, Workflow
 
 WAREHOUSES = ["ams", "ber", "cdg", "dub", "fra", "lhr", "mad", "zrh"]
 DOWN = {"ber", "fra"}
@@ -20,14 +20,16 @@ def query(warehouse: str, sku: str) -> int:
     return len(warehouse + sku)  # stands for a stock count
 
 
-def check_one(warehouse: str, index: int, sku: str):
-    count = yield Step(query, warehouse, sku, name=f"query-{warehouse}", retry=RetryPolicy.none())
+def check_one(warehouse: str, index: int, sku: str) -> Workflow[dict[str, str | int]]:
+    count = yield from Step(
+        query, warehouse, sku, name=f"query-{warehouse}", retry=RetryPolicy.none()
+    )
     return {"warehouse": warehouse, "count": count}
 
 
-def stock_check(event: dict[str, str]):
+def stock_check(event: dict[str, str]) -> Workflow[dict[str, object]]:
     sku = event["sku"]
-    result = yield Map(
+    result: BatchResult = yield Map(
         WAREHOUSES,
         lambda warehouse, index: check_one(warehouse, index, sku),
         name="warehouses",

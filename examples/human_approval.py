@@ -11,7 +11,14 @@ Run it (waits for the callback):
 
 import json
 
-from durable_gen import CallbackFailedError, CallbackTimeoutError, Step, WaitForCallback, get_logger
+from durable_gen import (
+    CallbackFailedError,
+    CallbackTimeoutError,
+    Step,
+    WaitForCallback,
+    Workflow,
+    get_logger,
+)
 
 log = get_logger(__name__)
 
@@ -26,11 +33,11 @@ def pay(amount: int) -> str:
     return f"paid {amount}"
 
 
-def expense_flow(event: dict[str, int]):
+def expense_flow(event: dict[str, int]) -> Workflow[dict[str, object]]:
     amount = event["amount"]
     log.info("requesting approval for %s", amount)
     try:
-        answer = yield WaitForCallback(
+        answer: str = yield WaitForCallback(
             lambda callback_id: send_approval_request(callback_id, amount),
             "manager-approval",
             timeout=3 * 24 * 3600,
@@ -42,5 +49,5 @@ def expense_flow(event: dict[str, int]):
     decision = json.loads(answer)
     if not decision.get("approved"):
         return {"status": "rejected", "reason": decision.get("reason")}
-    receipt = yield Step(pay, amount)
+    receipt = yield from Step(pay, amount)
     return {"status": "paid", "receipt": receipt}

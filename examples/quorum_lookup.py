@@ -13,7 +13,9 @@ Run it:
 """
 
 from durable_gen import (
+    BatchResult,
     ChildContext,
+    CompletionDecision,
     CompletionOutcome,
     CompletionPolicy,
     CompletionStatus,
@@ -21,6 +23,7 @@ from durable_gen import (
     ParallelBranch,
     RetryPolicy,
     Step,
+    Workflow,
     complete_batch,
     continue_batch,
 )
@@ -35,7 +38,7 @@ def fetch(region: str, customer: str) -> dict[str, str]:
     return {"customer": customer, "tier": "gold"}  # stands for a regional replica's row
 
 
-def two_agree(status: CompletionStatus):
+def two_agree(status: CompletionStatus) -> CompletionDecision:
     if status.success_count >= 2:
         return complete_batch()
     if status.failure_count >= 2:
@@ -43,10 +46,10 @@ def two_agree(status: CompletionStatus):
     return continue_batch()
 
 
-def lookup_in(region: str, customer: str):
-    def branch():
+def lookup_in(region: str, customer: str) -> ParallelBranch:
+    def branch() -> Workflow[dict[str, str]]:
         return (
-            yield Step(
+            yield from Step(
                 fetch,
                 region,
                 customer,
@@ -59,8 +62,8 @@ def lookup_in(region: str, customer: str):
     return ParallelBranch(branch, name=region)
 
 
-def lookups(customer: str):
-    result = yield Parallel(
+def lookups(customer: str) -> Workflow[dict[str, object]]:
+    result: BatchResult = yield Parallel(
         [lookup_in(region, customer) for region in REGIONS],
         name="regions",
         max_concurrency=1,
@@ -71,6 +74,8 @@ def lookups(customer: str):
     return {"answers": result.get_results(), "reason": str(result.completion_reason)}
 
 
-def quorum_lookup(event: dict[str, str]):
-    found = yield ChildContext(lookups, event["customer"], name="lookup", virtual=True)
+def quorum_lookup(event: dict[str, str]) -> Workflow[dict[str, object]]:
+    found: dict[str, object] = yield ChildContext(
+        lookups, event["customer"], name="lookup", virtual=True
+    )
     return {"customer": event["customer"], **found}

@@ -3,7 +3,14 @@
 Run it:  durable-gen run examples/retrying_payment.py:payment_flow --input '{"amount": 42}'
 """
 
-from durable_gen import AT_MOST_ONCE_PER_RETRY, RetryPolicy, Step, StepError, current_attempt
+from durable_gen import (
+    AT_MOST_ONCE_PER_RETRY,
+    RetryPolicy,
+    Step,
+    StepError,
+    Workflow,
+    current_attempt,
+)
 
 
 class GatewayBusy(Exception):
@@ -21,9 +28,9 @@ def refuse(amount: int) -> None:
     raise ValueError(f"amount {amount} refused")
 
 
-def payment_flow(event: dict[str, int]):
+def payment_flow(event: dict[str, int]) -> Workflow[dict[str, object]]:
     amount = event["amount"]
-    receipt = yield Step(
+    receipt = yield from Step(
         charge,
         amount,
         name="charge",
@@ -34,7 +41,7 @@ def payment_flow(event: dict[str, int]):
     )
     try:
         yield Step(refuse, amount, name="bonus", retry=RetryPolicy.none())
-        bonus = True
+        bonus: bool | str = True
     except StepError as e:
         bonus = f"no bonus: {e.error_message}"
     return {"receipt": receipt, "bonus": bonus}

@@ -11,45 +11,61 @@ point in turn. Run it with ``python -m pytest examples/test_fuzz_order.py``.
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from durable_gen import Parallel, RetryPolicy, Step, StepError, Wait, WaitForCallback
-from durable_gen.testing import check_replay, fuzz_replay, lint_workflow, succeed
+from durable_gen import (
+    BatchResult,
+    Parallel,
+    RetryPolicy,
+    Step,
+    StepError,
+    Wait,
+    WaitForCallback,
+    Workflow,
+)
+from durable_gen.testing import (
+    CallbackAnswer,
+    PendingCallback,
+    check_replay,
+    fuzz_replay,
+    lint_workflow,
+    succeed,
+)
 
 # -- the workflow under test ------------------------------------------------------
 
 
-def reserve(sku, qty):
+def reserve(sku: str, qty: int) -> str:
     if qty > 5:
         raise ValueError(f"only 5 {sku} left")
     return f"hold-{sku}-{qty}"
 
 
-def price(sku, qty):
+def price(sku: str, qty: int) -> int:
     return 10 * qty + len(sku)
 
 
-def notify(callback_id):  # would e-mail the approver the callback id
+def notify(callback_id: str) -> None:  # would e-mail the approver the callback id
     return None
 
 
-def order_flow(order):
+def order_flow(order: dict[str, object]) -> Workflow[dict[str, object]]:
     try:
-        hold = yield Step(
+        hold = yield from Step(
             reserve, order["sku"], order["qty"], name="reserve", retry=RetryPolicy.none()
         )
     except StepError as e:
         return {"status": "rejected", "reason": e.error_message}
 
-    def total():
-        return (yield Step(price, order["sku"], order["qty"], name="price"))
+    def total() -> Workflow[int]:
+        return (yield from Step(price, order["sku"], order["qty"], name="price"))
 
-    def fraud_check():
+    def fraud_check() -> Workflow[str]:
         yield Wait(seconds=30, name="cool-off")
-        return (yield Step(lambda: "clean", name="fraud-check"))
+        return (yield from Step(lambda: "clean", name="fraud-check"))
 
-    batch = yield Parallel([total, fraud_check], name="checks")
+    batch: BatchResult = yield Parallel([total, fraud_check], name="checks")
     amount, verdict = batch.get_results()
     if amount > 40:
-        approval = yield WaitForCallback(notify, "manager", timeout=3600)
+        approval: str = yield WaitForCallback(notify, "manager", timeout=3600)
         if approval != "approve":
             return {"status": "refused", "hold": hold}
     return {"status": "paid", "hold": hold, "amount": amount, "verdict": verdict}
@@ -60,23 +76,23 @@ orders = st.fixed_dictionaries(
 )
 
 
-def approve(cb):
+def approve(cb: PendingCallback) -> CallbackAnswer:
     return succeed("approve")
 
 
 # -- the tests -------------------------------------------------------------------
 
 
-def test_order_flow_survives_crashes_anywhere():
+def test_order_flow_survives_crashes_anywhere() -> None:
     fuzz_replay(order_flow, orders, callbacks=approve, settings=settings(max_examples=25))
 
 
 @settings(max_examples=5, deadline=None)
 @given(order=orders)
-def test_every_crash_point_of_an_order(order):
+def test_every_crash_point_of_an_order(order: dict[str, object]) -> None:
     report = check_replay(order_flow, order, callbacks=approve)
     assert report.result.status == "SUCCEEDED"
 
 
-def test_order_flow_is_clean_for_the_linter():
+def test_order_flow_is_clean_for_the_linter() -> None:
     assert lint_workflow(order_flow) == []

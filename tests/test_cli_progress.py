@@ -242,3 +242,48 @@ def test_global_options_before_or_after_the_subcommand_and_the_version(tmp_path,
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "exit status: 0 done" in capsys.readouterr().out
+
+
+def test_json_output_of_run_list_and_show(tmp_path, monkeypatch, capsys):
+    import json
+
+    (tmp_path / "flows.py").write_text(FLOW)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tries").write_text("5")
+    assert main(["run", "flows.py:order", "--db", "j.db", "--id", "j1", "--no-wait", "--json"]) == 3
+    assert json.loads(capsys.readouterr().out) == {
+        "id": "j1",
+        "status": "RUNNING",
+        "result": None,
+        "error": None,
+    }
+    (tmp_path / "tries").write_text("0")  # the next try fails
+    assert main(["run", "flows.py:broken", "--db", "j.db", "--id", "j2", "--json", "--quiet"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["status"], doc["error"]["ErrorMessage"]) == ("FAILED", "refused on try 1")
+    assert doc["error"]["StackTrace"]
+    assert main(["list", "--db", "j.db", "--json", "--limit", "1"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [e["id"] for e in listed["executions"]] == ["j2"]
+    assert set(listed["executions"][0]) == {
+        "id",
+        "status",
+        "target",
+        "code_version",
+        "started",
+        "ended",
+        "wakes",
+        "input",
+        "result",
+        "error",
+    }
+    assert main(["list", "--db", "j.db", "--json", "--next-token", listed["next_token"]]) == 0
+    assert [e["id"] for e in json.loads(capsys.readouterr().out)["executions"]] == ["j1"]
+    assert main(["show", "j1", "--db", "j.db", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["status"] == "RUNNING"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", shown["started"])
+    assert [(op["Name"], op["Status"]) for op in shown["operations"]] == [
+        ("charge", "SUCCEEDED"),
+        ("approval", "STARTED"),
+    ]

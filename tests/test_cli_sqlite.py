@@ -404,8 +404,8 @@ def test_show_meter_prices_with_the_users_prices(wf, tmp_path, capsys):
 def test_meter_options_without_meter_are_refused(wf, capsys):
     assert main(["run", f"{wf}:flow", "--input", '{"n": 1}', "--id", "m3"]) == 0
     capsys.readouterr()
-    assert main(["show", "m3", "--json"]) == 2
-    assert "go with --meter" in capsys.readouterr().err
+    assert main(["show", "m3", "--retention-days", "3"]) == 2
+    assert "--retention-days and --prices go with --meter" in capsys.readouterr().err
 
 
 def test_keys_in_the_environment_encrypt_the_database_at_rest(wf, tmp_path, monkeypatch, capsys):

@@ -291,8 +291,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         progress = None
         if not args.quiet:
             print(
-                f"durable-gen: execution {execution_id} "
-                f"{'started' if created else 'resumed'}",
+                f"durable-gen: execution {execution_id} {'started' if created else 'resumed'}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -318,6 +317,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         finally:
             if progress is not None:
                 progress.close()
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "id": result.execution_id,
+                        "status": result.status,
+                        "result": _decoded(result.result_payload),
+                        "error": result.error.to_dict() if result.error else None,
+                    }
+                )
+            )
+            return {"SUCCEEDED": EXIT_OK, "RUNNING": EXIT_SUSPENDED}.get(result.status, EXIT_FAILED)
         return _report(
             result.execution_id, result.status, result.result_payload, result.error, store
         )
@@ -491,6 +502,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
         more = len(rows) > args.limit
         rows = rows[: args.limit]
         token = store.page_marker(rows[-1]) if more else None
+    if args.json:
+        doc: dict[str, Any] = {"executions": [_execution_json(r) for r in rows]}
+        if token is not None:
+            doc["next_token"] = token
+        print(json.dumps(doc, indent=2))
+        return EXIT_OK
     if not rows:
         print("no executions", file=sys.stderr)
         return EXIT_OK
@@ -504,6 +521,42 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if token is not None:
         print(f"more: list again with --next-token {token}", file=sys.stderr)
     return EXIT_OK
+
+
+def _iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return (
+        datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def _execution_json(r: ExecutionInfo) -> dict[str, Any]:
+    """An execution as ``list --json`` and ``show --json`` print it (README: "JSON output")."""
+    return {
+        "id": r.id,
+        "status": r.status,
+        "target": r.target,
+        "code_version": r.code_version,
+        "started": _iso(r.created_at),
+        "ended": _iso(r.ended_at),
+        "wakes": _iso(r.wake_at) if r.status == "RUNNING" else None,
+        "input": _decoded(r.input),
+        "result": _decoded(r.result),
+        "error": r.error.to_dict() if r.error is not None else None,
+    }
+
+
+def _decoded(payload: str | None) -> Any:
+    """A stored payload as JSON when it is JSON, else its text."""
+    if payload is None:
+        return None
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return payload
 
 
 def _note(r: ExecutionInfo, now: int) -> str:
@@ -560,12 +613,17 @@ def _show_meter(args: argparse.Namespace) -> int:
 def _cmd_show(args: argparse.Namespace) -> int:
     if args.meter:
         return _show_meter(args)
-    if args.json or args.retention_days is not None or args.prices is not None:
-        raise UsageError("--json, --retention-days and --prices go with --meter")
+    if args.retention_days is not None or args.prices is not None:
+        raise UsageError("--retention-days and --prices go with --meter")
     with _open_store(args) as store:
         info = store.info(args.id)
         ops = list(store.load(args.id).values())
         events = store.history(args.id) if args.html else []
+    if args.json:
+        doc = _execution_json(info)
+        doc["operations"] = [op.to_dict() for op in ops if op.type is not OperationType.EXECUTION]
+        print(json.dumps(doc, indent=2))
+        return EXIT_OK
     if args.html:
         from .._html.timeline import render_timeline
 
@@ -1035,6 +1093,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--quiet", action="store_true", help="print only the result (or the id when suspended)"
     )
     run.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"id", "status", "result", "error"} on stdout (same exit status)',
+    )
+    run.add_argument(
         "--progress",
         action="store_true",
         help="a live status line even when stderr is not a terminal",
@@ -1092,6 +1155,7 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument(
         "--next-token", metavar="TOKEN", help="the next page (the token the last page printed)"
     )
+    lst.add_argument("--json", action="store_true", help="print JSON (with next_token)")
     lst.set_defaults(func=_cmd_list)
 
     show = sub.add_parser("show", parents=[db], help="an execution and its operations")
@@ -1105,7 +1169,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="durable operations and bytes persisted, as Lambda meters them",
     )
-    show.add_argument("--json", action="store_true", help="with --meter: print JSON")
+    show.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON: the execution and its operations (with --meter: the meter)",
+    )
     show.add_argument(
         "--retention-days",
         type=float,

@@ -13,7 +13,15 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from durable_gen import AT_MOST_ONCE_PER_RETRY, ChildContext, Jitter, RetryPolicy, Step, Wait
+from durable_gen import (
+    AT_MOST_ONCE_PER_RETRY,
+    ChildContext,
+    Jitter,
+    RetryPolicy,
+    Step,
+    Wait,
+    Workflow,
+)
 from durable_gen.aws import durable_handler
 
 
@@ -33,24 +41,24 @@ def ship(hold: str) -> str:
     return f"shipped:{hold}"
 
 
-def reservation(sku: str, qty: int):
-    available = yield Step(check_stock, sku, name="check-stock")
+def reservation(sku: str, qty: int) -> Workflow[str]:
+    available = yield from Step(check_stock, sku, name="check-stock")
     if available < qty:
         raise ValueError(f"only {available} of {sku} left")
-    return (yield Step(reserve, sku, qty, name="reserve"))
+    return (yield from Step(reserve, sku, qty, name="reserve"))
 
 
-def order_flow(event: dict[str, Any]):
-    hold = yield ChildContext(reservation, event["sku"], event["qty"], name="reservation")
+def order_flow(event: dict[str, Any]) -> Workflow[dict[str, object]]:
+    hold: str = yield ChildContext(reservation, event["sku"], event["qty"], name="reservation")
     yield Wait(seconds=5, name="cooling-off")
-    payment = yield Step(
+    payment = yield from Step(
         charge,
         event["qty"] * 25,
         name="charge",
         semantics=AT_MOST_ONCE_PER_RETRY,  # never charge twice, even if Lambda dies mid-call
         retry=RetryPolicy(max_attempts=3, initial_delay=2, jitter=Jitter.NONE),
     )
-    tracking = yield Step(ship, hold, name="ship")
+    tracking = yield from Step(ship, hold, name="ship")
     return {"hold": hold, "payment": payment, "tracking": tracking}
 
 
@@ -65,7 +73,7 @@ def _run_locally() -> None:  # pragma: no cover - a developer convenience
     import urllib.request
     import uuid
 
-    import boto3
+    import boto3  # type: ignore[import-untyped]
 
     from durable_gen.aws.local import Emulator, LocalLambda
 
