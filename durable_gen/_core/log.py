@@ -393,20 +393,19 @@ class Operation:
         op_id = d.get("Id")
         if not isinstance(op_id, str) or not op_id:
             raise CorruptLogError(f"an Operation needs a non-empty string Id, got {brief(op_id)}")
-        try:
-            t = OperationType(str(d.get("Type")))
-        except ValueError:
+        # a dict look-up, not the enum's call: loading a log parses every operation
+        t = _TYPES.get(d.get("Type"))  # type: ignore[arg-type]
+        if t is None:
             raise CorruptLogError(
                 f"operation {op_id!r} has unknown Type {brief(d.get('Type'), 40)}; "
                 f"expected one of {', '.join(x.value for x in OperationType)}"
-            ) from None
-        try:
-            status = OperationStatus(str(d.get("Status")))
-        except ValueError:
+            )
+        status = _STATUSES.get(d.get("Status"))  # type: ignore[arg-type]
+        if status is None:
             raise CorruptLogError(
                 f"operation {op_id!r} has unknown Status {brief(d.get('Status'), 40)}; "
                 f"expected one of {', '.join(x.value for x in OperationStatus)}"
-            ) from None
+            )
         details = d.get(_DETAILS_KEY[t]) or {}
         if not isinstance(details, Mapping):
             raise CorruptLogError(f"operation {op_id!r}: {_DETAILS_KEY[t]} must be an object")
@@ -418,33 +417,32 @@ class Operation:
         input_payload = _s(details, "InputPayload", op_id)
         if t is OperationType.CHAINED_INVOKE:
             input_payload = _s(inv, "InputPayload", op_id)
-        return cls(
-            id=op_id,
-            type=t,
-            status=status,
-            start_timestamp=_ts(d.get("StartTimestamp"), op_id, "StartTimestamp") or 0,
-            parent_id=_s(d, "ParentId", op_id),
-            name=_s(d, "Name", op_id),
-            sub_type=_s(d, "SubType", op_id),
-            end_timestamp=_ts(d.get("EndTimestamp"), op_id, "EndTimestamp"),
-            result=_s(details, "Result", op_id),
-            error=None if err is None else ErrorObject.from_dict(err),
-            attempt=_int(details, "Attempt", op_id),
-            next_attempt_timestamp=_ts(
-                details.get("NextAttemptTimestamp"), op_id, "NextAttemptTimestamp"
-            ),
-            scheduled_end_timestamp=_ts(
-                details.get("ScheduledEndTimestamp"), op_id, "ScheduledEndTimestamp"
-            ),
-            callback_id=_s(details, "CallbackId", op_id),
-            replay_children=_bool(details, "ReplayChildren", op_id),
-            input_payload=input_payload,
-            args_digest=_s(d, "X-DurableGen-ArgsDigest", op_id),
-            function_name=_s(inv, "FunctionName", op_id),
-            callback_timeout=_int(cb, "TimeoutSeconds", op_id),
-            callback_heartbeat_timeout=_int(cb, "HeartbeatTimeoutSeconds", op_id),
-            last_heartbeat=_int(cb, "LastHeartbeat", op_id),
+        values: tuple[Any, ...] = (  # in the order of Operation's fields (_OP_FIELDS)
+            op_id,
+            t,
+            status,
+            _ts(d.get("StartTimestamp"), op_id, "StartTimestamp") or 0,
+            _s(d, "ParentId", op_id),
+            _s(d, "Name", op_id),
+            _s(d, "SubType", op_id),
+            _ts(d.get("EndTimestamp"), op_id, "EndTimestamp"),
+            _s(details, "Result", op_id),
+            None if err is None else ErrorObject.from_dict(err),
+            _int(details, "Attempt", op_id),
+            _ts(details.get("NextAttemptTimestamp"), op_id, "NextAttemptTimestamp"),
+            _ts(details.get("ScheduledEndTimestamp"), op_id, "ScheduledEndTimestamp"),
+            _s(details, "CallbackId", op_id),
+            _bool(details, "ReplayChildren", op_id),
+            input_payload,
+            _s(d, "X-DurableGen-ArgsDigest", op_id),
+            _s(inv, "FunctionName", op_id),
+            _int(cb, "TimeoutSeconds", op_id),
+            _int(cb, "HeartbeatTimeoutSeconds", op_id),
+            _int(cb, "LastHeartbeat", op_id),
         )
+        if cls is Operation:
+            return _operation_from_fields(*values)
+        return cls(**dict(zip(_OP_FIELDS, values, strict=True)))  # a subclass: its own init
 
 
 def _s(d: Mapping[str, Any], key: str, op_id: str) -> str | None:
@@ -595,6 +593,12 @@ new_step_update: Callable[..., OperationUpdate] = positional_factory(
     OperationUpdate,
     ("id", "type", "action", "parent_id", "name", "sub_type", "payload", "args_digest"),
 )
+#: ``Operation``'s fields in order, and a positional constructor of all of them (what
+#: ``Operation.from_dict`` builds: loading a log parses every operation).
+_OP_FIELDS: tuple[str, ...] = tuple(f.name for f in attrs.fields(Operation))
+_operation_from_fields: Callable[..., Operation] = positional_factory(Operation, _OP_FIELDS)
+_TYPES: dict[str, OperationType] = {t.value: t for t in OperationType}
+_STATUSES: dict[str, OperationStatus] = {t.value: t for t in OperationStatus}
 #: A new ``Operation`` as a START creates it, positionally (the service, once per step).
 new_started_op: Callable[..., Operation] = positional_factory(
     Operation,
