@@ -440,9 +440,7 @@ class Operation:
             _int(cb, "HeartbeatTimeoutSeconds", op_id),
             _int(cb, "LastHeartbeat", op_id),
         )
-        if cls is Operation:
-            return _operation_from_fields(*values)
-        return cls(**dict(zip(_OP_FIELDS, values, strict=True)))  # a subclass: its own init
+        return _operation_from_fields(*values)
 
 
 def _s(d: Mapping[str, Any], key: str, op_id: str) -> str | None:
