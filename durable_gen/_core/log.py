@@ -394,13 +394,15 @@ class Operation:
         if not isinstance(op_id, str) or not op_id:
             raise CorruptLogError(f"an Operation needs a non-empty string Id, got {brief(op_id)}")
         # a dict look-up, not the enum's call: loading a log parses every operation
-        t = _TYPES.get(d.get("Type"))  # type: ignore[arg-type]
+        raw = d.get("Type")
+        t = _TYPES.get(raw) if type(raw) is str else None
         if t is None:
             raise CorruptLogError(
                 f"operation {op_id!r} has unknown Type {brief(d.get('Type'), 40)}; "
                 f"expected one of {', '.join(x.value for x in OperationType)}"
             )
-        status = _STATUSES.get(d.get("Status"))  # type: ignore[arg-type]
+        raw = d.get("Status")
+        status = _STATUSES.get(raw) if type(raw) is str else None
         if status is None:
             raise CorruptLogError(
                 f"operation {op_id!r} has unknown Status {brief(d.get('Status'), 40)}; "
