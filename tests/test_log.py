@@ -159,6 +159,16 @@ def test_rest_timestamps_in_seconds_are_accepted():
             "operation 'a' has unknown Status 'DONE'; expected one of STARTED, PENDING, READY, "
             "SUCCEEDED, FAILED, CANCELLED, TIMED_OUT, STOPPED",
         ),
+        (  # not a string, and not hashable either: still the same clear error
+            {"Id": "a", "Type": {}, "Status": "STARTED"},
+            "operation 'a' has unknown Type {}; expected one of EXECUTION, CONTEXT, STEP, "
+            "WAIT, CALLBACK, CHAINED_INVOKE",
+        ),
+        (
+            {"Id": "a", "Type": "STEP", "Status": ["DONE"]},
+            "operation 'a' has unknown Status ['DONE']; expected one of STARTED, PENDING, "
+            "READY, SUCCEEDED, FAILED, CANCELLED, TIMED_OUT, STOPPED",
+        ),
         (
             {"Id": "a", "Type": "STEP", "Status": "STARTED", "Name": 3},
             "operation 'a': Name must be a string, got 3",
