@@ -138,7 +138,8 @@ class DurableEngine(LocalEngine):
         #: starts record it, and it advances only executions recorded with it. None:
         #: executions record their module's digest and any of them is advanced.
         self.version = version
-        self._digests: dict[str, str | None] = {}  # target -> code_version_of its workflow
+        # workflow -> code_version_of it: read and hashed once, not at every start
+        self._digests: dict[Callable[..., Any], str | None] = {}
         self._noted: set[str] = set()  # executions whose version difference was logged
         #: Durable functions ``Invoke(name, ...)`` reaches by name; a name that looks
         #: like ``module:function`` or ``file.py:function`` is imported instead.
@@ -198,7 +199,11 @@ class DurableEngine(LocalEngine):
 
     def version_of(self, workflow: Callable[..., Any]) -> str | None:
         """The code version an execution of ``workflow`` started here records."""
-        return self.version if self.version is not None else code_version_of(workflow)
+        if self.version is not None:
+            return self.version
+        if workflow not in self._digests:
+            self._digests[workflow] = code_version_of(workflow)
+        return self._digests[workflow]
 
     def check_version(self, info: ExecutionInfo) -> None:
         """Refuse to advance an execution of another code version than the pinned one."""
@@ -458,7 +463,7 @@ class DurableEngine(LocalEngine):
             return 0
         if log is not None and self.version is None and execution_id not in self._noted:
             self._noted.add(execution_id)  # said once per execution and worker
-            current = self._digest(info, workflow)
+            current = self.version_of(workflow)  # unpinned: the loaded code's digest
             if info.code_version is not None and current not in (None, info.code_version):
                 log(
                     f"execution {execution_id} started on code version "
@@ -481,12 +486,6 @@ class DurableEngine(LocalEngine):
         if log is not None:
             log(f"execution {execution_id} {result.status}")
         return 1
-
-    def _digest(self, info: ExecutionInfo, workflow: Callable[..., Any]) -> str | None:
-        key = info.target or ""
-        if key not in self._digests:
-            self._digests[key] = code_version_of(workflow)
-        return self._digests[key]
 
     def _poll_delay(self, poll_seconds: float) -> float:
         """How long to wait for more work: until the next wake-up, at most a poll."""
