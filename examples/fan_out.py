@@ -8,7 +8,7 @@ Run it:
     durable-gen run examples/fan_out.py:stock_check --input '{"sku": "B-42"}'
 """
 
-from durable_gen import BatchResult, CompletionPolicy, Map, RetryPolicy, Step, Workflow
+from durable_gen import CompletionPolicy, Map, RetryPolicy, Step, Workflow
 
 WAREHOUSES = ["ams", "ber", "cdg", "dub", "fra", "lhr", "mad", "zrh"]
 DOWN = {"ber", "fra"}
@@ -29,7 +29,7 @@ def check_one(warehouse: str, index: int, sku: str) -> Workflow[dict[str, str | 
 
 def stock_check(event: dict[str, str]) -> Workflow[dict[str, object]]:
     sku = event["sku"]
-    result: BatchResult = yield Map(
+    result = yield from Map(
         WAREHOUSES,
         lambda warehouse, index: check_one(warehouse, index, sku),
         name="warehouses",

@@ -13,7 +13,6 @@ Run it:
 """
 
 from durable_gen import (
-    BatchResult,
     ChildContext,
     CompletionDecision,
     CompletionOutcome,
@@ -63,7 +62,7 @@ def lookup_in(region: str, customer: str) -> ParallelBranch:
 
 
 def lookups(customer: str) -> Workflow[dict[str, object]]:
-    result: BatchResult = yield Parallel(
+    result = yield from Parallel(
         [lookup_in(region, customer) for region in REGIONS],
         name="regions",
         max_concurrency=1,

@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from durable_gen import (
-    BatchResult,
     Parallel,
     RetryPolicy,
     Step,
@@ -62,7 +61,7 @@ def order_flow(order: dict[str, object]) -> Workflow[dict[str, object]]:
         yield Wait(seconds=30, name="cool-off")
         return (yield from Step(lambda: "clean", name="fraud-check"))
 
-    batch: BatchResult = yield Parallel([total, fraud_check], name="checks")
+    batch = yield from Parallel([total, fraud_check], name="checks")
     amount, verdict = batch.get_results()
     if amount > 40:
         approval: str = yield WaitForCallback(notify, "manager", timeout=3600)

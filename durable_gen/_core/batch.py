@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import attrs
 
@@ -238,34 +238,38 @@ class CompletionPolicy:
         return None
 
 
+#: What a branch (or a Map item's function) returns: ``BatchResult[T]``'s ``T``.
+_R = TypeVar("_R")
+
+
 @attrs.frozen
-class BatchItem:
+class BatchItem(Generic[_R]):
     """One branch's outcome: ``result`` when SUCCEEDED, ``error`` when FAILED."""
 
     index: int
     status: BatchItemStatus
-    result: Any = None
+    result: _R | None = None
     error: ErrorObject | None = None
 
 
 @attrs.frozen
-class BatchResult:
+class BatchResult(Generic[_R]):
     """What a Parallel or Map yields back: one item per started branch, in index order.
 
     Branches never started (the batch completed first) are omitted; branches
     still running when it completed are STARTED.
     """
 
-    all: tuple[BatchItem, ...]
+    all: tuple[BatchItem[_R], ...]
     completion_reason: CompletionReason
 
-    def succeeded(self) -> list[BatchItem]:
+    def succeeded(self) -> list[BatchItem[_R]]:
         return [i for i in self.all if i.status is BatchItemStatus.SUCCEEDED]
 
-    def failed(self) -> list[BatchItem]:
+    def failed(self) -> list[BatchItem[_R]]:
         return [i for i in self.all if i.status is BatchItemStatus.FAILED]
 
-    def started(self) -> list[BatchItem]:
+    def started(self) -> list[BatchItem[_R]]:
         return [i for i in self.all if i.status is BatchItemStatus.STARTED]
 
     @property
@@ -296,9 +300,9 @@ class BatchResult:
             return BatchItemStatus.SUCCEEDED
         return BatchItemStatus.FAILED if self.has_failure else BatchItemStatus.SUCCEEDED
 
-    def get_results(self) -> list[Any]:
+    def get_results(self) -> list[_R]:
         """Results of the succeeded branches, in index order."""
-        return [i.result for i in self.all if i.status is BatchItemStatus.SUCCEEDED]
+        return [i.result for i in self.all if i.status is BatchItemStatus.SUCCEEDED]  # type: ignore[misc]
 
     def get_errors(self) -> list[ErrorObject | None]:
         """Errors of the failed branches, in index order."""
@@ -352,7 +356,7 @@ class BatchResult:
         return self.to_record()
 
     @classmethod
-    def from_record(cls, rec: Any) -> BatchResult:
+    def from_record(cls, rec: Any) -> BatchResult[Any]:
         """Read :meth:`to_record`'s shape (keys with null values may be left out)."""
         items = [
             BatchItem(
@@ -366,5 +370,5 @@ class BatchResult:
         return cls(tuple(items), CompletionReason(rec["completionReason"]))
 
     @classmethod
-    def build(cls, items: Iterable[BatchItem], reason: CompletionReason) -> BatchResult:
+    def build(cls, items: Iterable[BatchItem[Any]], reason: CompletionReason) -> BatchResult[Any]:
         return cls(tuple(sorted(items, key=lambda i: i.index)), reason)

@@ -179,25 +179,31 @@ class EngineStore(Protocol):
 
         False, writing nothing, when it exists with this input; another input:
         :class:`~durable_gen.ExecutionAlreadyStartedError`."""
+        ...
 
     def exists(self, execution_id: str) -> bool:
         """Whether an execution with this id is recorded."""
+        ...
 
     def load(self, execution_id: str) -> Mapping[str, Operation]:
         """The execution's operations by id, as last checkpointed (not-found: an
         :class:`~durable_gen.ExecutionNotFoundError`)."""
+        ...
 
     def checkpoint(
         self, execution_id: str, updates: list[OperationUpdate], now: int, *, durable: bool
     ) -> Mapping[str, Operation]:
         """Apply ``updates`` as the durable service does (``_core.service.apply_updates``)
         and return the operations they changed; durable when ``durable`` (fenced)."""
+        ...
 
     def fire_timers(self, execution_id: str, now: int) -> None:
         """Complete the waits, retry delays and timeouts due at ``now`` (fenced)."""
+        ...
 
     def next_timer(self, execution_id: str) -> int | None:
         """The earliest pending timer of the execution, or None."""
+        ...
 
     def finish(
         self,
@@ -210,25 +216,32 @@ class EngineStore(Protocol):
     ) -> None:
         """Record the execution's end and its Execution* event (durable, fenced); an
         execution it invoked is completed in its parent."""
+        ...
 
     def add_event(self, execution_id: str, event: dict[str, Any]) -> None:
         """Append a history event (durable)."""
+        ...
 
     def begin_invocation(self, execution_id: str, request_id: str | None, now: int) -> None:
         """Fire due timers and note that an invocation is running (durable, fenced)."""
+        ...
 
     def end_invocation(self, execution_id: str, event: dict[str, Any]) -> None:
         """Record the InvocationCompleted ``event``; no invocation runs any more."""
+        ...
 
     def status(self, execution_id: str) -> tuple[str, str | None, ErrorObject | None]:
         """``(status, result payload, error)`` of the execution."""
+        ...
 
     def history(self, execution_id: str) -> list[dict[str, Any]]:
         """Its history events in order, in GetDurableExecutionHistory's shapes, with
         ``EventId`` from 1."""
+        ...
 
     def running_invokes(self, execution_id: str) -> list[Operation]:
         """Its CHAINED_INVOKE operations started and not completed."""
+        ...
 
     def complete_invoke(
         self,
@@ -242,9 +255,11 @@ class EngineStore(Protocol):
     ) -> None:
         """Complete a chained invoke with the outcome of the execution it started
         (durable; needs no lease; the execution is due again)."""
+        ...
 
     def callback_execution(self, callback_id: str) -> str:
         """The execution a callback id belongs to."""
+        ...
 
     def complete_callback(
         self,
@@ -258,6 +273,7 @@ class EngineStore(Protocol):
     ) -> str:
         """Succeed, fail or heartbeat a callback from anywhere (durable; needs no
         lease); the execution is due again (not for a heartbeat). Returns its id."""
+        ...
 
 
 class DurableStore(EngineStore, Protocol):
@@ -289,57 +305,73 @@ class DurableStore(EngineStore, Protocol):
         ``parent_op``: completed when this one ends), how stored inputs compare
         (``same_input``, default equal text; an encrypting wrapper decrypts) and the
         version of the code it starts on (``code_version``)."""
+        ...
 
     def acquire(self, execution_id: str, now: int) -> None:
         """Take the execution's lease (see "Leases" above), durably."""
+        ...
 
     def release(self, execution_id: str, wake_at: int | None, *, keep_wake: bool = False) -> None:
         """Let go of the lease; a RUNNING execution is due again at ``wake_at`` (never
         later than a wake-up another process asked for meanwhile)."""
+        ...
 
     def release_all(self) -> None:
         """Let go of every lease this store holds, leaving each execution due as it was."""
+        ...
 
     def renew(self, execution_id: str) -> bool:
         """Extend the lease (from any thread); False when it is no longer ours."""
+        ...
 
     def owner_is_dead(self, owner: str) -> bool:
         """True only when ``owner`` is proven dead."""
+        ...
 
     def due(self, now: int, *, limit: int = 100, code_version: str | None = None) -> list[str]:
         """Ids of RUNNING executions due at ``now`` that this store may take (with
         ``code_version``, only those that started on that version of the code)."""
+        ...
 
     def next_wake(self, *, code_version: str | None = None) -> int | None:
         """The earliest wake time of a RUNNING execution no live lease holds (with
         ``code_version``, of those that started on it)."""
+        ...
 
     def changed_elsewhere(self, execution_id: str) -> bool:
         """Whether another process wrote to the execution since this store looked."""
+        ...
 
     def info(self, execution_id: str) -> ExecutionInfo:
         """The execution's record."""
+        ...
 
     def executions(self, *, status: str | None = None, limit: int = 100) -> list[ExecutionInfo]:
         """Executions, newest first."""
+        ...
 
     def stop(self, execution_id: str, now: int, *, error: ErrorObject | None = None) -> None:
         """End a live execution as STOPPED (durable); its holder can write no more."""
+        ...
 
     def pause(self, execution_id: str, now: int, *, reason: str | None = None) -> str:
         """Pause a RUNNING execution: PAUSING until its holder's next checkpoint, or
         PAUSED; returns the new status."""
+        ...
 
     def resume_paused(self, execution_id: str, now: int, *, reason: str | None = None) -> None:
         """Make a paused execution RUNNING and due."""
+        ...
 
     def delete(self, execution_id: str, *, force: bool = False) -> None:
         """Remove an ended execution (a live one only with ``force``) with its data."""
+        ...
 
     def redrive(self, execution_id: str, now: int) -> list[str]:
         """Make a FAILED, STOPPED or TIMED_OUT execution RUNNING again, keeping the
         operations :func:`~durable_gen._core.repair.redrive_operations` keeps; returns
         the ids of those that will run again."""
+        ...
 
     def fork(
         self,
@@ -354,10 +386,13 @@ class DurableStore(EngineStore, Protocol):
         """A new execution with the source's input and the operations it recorded
         before operation ``at`` (:func:`~durable_gen._core.repair.fork_operations`);
         returns the id of the operation forked from."""
+        ...
 
     def clone(self) -> DurableStore:
         """Another handle on the same data, with a lease owner of its own (a worker
         thread's store)."""
+        ...
 
     def close(self) -> None:
         """Let go of every lease and close the store."""
+        ...

@@ -32,6 +32,9 @@ from .log import _builder_class
 from .retry import RetryPolicy
 from .serdes import Serdes
 
+if TYPE_CHECKING:
+    from .batch import BatchResult
+
 __all__ = [
     "PATCH_SUB_TYPE",
     "ChildContext",
@@ -222,10 +225,21 @@ def _checked_name(name: object) -> None:
 
 
 _T = TypeVar("_T")
+_S = TypeVar("_S")
+_I = TypeVar("_I")
 
 if TYPE_CHECKING:
     from typing import Generic as _Typed
+
+    class _Attrs:
+        """To type checkers: attrs gives a class made with ``init=False`` an
+        ``__attrs_init__`` (mypy's attrs plugin knows it; pyright does not)."""
+
+        def __attrs_init__(self, *args: Any) -> None: ...
 else:
+
+    class _Attrs:
+        __slots__ = ()
 
     class _Typed:
         """``Step[T]`` to type checkers; at run time ``Step`` derives from ``object``
@@ -362,7 +376,7 @@ def _seconds(value: object) -> int:
 
 
 @attrs.frozen(init=False)
-class Wait:
+class Wait(_Attrs):
     """Suspend the workflow for a duration: ``Wait(seconds=30)`` or ``Wait(timedelta(...))``.
 
     The duration is whole seconds from 1 s to 366 days, as the service accepts.
@@ -393,6 +407,11 @@ class Wait:
         else:
             total = seconds + extra if extra else seconds
         self.__attrs_init__(_seconds(total), name)
+
+    def __iter__(self) -> Generator[Wait, Any, None]:
+        """``yield from Wait(...)``: the same as ``yield Wait(...)``, typed."""
+        result: None = yield self
+        return result
 
 
 #: SubType of the STEP operation a :class:`Patched` marker records.
@@ -438,7 +457,7 @@ class Deprecated:
 
 
 @attrs.frozen(init=False)
-class ChildContext:
+class ChildContext(_Attrs, _Typed[_T]):
     """Run the generator function ``fn(*args)`` as a checkpointed child context.
 
     Its operations are recorded under the context; its return value is the
@@ -456,7 +475,7 @@ class ChildContext:
       the result by running the body again. Without it an empty string is recorded.
     """
 
-    fn: Callable[..., Any]
+    fn: Callable[..., Generator[Any, Any, _T]]
     args: tuple[Any, ...] = ()
     name: str | None = attrs.field(default=None, validator=_validate_name)
     serdes: Serdes | None = attrs.field(default=None, validator=_validate_serdes)
@@ -464,9 +483,12 @@ class ChildContext:
     virtual: bool = False
     summary: Callable[[Any], str] | None = None
 
+    if not TYPE_CHECKING:
+        __class_getitem__ = classmethod(_same_class)  # ChildContext[int] in annotations
+
     def __init__(
         self,
-        fn: Callable[..., Any],
+        fn: Callable[..., Generator[Any, Any, _T]],
         *args: Any,
         name: str | None = None,
         serdes: Serdes | None = None,
@@ -490,6 +512,11 @@ class ChildContext:
             virtual,
             summary,
         )
+
+    def __iter__(self) -> Generator[ChildContext[_T], Any, _T]:
+        """``yield from ChildContext(fn)``: typed as what the generator ``fn`` returns."""
+        result: _T = yield self
+        return result
 
 
 # --------------------------------------------------------------------------- operations
@@ -524,7 +551,7 @@ def _check_callable(what: str, fn: object) -> None:
 
 
 @attrs.frozen(init=False)
-class WaitForCondition:
+class WaitForCondition(_Attrs, _Typed[_S]):
     """Poll ``check(state) -> state`` as a step until ``wait_strategy`` says stop.
 
     The first poll gets ``initial_state``; after each poll
@@ -536,17 +563,20 @@ class WaitForCondition:
     the operation fails and :class:`~durable_gen.WaitForConditionError` is thrown.
     """
 
-    check: Callable[[Any], Any]
-    initial_state: Any
+    check: Callable[[_S], _S]
+    initial_state: _S
     wait_strategy: Any
     name: str | None = None
     retry: RetryPolicy | None = None
     serdes: Serdes | None = None
 
+    if not TYPE_CHECKING:
+        __class_getitem__ = classmethod(_same_class)
+
     def __init__(
         self,
-        check: Callable[[Any], Any],
-        initial_state: Any,
+        check: Callable[[_S], _S],
+        initial_state: _S,
         wait_strategy: Any,
         *,
         name: str | None = None,
@@ -571,9 +601,14 @@ class WaitForCondition:
         _validate_serdes(None, None, serdes)
         self.__attrs_init__(check, initial_state, wait_strategy, name, retry, serdes)
 
+    def __iter__(self) -> Generator[WaitForCondition[_S], Any, _S]:
+        """``yield from WaitForCondition(...)``: typed as the state (the final one)."""
+        result: _S = yield self
+        return result
+
 
 @attrs.frozen(init=False)
-class CreateCallback:
+class CreateCallback(_Attrs):
     """Create a callback; yields back a :class:`CallbackHandle` with its ``callback_id``.
 
     Hand the id to an external system, then ``yield handle`` (or
@@ -610,6 +645,11 @@ class CreateCallback:
             check_sub_type(sub_type, "Callback"),
         )
 
+    def __iter__(self) -> Generator[CreateCallback, Any, CallbackHandle]:
+        """``yield from CreateCallback()``: typed as the :class:`CallbackHandle`."""
+        result: CallbackHandle = yield self
+        return result
+
 
 @attrs.frozen(kw_only=True)
 class CallbackHandle:
@@ -633,7 +673,7 @@ class AwaitCallback:
 
 
 @attrs.frozen(init=False)
-class WaitForCallback:
+class WaitForCallback(_Attrs):
     """Create a callback, run ``submitter(callback_id)`` as a step, wait for the outcome.
 
     Recorded as AWS records it: a CONTEXT (SubType WaitForCallback) holding the
@@ -676,9 +716,15 @@ class WaitForCallback:
             check_sub_type(sub_type, "Callback"),
         )
 
+    def __iter__(self) -> Generator[WaitForCallback, Any, Any]:
+        """``yield from WaitForCallback(...)``: what the callback was completed with
+        (``Any``: annotate the target, ``x: Approval = yield from ...``)."""
+        result: Any = yield self
+        return result
+
 
 @attrs.frozen(init=False)
-class Invoke:
+class Invoke(_Attrs):
     """Invoke another durable function and yield back its result.
 
     ``payload`` is written with ``payload_serdes`` and the result read with
@@ -717,6 +763,12 @@ class Invoke:
             )
         self.__attrs_init__(function_name, payload, name, serdes, tenant_id, payload_serdes)
 
+    def __iter__(self) -> Generator[Invoke, Any, Any]:
+        """``yield from Invoke(...)``: the invoked function's result (``Any``: annotate
+        the target)."""
+        result: Any = yield self
+        return result
+
 
 class Nesting(enum.Enum):
     """How Parallel/Map branches are recorded.
@@ -754,7 +806,7 @@ def _check_policy(completion: object, total: int) -> None:
 
 
 @attrs.frozen(init=False)
-class ParallelBranch:
+class ParallelBranch(_Attrs):
     """A branch of :class:`Parallel` with a name of its own (AWS's ``ParallelBranch``).
 
     ``Parallel([ParallelBranch(fetch_user, "fetch-user"), fetch_orders])`` records
@@ -779,7 +831,7 @@ def _check_summary(what: str, summary: object) -> None:
 
 
 @attrs.frozen(init=False)
-class Parallel:
+class Parallel(_Attrs):
     """Run generator functions as concurrent branches; yields back a BatchResult.
 
     ``completion`` defaults to ``CompletionPolicy.all_successful()``. Branch
@@ -834,9 +886,14 @@ class Parallel:
             summary,
         )
 
+    def __iter__(self) -> Generator[Parallel, Any, BatchResult[Any]]:
+        """``yield from Parallel(...)``: typed as the :class:`BatchResult`."""
+        result: BatchResult[Any] = yield self
+        return result
+
 
 @attrs.frozen(init=False)
-class Map:
+class Map(_Attrs, _Typed[_T]):
     """Run the generator function ``fn(item, index)`` for each item; yields a BatchResult.
 
     ``completion`` defaults to fail-fast (done at the first failure).
@@ -845,7 +902,7 @@ class Map:
     """
 
     items: tuple[Any, ...]
-    fn: Callable[[Any, int], Any]
+    fn: Callable[[Any, int], Generator[Any, Any, _T]]
     name: str | None = None
     max_concurrency: int | None = None
     completion: Any = None
@@ -855,10 +912,13 @@ class Map:
     item_serdes: Serdes | None = None
     summary: Callable[[Any], str] | None = None
 
+    if not TYPE_CHECKING:
+        __class_getitem__ = classmethod(_same_class)
+
     def __init__(
         self,
-        items: Iterable[Any],
-        fn: Callable[[Any, int], Any],
+        items: Iterable[_I],
+        fn: Callable[[_I, int], Generator[Any, Any, _T]],
         *,
         name: str | None = None,
         max_concurrency: int | None = None,
@@ -892,8 +952,13 @@ class Map:
             summary,
         )
 
+    def __iter__(self) -> Generator[Map[_T], Any, BatchResult[_T]]:
+        """``yield from Map(items, fn)``: a :class:`BatchResult` of what ``fn`` returns."""
+        result: BatchResult[_T] = yield self
+        return result
 
-class _Combinator:
+
+class _Combinator(_Attrs):
     """Base of All / Any / Race / AllSettled over descriptors."""
 
     kind: str = ""

@@ -713,7 +713,7 @@ _DECODERS: Final[dict[int, Callable[[Any], Any]]] = {
 }
 
 
-def _dec_batch_result(record: Any) -> BatchResult:
+def _dec_batch_result(record: Any) -> BatchResult[Any]:
     try:
         return BatchResult.from_record(record)
     except (KeyError, TypeError, ValueError, AttributeError) as e:

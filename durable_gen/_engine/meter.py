@@ -115,7 +115,7 @@ import enum
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import attrs
 
@@ -786,7 +786,7 @@ def compute_meter(
     if operations is None:
         ops: Mapping[str, Operation] = {}
     elif isinstance(operations, Mapping):
-        ops = operations
+        ops = cast("Mapping[str, Operation]", operations)  # by the signature
     else:
         ops = {op.id: op for op in operations}
     upds = None if updates is None else list(updates)

@@ -45,7 +45,7 @@ sent as a workflow's input: :func:`program_workflow` runs the program it is give
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 from .._core.batch import (
@@ -128,7 +128,7 @@ COMPLETION_POLICIES: dict[str, CompletionPolicy | None] = {
 #: The sub_type of generated operations that carry one (AWS's ``sub_type``).
 SUB_TYPE = "Custom-Op_1"
 
-Op = tuple[Any, ...]
+Op = Sequence[Any]
 
 
 def _upper(text: str) -> str:

@@ -509,7 +509,7 @@ class _Base:
         except SerializationError as e:
             raise self._corrupt(ctx, op, e) from e
 
-    def _decode_batch(self, serdes: Serdes | None, op: Operation, ctx: _Ctx) -> BatchResult:
+    def _decode_batch(self, serdes: Serdes | None, op: Operation, ctx: _Ctx) -> BatchResult[Any]:
         value = self._decode(serdes, op, ctx)
         if isinstance(value, BatchResult):
             return value

@@ -101,7 +101,7 @@ def _summary_of(interp: _Base, summary: Callable[[Any], Any], value: Any, label:
     return text
 
 
-def _summary_envelope(result: BatchResult, result_type: str, summary: str | None) -> str:
+def _summary_envelope(result: BatchResult[Any], result_type: str, summary: str | None) -> str:
     """The record of a Parallel or Map result over the limit, as AWS's SDK writes it
     (its ``CompletionRecord.summary_envelope``): the completion decision, counts, and
     the workflow's own summary, if any, under ``summary``."""
@@ -130,7 +130,7 @@ def _summary_envelope(result: BatchResult, result_type: str, summary: str | None
 class _VirtualOwner(_Owner):
     """A virtual child context: nothing recorded; its outcome goes straight to its parent."""
 
-    def __init__(self, op_id: str, desc: ChildContext, parent: _Ctx) -> None:
+    def __init__(self, op_id: str, desc: ChildContext[Any], parent: _Ctx) -> None:
         self.op_id = op_id
         self.desc = desc
         self.parent = parent
@@ -243,7 +243,7 @@ class _Batch(_Owner):
         interp: _Base,
         parent: _Ctx,
         op_id: str,
-        desc: Parallel | Map,
+        desc: Parallel | Map[Any],
         recorded: Operation | None,
     ) -> None:
         self.interp = interp
@@ -255,7 +255,7 @@ class _Batch(_Owner):
         self.total = len(desc.items) if isinstance(desc, Map) else len(desc.branches)
         self.next_index = 0
         self.active: dict[int, _Ctx] = {}
-        self.items: dict[int, BatchItem] = {}
+        self.items: dict[int, BatchItem[Any]] = {}
         self.succeeded = 0  # items that SUCCEEDED; the others in ``items`` failed
         self.finished = False
         self.sub_type = OperationSubType.MAP.value if self.is_map else "Parallel"
@@ -385,7 +385,7 @@ class _Batch(_Owner):
         interp._open.append(ctx)
         interp._ready.append(ctx)
 
-    def branch_done(self, i: int, item: BatchItem) -> None:
+    def branch_done(self, i: int, item: BatchItem[Any]) -> None:
         if self.finished:
             return
         self.active.pop(i, None)
@@ -475,6 +475,7 @@ class _BranchOwner(_Owner):
         assert self.recorded is not None
         serdes = self.batch.desc.item_serdes or DEFAULT_SERDES
         value, error = interp._recorded_outcome(self.recorded, serdes, ctx, value, exc)
+        item: BatchItem[Any]
         if error is None:
             item = BatchItem(self.index, BatchItemStatus.SUCCEEDED, value)
         else:
@@ -518,7 +519,7 @@ class _BranchOwner(_Owner):
             self._replayed(interp, ctx, None, exc)
             return
         error = error_from_exception(exc)
-        item = BatchItem(self.index, BatchItemStatus.FAILED, None, error)
+        item: BatchItem[Any] = BatchItem(self.index, BatchItemStatus.FAILED, None, error)
         if batch.desc.nesting is Nesting.FLAT:
             batch.branch_done(self.index, item)
             return
@@ -735,7 +736,9 @@ class _Contexts(_Base):
         )
         return False, None, None
 
-    def _do_child(self, ctx: _Ctx, desc: ChildContext, op_id: str, op: Operation | None) -> Outcome:
+    def _do_child(
+        self, ctx: _Ctx, desc: ChildContext[Any], op_id: str, op: Operation | None
+    ) -> Outcome:
         if desc.virtual:
             return self._virtual_child(ctx, desc, op_id, op)
 
@@ -755,7 +758,7 @@ class _Contexts(_Base):
         )
 
     def _virtual_child(
-        self, ctx: _Ctx, desc: ChildContext, op_id: str, op: Operation | None
+        self, ctx: _Ctx, desc: ChildContext[Any], op_id: str, op: Operation | None
     ) -> Outcome:
         """A virtual child context: takes an id, records nothing, runs on every replay.
 
@@ -824,7 +827,7 @@ class _Contexts(_Base):
         return None
 
     def _do_batch(
-        self, ctx: _Ctx, desc: Parallel | Map, op_id: str, op: Operation | None
+        self, ctx: _Ctx, desc: Parallel | Map[Any], op_id: str, op: Operation | None
     ) -> Outcome:
         sub_type = OperationSubType.MAP.value if isinstance(desc, Map) else "Parallel"
         done, outcome, recorded = self._open_context(

@@ -68,7 +68,7 @@ def _result_of_step(run: _Running) -> str:
     return f"the result of step {run.desc.name or run.op_id!r}"
 
 
-def _state_of(desc: WaitForCondition) -> str:
+def _state_of(desc: WaitForCondition[Any]) -> str:
     return f"the state of {describe_operation(_ST_WFC, None, desc.name)}"
 
 
@@ -227,7 +227,7 @@ class _Steps(_Contexts):
                 action=_RETRY,
                 parent_id=run.ctx.op_parent,
                 name=desc.name,
-                sub_type=_ST_WFC if is_poll else desc.sub_type,
+                sub_type=_ST_WFC if is_poll else run.desc.sub_type,
                 error=error,
                 payload=payload,
                 next_attempt_delay_seconds=decision.delay_seconds,
@@ -263,7 +263,7 @@ class _Steps(_Contexts):
         return cls(error, operation_name=name, operation_id=op.id)
 
     def _do_wait_for_condition(
-        self, ctx: _Ctx, desc: WaitForCondition, op_id: str, op: Operation | None
+        self, ctx: _Ctx, desc: WaitForCondition[Any], op_id: str, op: Operation | None
     ) -> Outcome:
         if op is None:
             self._new_op()
@@ -329,7 +329,7 @@ class _Steps(_Contexts):
             return None
 
     def _poll_value(self, run: _Running, state: Any) -> None:
-        desc: WaitForCondition = run.desc
+        desc: WaitForCondition[Any] = run.desc
         ctx = run.ctx
         try:
             go_on = bool(desc.wait_strategy.should_continue(state))
