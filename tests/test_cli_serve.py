@@ -106,7 +106,7 @@ def test_invoke_read_history_and_complete_a_callback(lam):
 
     page = lam.get_durable_execution_history(DurableExecutionArn="a1", MaxItems=2)
     assert len(page["Events"]) == 2
-    assert page["NextMarker"] == "2"
+    assert page["NextMarker"]  # opaque (tests/test_paging.py)
 
     listed = lam.list_durable_executions_by_function(FunctionName="approval")
     assert [(e["DurableExecutionArn"], e["Status"]) for e in listed["DurableExecutions"]] == [

@@ -150,7 +150,7 @@ def test_state_pages_through_the_operations(served):
     first = client.get_durable_execution_state(
         DurableExecutionArn=arn, CheckpointToken="any", MaxItems=1
     )
-    assert first["NextMarker"] == "1"
+    assert first["NextMarker"]  # opaque (tests/test_paging.py)
     rest = client.get_durable_execution_state(
         DurableExecutionArn=arn, CheckpointToken="any", Marker=first["NextMarker"]
     )

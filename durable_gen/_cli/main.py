@@ -11,6 +11,13 @@ else ``$XDG_DATA_HOME/durable_gen/durable_gen.db`` (``~/.local/share/...``).
 - ``durable-gen worker [--once]``: advance every execution whose timer is due.
 - ``durable-gen list``, ``show ID [--html FILE | --meter [--json]]``, ``history ID [--json]``,
   ``stop ID``, ``pause ID``, ``resume ID``, ``delete ID [--force]``.
+- ``durable-gen logs ID [--json] [--level LEVEL] [--follow]``: the log records the
+  database kept for an execution (``durable_gen.get_logger``, INFO and above, the
+  newest 1,000; ``$DURABLE_GEN_KEEP_LOGS=N`` keeps N, 0 none): time, level,
+  operation and attempt, message, exceptions indented; ``--follow`` until it ends.
+  ``--json`` prints one object per line: ``{"execution_id", "seq", "time" (ISO UTC),
+  "level", "levelno", "logger", "message", "operation_id", "operation_name",
+  "attempt", "exception"}`` (``_cli/logs.py``).
 - ``durable-gen check TARGET [--id ID ... | --status S | --all] [--history-file F ...]``:
   replay recorded executions or history files against the current code, running
   nothing; exit status 1 when one diverges.
@@ -36,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import json
 import logging
 import os
@@ -85,6 +93,7 @@ from .._engine.targets import (
 )
 from .._stores.owners import describe_owner
 from .._stores.sqlite import SqliteStore
+from .._stores.sqlite.paging import OperationsSummary
 
 __all__ = ["load_target", "main"]
 
@@ -141,7 +150,10 @@ def _open_store(args: argparse.Namespace, *, create: bool = False) -> SqliteStor
         ring = keys_from_environment()
     except ValidationError as e:
         raise UsageError(str(e)) from None
-    store = SqliteStore(args.db, create=create)
+    try:
+        store = SqliteStore(args.db, create=create)
+    except ValidationError as e:  # a bad $DURABLE_GEN_KEEP_LOGS
+        raise UsageError(str(e)) from None
     if ring is None:
         return store
     encrypted: Any = EncryptedStore(store, PayloadCipher(ring))
@@ -617,7 +629,13 @@ def _cmd_show(args: argparse.Namespace) -> int:
         raise UsageError("--retention-days and --prices go with --meter")
     with _open_store(args) as store:
         info = store.info(args.id)
-        ops = list(store.load(args.id).values())
+        summary = None
+        if args.json or args.html or args.all:
+            ops = list(store.load(args.id).values())
+        else:  # at most --limit operations, read without holding every one
+            head = args.limit
+            summary = store.operations_summary(args.id, head=head, tail=head // 2)
+            ops = summary.first
         events = store.history(args.id) if args.html else []
     if args.json:
         doc = _execution_json(info)
@@ -652,14 +670,19 @@ def _cmd_show(args: argparse.Namespace) -> int:
         kind = (info.error.type or "Error").removeprefix(AWS_SDK_EXCEPTIONS + ".")
         print(f"  error    {kind}: {short(info.error.message, 200)}")
     tree = [op for op in ops if op.type is not OperationType.EXECUTION]
-    print(f"operations ({len(tree)})")
-    children: dict[str | None, list[Operation]] = {}
-    for op in tree:
-        children.setdefault(op.parent_id, []).append(op)
-    _print_tree(children, None, "")
-    open_callbacks = [
-        op for op in tree if op.type is OperationType.CALLBACK and op.status.value == "STARTED"
-    ]
+    if summary is not None and summary.count > len(tree):
+        _print_some(summary, args.limit)
+        open_callbacks = summary.open_callbacks
+        tree = summary.failed
+    else:
+        print(f"operations ({len(tree)})")
+        children: dict[str | None, list[Operation]] = {}
+        for op in tree:
+            children.setdefault(op.parent_id, []).append(op)
+        _print_tree(children, None, "")
+        open_callbacks = [
+            op for op in tree if op.type is OperationType.CALLBACK and op.status.value == "STARTED"
+        ]
     if open_callbacks and info.status in ("RUNNING", "PAUSING", "PAUSED"):
         db_hint = f" --db {args.db}" if args.db else ""
         print("open callbacks (complete one with the command beside it)")
@@ -671,6 +694,23 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if not args.no_trace:
         _print_failures(info, tree)
     return EXIT_OK
+
+
+def _print_some(summary: OperationsSummary, limit: int) -> None:
+    """More operations than ``--limit``: their counts, the first and the last ones."""
+    counts = ", ".join(f"{n:,} {status}" for status, n in sorted(summary.by_status.items()))
+    head = summary.first[: limit - len(summary.last)]
+    print(
+        f"operations ({summary.count:,}: {counts}; the first {len(head):,} and the last "
+        f"{len(summary.last):,} as recorded; --all prints every one, --limit N more or fewer)"
+    )
+    for i, op in enumerate(head, 1):
+        print(f"  #{i:<6} {_op_line(op)}")
+    hidden = summary.count - len(head) - len(summary.last)
+    if hidden:
+        print(f"  … {hidden:,} more …")
+    for i, op in enumerate(summary.last, summary.count - len(summary.last) + 1):
+        print(f"  #{i:<6} {_op_line(op)}")
 
 
 def _print_failures(info: ExecutionInfo, ops: list[Operation]) -> None:
@@ -738,19 +778,33 @@ def _print_tree(children: dict[str | None, list[Operation]], parent: str | None,
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
+    """Printed a page at a time as it is read (memory: one page, whatever the length);
+    ``--json`` prints the same text ``json.dumps({"Events": [...]}, indent=2)`` would."""
     with _open_store(args) as store:
-        events = store.history(args.id)
-    if args.json:
-        print(json.dumps({"Events": events}, indent=2))
-        return EXIT_OK
-    for e in events:
-        name = e.get("Name")
-        label = f" {name!r}" if name else ""
-        details = e.get(f"{e['EventType']}Details") or {}
-        print(
-            f"{e['EventId']:>4}  {fmt_time(e['EventTimestamp'])}  {e['EventType']:<20}"
-            f"{label}  {short(_summary(details), 80)}".rstrip()
-        )
+        pages = store.history_pages(args.id)
+        first = next(pages, [])  # an unknown id fails here, before anything is printed
+        write = sys.stdout.write
+        if args.json:
+            write('{\n  "Events": [')
+            sep = "\n    "
+            encode = json.JSONEncoder(indent=2).encode
+            for page in itertools.chain([first], pages):
+                for e in page:
+                    # the event's lines, indented as inside the whole document
+                    write(sep + encode(e).replace("\n", "\n    "))
+                    sep = ",\n    "
+            write("\n  ]\n}\n" if sep != "\n    " else "]\n}\n")
+            return EXIT_OK
+        for page in itertools.chain([first], pages):
+            for e in page:
+                name = e.get("Name")
+                label = f" {name!r}" if name else ""
+                details = e.get(f"{e['EventType']}Details") or {}
+                write(
+                    f"{e['EventId']:>4}  {fmt_time(e['EventTimestamp'])}  {e['EventType']:<20}"
+                    f"{label}  {short(_summary(details), 80)}".rstrip()
+                    + "\n"
+                )
     return EXIT_OK
 
 
@@ -926,6 +980,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {e.strerror}") from None
     host, port = server.server_address[:2]
     print(f"durable-gen: serving the Lambda API on http://{host!s}:{port}", file=sys.stderr)
+    console = f"http://{f'[{host!s}]' if ':' in str(host) else f'{host!s}'}:{port}/console/"
+    print(f"durable-gen: the web console is on {console}", file=sys.stderr)
+    if getattr(args, "open_console", None) is not None:
+        args.open_console(console)
     if token is None and args.host not in ("127.0.0.1", "::1", "localhost"):
         print(
             f"durable-gen: warning: {args.host} is reachable from other machines and no "
@@ -946,6 +1004,20 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         server.drain(GRACE_SECONDS)  # the running invocation ends; leases are let go
         server.server_close()
     return EXIT_OK
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    """``serve`` on this machine, its console's address on stdout (and opened)."""
+
+    def open_console(url: str) -> None:
+        print(url, flush=True)
+        if not args.no_open:
+            import webbrowser
+
+            threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
+
+    args.open_console = open_console
+    return _cmd_serve(args)
 
 
 def _cmd_stop(args: argparse.Namespace) -> int:
@@ -1018,6 +1090,13 @@ def _cmd_delete(args: argparse.Namespace) -> int:
         store.delete(args.id, force=args.force)
     print(f"deleted execution {args.id} with its log, history and callbacks", file=sys.stderr)
     return EXIT_OK
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    from . import logs as _logs
+
+    with _open_store(args) as store:
+        return _logs.command(store, args)
 
 
 # ---------------------------------------------------------------------- parser
@@ -1165,6 +1244,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-trace", action="store_true", help="leave out the stack traces of failures"
     )
     show.add_argument(
+        "--limit",
+        type=_positive_int,
+        default=1000,
+        metavar="N",
+        help="at most N operations (default 1,000): a larger execution prints counts by "
+        "status and the first and last ones",
+    )
+    show.add_argument("--all", action="store_true", help="print every operation, however many")
+    show.add_argument(
         "--meter",
         action="store_true",
         help="durable operations and bytes persisted, as Lambda meters them",
@@ -1206,6 +1294,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="GetDurableExecutionHistory-shaped JSON"
     )
     history.set_defaults(func=_cmd_history)
+
+    from . import logs as _logs
+
+    logs = sub.add_parser(
+        "logs",
+        parents=[db],
+        help="an execution's kept log records",
+        epilog=_logs.JSON_SCHEMA,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _logs.add_arguments(logs)
+    logs.set_defaults(func=_cmd_logs)
 
     callback = sub.add_parser(
         "callback", parents=[db], help="complete (or heartbeat) a callback of an execution"
@@ -1277,6 +1377,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pin(serve, "executions it starts record version V; its worker advances only those")
     serve.set_defaults(func=_cmd_serve)
+
+    ui = sub.add_parser(
+        "ui",
+        parents=[db],
+        help="serve the web console on this machine and open it in a browser",
+        description="`durable-gen serve` on 127.0.0.1 with its web console (/console/): "
+        "prints the console's address and opens it (with $DURABLE_GEN_TOKEN set, the "
+        "console asks for that token).",
+    )
+    ui.add_argument("--port", type=int, default=8765, help="port to listen on (8765; 0: any)")
+    ui.add_argument("--no-open", action="store_true", help="print the address, open nothing")
+    ui.add_argument(
+        "--function",
+        action="append",
+        default=[],
+        metavar="NAME=TARGET",
+        help="also serve TARGET as function NAME (as serve --function)",
+    )
+    ui.set_defaults(
+        func=_cmd_ui,
+        host="127.0.0.1",
+        token=None,
+        region=None,
+        account="000000000000",
+        concurrency=1,
+        skip_time=False,
+        hooks=[],
+        code_version=None,
+    )
 
     check = sub.add_parser(
         "check",

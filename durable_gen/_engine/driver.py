@@ -32,6 +32,7 @@ from .._core.errors import (
 )
 from .._core.interpreter import Interpreter
 from .._core.log import (
+    TERMINAL_STATUSES,
     Operation,
     OperationType,
     OperationUpdate,
@@ -139,11 +140,47 @@ def run_invocation(
     )
     hook = HookRunner(hooks, execution_id)
     if hook:
+        execution_op = ops.get(execution_id)
+        hook.call(
+            "on_invocation_info",
+            execution_started=execution_op.start_timestamp if execution_op else now(),
+        )
         hook.call("on_invocation_start", first=len(ops) <= 1)
-    outcome = drive_interpreter(interp, execution_id, store, now, max_workers, hook)
+        interp.observed = []  # what the workflow replays, for on_operation_replayed
+    log_sink = getattr(store, "log_sink", None)  # a store that keeps log records
+    outcome = drive_interpreter(
+        interp,
+        execution_id,
+        store,
+        now,
+        max_workers,
+        hook,
+        log_sink=log_sink(execution_id) if log_sink is not None else None,
+    )
     if hook:
         hook.call("on_invocation_end", status=outcome.status, error=outcome.error)
     return outcome
+
+
+#: operations whose terminal state only an invocation writes (the service ends the others)
+_WRITTEN_BY_INVOCATIONS = frozenset({OperationType.STEP, OperationType.CONTEXT})
+
+
+def _previous_invocation_end(store: Store, execution_id: str) -> int | None:
+    """When the execution's previous invocation ended (epoch ms), if the store says."""
+    history = getattr(store, "history", None)
+    if history is None:
+        return None
+    try:
+        events = history(execution_id)
+    except Exception:
+        return None
+    for event in reversed(events):
+        if event.get("EventType") == "InvocationCompleted":
+            details = event.get("InvocationCompletedDetails") or {}
+            end = details.get("EndTimestamp", event.get("EventTimestamp"))
+            return int(end) if isinstance(end, (int, float)) else None
+    return None
 
 
 def drive_interpreter(
@@ -153,17 +190,20 @@ def drive_interpreter(
     now: Callable[[], int],
     max_workers: int = 16,
     hook: HookRunner | None = None,
+    *,
+    log_sink: _logging.LogSink | None = None,
 ) -> InvocationOutcome:
     """Perform ``interp``'s commands against ``store`` until the invocation ends.
 
     Shared by the local engines and the Lambda shim (whose store adapter buffers
     what may wait and flushes to the checkpoint API what must be durable).
+    ``log_sink``: where the store keeps the invocation's log records, if it does.
     """
     if hook is None:
         hook = HookRunner((), execution_id)
     hooked = bool(hook)  # its hooks are fixed: test once, not per update and attempt
     steps = 0
-    workflow_log = _logging.WorkflowLogContext(interp)
+    workflow_log = _logging.WorkflowLogContext(interp, log_sink)
 
     last_now = 0  # the time of the last checkpoint
 
@@ -184,12 +224,35 @@ def drive_interpreter(
     # context. Without hooks nothing else runs in this thread between two commands
     # but step attempts (which set and restore their own), so the context is set
     # once for the whole loop; with hooks, only around each command.
+    observed = interp.observed
+    previous_end: list[int | None] = []  # computed once, when first needed
+
+    def replayed() -> None:
+        """Report the recorded operations the workflow reached (hooks only)."""
+        assert observed is not None
+        ops = observed[:]
+        observed.clear()
+        for op in ops:
+            if op.status in TERMINAL_STATUSES and op.type in _WRITTEN_BY_INVOCATIONS:
+                changed = False  # the invocation that ended it reported it then
+            else:
+                if not previous_end:
+                    previous_end.append(_previous_invocation_end(store, execution_id))
+                since = previous_end[0]
+                last_change = op.end_timestamp or op.start_timestamp
+                if op.next_attempt_timestamp is not None:
+                    last_change = max(last_change, op.next_attempt_timestamp)
+                changed = since is None or last_change >= since
+            hook.call("on_operation_replayed", op, changed=changed)
+
     def next_command() -> Any:
         token = _logging.current.set(workflow_log)
         try:
             return interp.next_command()
         finally:
             _logging.current.reset(token)
+            if observed:
+                replayed()
 
     log_token = None
     if not hooked:
@@ -205,7 +268,9 @@ def drive_interpreter(
             cmd.fn,
             cmd.args,
             cmd.attempt,
-            _logging.StepLogContext(interp.execution_id, cmd.op_id, cmd.name, cmd.attempt),
+            _logging.StepLogContext(
+                interp.execution_id, cmd.op_id, cmd.name, cmd.attempt, log_sink
+            ),
         )
 
     pending: list[RunStep] = []  # handed out, not yet started

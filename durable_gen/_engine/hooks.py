@@ -15,6 +15,7 @@ from typing import Any
 
 from .._core.errors import ErrorObject
 from .._core.log import (
+    Operation,
     OperationAction,
     OperationUpdate,
 )
@@ -30,6 +31,16 @@ class Hooks:
 
     def on_invocation_start(self, execution_id: str, *, first: bool) -> None:
         """An invocation begins; ``first`` is True for the execution's first one."""
+
+    def on_invocation_info(self, execution_id: str, *, execution_started: int) -> None:
+        """Called just before :meth:`on_invocation_start`: when the execution started
+        (epoch ms, as its log records it)."""
+
+    def on_operation_replayed(self, execution_id: str, op: Operation, *, changed: bool) -> None:
+        """The workflow reached ``op``, recorded by an earlier invocation (as the log holds
+        it now). ``changed``: it changed after the previous invocation ended (a wait that
+        elapsed, a callback completed, a retry that became due), so this invocation is
+        the first to see its state. Not called for operations this invocation started."""
 
     def on_invocation_end(
         self, execution_id: str, *, status: str, error: ErrorObject | None

@@ -20,16 +20,29 @@ handlers, levels and formatters are the ``logging`` module's.
 
 The engine (not the interpreter) sets the current log context: the interpreter
 stays pure; it only answers whether the context being driven is replaying.
+
+Kept records (``durable-gen logs``)
+    When the store keeps log records (the SQLite store does by default; see
+    ``_stores.logs``), the context also carries the store's sink for the running
+    invocation, and each record at the store's level (INFO) and above is handed to
+    it -- whatever the ``logging`` configuration: a record is kept even when no
+    handler shows it, and ``isEnabledFor`` is true for it. Records logged while a
+    workflow body replays are never kept (with ``log_replays`` they are shown, not
+    kept twice). Only this logger's records are kept: a plain ``logging`` logger
+    inside a step is not (it lacks the execution's context).
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import Callable, MutableMapping
-from typing import Any
+import sys
+import time
+import traceback
+from collections.abc import Callable, Mapping, MutableMapping
+from typing import Any, Protocol
 
-__all__ = ["DurableLogger", "execution_arn", "get_logger", "set_execution_arns"]
+__all__ = ["DurableLogger", "LogSink", "execution_arn", "get_logger", "set_execution_arns"]
 
 
 def _same(execution_id: str) -> str:
@@ -52,10 +65,24 @@ def execution_arn(execution_id: str) -> str:
     return _arns(execution_id)
 
 
+class LogSink(Protocol):
+    """Where a store keeps an invocation's log records (``_stores.logs.LogBuffer``)."""
+
+    level: int
+
+    def add(
+        self,
+        record: tuple[int, int, str, str, str | None, str | None, int | None, str | None],
+    ) -> None: ...
+
+
 class LogContext:
     """Where log lines come from right now (set by the engine around user code)."""
 
     __slots__ = ()
+
+    #: where records are kept (None: nowhere but the ``logging`` handlers)
+    sink: LogSink | None = None
 
     def replaying(self) -> bool:
         return False
@@ -63,17 +90,82 @@ class LogContext:
     def fields(self) -> dict[str, Any]:
         return {}
 
+    def where(self) -> tuple[str | None, str | None, int | None]:
+        """(operation id, operation name, attempt) of the code running now."""
+        return None, None, None
+
+    def keep(self, level: int, name: str, msg: Any, args: tuple[Any, ...], exc_info: Any) -> None:
+        """Hand one record to the sink (never raises: logging must not break a step)."""
+        sink = self.sink
+        if sink is None:
+            return
+        op_id, op_name, attempt = self.where()
+        sink.add(
+            (
+                time.time_ns() // 1_000_000,
+                level,
+                name,
+                _message(msg, args),
+                op_id,
+                op_name,
+                attempt,
+                _exception_text(exc_info),
+            )
+        )
+
+
+def _message(msg: Any, args: tuple[Any, ...]) -> str:
+    """The record's message as ``LogRecord.getMessage`` makes it."""
+    try:
+        text = str(msg)
+    except Exception as e:
+        return f"<a message whose str() raised {type(e).__name__}: {e}>"
+    if not args:
+        return text
+    if len(args) == 1 and isinstance(args[0], Mapping) and args[0]:
+        args = args[0]  # type: ignore[assignment]  # "%(name)s" formats (LogRecord does so)
+    try:
+        return text % args
+    except Exception as e:
+        return f"{text} <arguments {args!r:.200} do not fit it: {type(e).__name__}: {e}>"
+
+
+def _exception_text(exc_info: Any) -> str | None:
+    if not exc_info:
+        return None
+    if isinstance(exc_info, BaseException):
+        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+    elif not isinstance(exc_info, tuple):
+        exc_info = sys.exc_info()
+    if len(exc_info) != 3 or exc_info[0] is None:
+        return None
+    try:
+        return "".join(traceback.format_exception(*exc_info)).rstrip("\n")
+    except Exception as e:
+        return f"<a traceback that cannot be formatted: {type(e).__name__}: {e}>"
+
 
 class StepLogContext(LogContext):
     """A step function (or check/submitter) attempt is running: never replaying."""
 
-    __slots__ = ("attempt", "execution_id", "operation_id", "operation_name")
+    __slots__ = ("attempt", "execution_id", "operation_id", "operation_name", "sink")
 
-    def __init__(self, execution_id: str, op_id: str, name: str | None, attempt: int) -> None:
+    def __init__(
+        self,
+        execution_id: str,
+        op_id: str,
+        name: str | None,
+        attempt: int,
+        sink: LogSink | None = None,
+    ) -> None:
         self.execution_id = execution_id
         self.operation_id = op_id
         self.operation_name = name
         self.attempt = attempt
+        self.sink = sink
+
+    def where(self) -> tuple[str | None, str | None, int | None]:
+        return self.operation_id, self.operation_name, self.attempt
 
     def fields(self) -> dict[str, Any]:
         return {
@@ -88,10 +180,15 @@ class StepLogContext(LogContext):
 class WorkflowLogContext(LogContext):
     """A workflow body is being driven by an interpreter."""
 
-    __slots__ = ("interp",)
+    __slots__ = ("interp", "sink")
 
-    def __init__(self, interp: Any) -> None:
+    def __init__(self, interp: Any, sink: LogSink | None = None) -> None:
         self.interp = interp
+        self.sink = sink
+
+    def where(self) -> tuple[str | None, str | None, int | None]:
+        ctx_id, label = self.interp.current_operation
+        return ctx_id, label, None
 
     def replaying(self) -> bool:
         return bool(self.interp.is_replaying())
@@ -117,9 +214,29 @@ class DurableLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
 
     def isEnabledFor(self, level: int) -> bool:
         ctx = current.get()
-        if ctx is not None and ctx.replaying() and not (self.extra or {}).get("log_replays"):
-            return False
+        if ctx is not None:
+            if ctx.replaying():
+                if not (self.extra or {}).get("log_replays"):
+                    return False
+            elif ctx.sink is not None and level >= ctx.sink.level:
+                return True  # kept by the store, whatever the handlers show
         return bool(self.logger.isEnabledFor(level))
+
+    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
+        """Log (as ``LoggerAdapter.log``), and hand the record to the store's sink."""
+        ctx = current.get()
+        if ctx is not None:
+            if ctx.replaying():
+                if not (self.extra or {}).get("log_replays"):
+                    return  # shown again with log_replays, never kept twice
+            elif ctx.sink is not None and level >= ctx.sink.level:
+                ctx.keep(level, self.logger.name, msg, args, kwargs.get("exc_info"))
+        if not self.logger.isEnabledFor(level):
+            return
+        msg, processed = self.process(msg, kwargs)
+        # the caller's frame, not this method's, in %(filename)s and %(lineno)d
+        processed["stacklevel"] = processed.get("stacklevel", 1) + 1
+        self.logger.log(level, msg, *args, **processed)
 
     def process(
         self, msg: Any, kwargs: MutableMapping[str, Any]

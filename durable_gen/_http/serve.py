@@ -10,9 +10,11 @@ executions:
   the end (or returns once it is suspended on something that needs the outside
   world, such as a callback). ``X-Amz-Durable-Execution-Name`` names the
   execution (its id); the response carries ``X-Amz-Durable-Execution-Arn``.
-- ``GetDurableExecution``, ``GetDurableExecutionHistory`` (``MaxItems`` and
-  ``Marker`` page), ``GetDurableExecutionState`` (the operations, paged; any
-  checkpoint token is accepted: this server hands out none),
+- ``GetDurableExecution``, ``GetDurableExecutionHistory`` (``MaxItems``, 1 to
+  1,000, default 1,000 where AWS has 100, and opaque ``Marker``s page; a page
+  costs O(page) however long the history), ``GetDurableExecutionState`` (the
+  operations, paged the same way; any checkpoint token is accepted: this server
+  hands out none),
   ``ListDurableExecutionsByFunction``,
   ``SendDurableExecutionCallbackSuccess/Failure/Heartbeat``,
   ``StopDurableExecution``, ``PauseDurableExecution``,
@@ -108,6 +110,7 @@ from .._engine.targets import (
     resolve_target,
 )
 from .._stores.sqlite import SqliteStore
+from .._stores.sqlite.paging import MAX_PAGE
 from .auth import (
     AuthError,
     check_request,
@@ -140,7 +143,7 @@ _STATUS_CODES = {
 
 _EXEC = re.compile(
     r"^/2025-12-01/durable-executions/(?P<arn>[^/]+)"
-    r"(?P<rest>/history|/stop|/state|/pause|/resume|/redrive|/fork)?$"
+    r"(?P<rest>/history|/stop|/state|/pause|/resume|/redrive|/fork|/logs)?$"
 )
 _CALLBACK = re.compile(
     r"^/2025-12-01/durable-execution-callbacks/(?P<id>[^/]+)/(?P<action>succeed|fail|heartbeat)$"
@@ -379,6 +382,9 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    # headers and body go out in two writes: without TCP_NODELAY a kept-alive
+    # connection waits ~40 ms (Nagle + delayed ACK) before the body
+    disable_nagle_algorithm = True
     timeout = 60  # seconds a client may take to send a request
     _raw = b""
 
@@ -480,6 +486,12 @@ class _Handler(BaseHTTPRequestHandler):
             ) from None
 
     def _dispatch(self, method: str) -> None:
+        if self.path.split("?", 1)[0].rstrip("/") == "/console" or self.path.startswith(
+            "/console/"
+        ):
+            from .console import handle  # the web console (its own auth, CSRF and CSP)
+
+            return handle(self, method)
         try:
             self._authorize(None)  # a bearer token (or none), before the body is read
             # read the whole body first: an error reply must not leave it in a kept-alive socket
@@ -554,6 +566,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._history(store, execution_id, query)
             if method == "GET" and rest == "/state":
                 return self._state(store, execution_id, query)
+            if method == "GET" and rest == "/logs":  # durable_gen's own (_logs)
+                return self._logs(store, execution_id, query)
             if method == "POST" and rest == "/stop":
                 error = self._error_body() if self._body().strip() else None
                 now = self.server.clock.now()
@@ -664,16 +678,62 @@ class _Handler(BaseHTTPRequestHandler):
         return out
 
     def _history(self, store: SqliteStore, execution_id: str, query: dict[str, list[str]]) -> None:
-        events = store.history(execution_id)
-        if query.get("ReverseOrder", ["false"])[0] == "true":
-            events.reverse()
-        self._reply(200, _page(events, "Events", query))
+        """A page of events read by key from the marker on: O(page), not O(history)."""
+        size = _int_param(query, "MaxItems", 0, MAX_PAGE) or MAX_PAGE
+        reverse = query.get("ReverseOrder", ["false"])[0] == "true"
+        events, marker = store.history_page(
+            execution_id, _query_one(query, "Marker") or None, size, reverse=reverse
+        )
+        self._reply(200, _marked({"Events": _seconds(events)}, marker))
 
     def _state(self, store: SqliteStore, execution_id: str, query: dict[str, list[str]]) -> None:
         if not _query_one(query, "CheckpointToken"):
             raise _ApiError(400, "InvalidParameterValueException", "CheckpointToken is required")
-        ops = [op.to_dict() for op in store.load(execution_id).values()]
-        self._reply(200, _page(ops, "Operations", query))
+        size = _int_param(query, "MaxItems", 0, MAX_PAGE) or MAX_PAGE
+        ops, marker = store.operations_page(execution_id, _query_one(query, "Marker") or None, size)
+        self._reply(200, _marked({"Operations": [_seconds(op.to_dict()) for op in ops]}, marker))
+
+    def _logs(self, store: SqliteStore, execution_id: str, query: dict[str, list[str]]) -> None:
+        """``GET .../logs``: the execution's kept log records (``durable-gen logs``), in
+        order, ``{"Records": [...], "DroppedRecords": n, "NextToken"?}``; a page of at
+        most ``MaxItems`` (1 to 1,000; default 1,000) from ``NextToken`` (the ``Seq`` of
+        the last record seen; also the way to poll for new ones), at ``Level`` and
+        above. A record: ``Seq, Timestamp`` (epoch seconds) ``, Level, Logger, Message``
+        and, when set, ``OperationId, OperationName, Attempt, Exception``."""
+        from .._stores.logs import LEVELS
+
+        after = _int_param(query, "NextToken", 0, 2**62)
+        size = _int_param(query, "MaxItems", 0, 1000) or 1000
+        level = (_query_one(query, "Level") or "DEBUG").upper()
+        if level not in LEVELS:
+            raise _ApiError(
+                400,
+                "InvalidParameterValueException",
+                f"Level must be one of {', '.join(LEVELS)}, got {level!r:.40}",
+            )
+        page = store.log_records(execution_id, after=after, limit=size, level=LEVELS[level])
+        records = []
+        for r in page.records:
+            record: dict[str, Any] = {
+                "Seq": r.seq,
+                "Timestamp": r.time / 1000,
+                "Level": r.level_name,
+                "Logger": r.logger,
+                "Message": r.message,
+            }
+            for key, value in (
+                ("OperationId", r.operation_id),
+                ("OperationName", r.operation_name),
+                ("Attempt", r.attempt),
+                ("Exception", r.exception),
+            ):
+                if value is not None:
+                    record[key] = value
+            records.append(record)
+        out: dict[str, Any] = {"Records": records, "DroppedRecords": page.dropped}
+        if page.more:
+            out["NextToken"] = str(page.records[-1].seq)
+        self._reply(200, out)
 
     def _list(self, store: SqliteStore, function: str, query: dict[str, list[str]]) -> None:
         name = _function_name(function, _query_one(query, "Qualifier"))
@@ -803,8 +863,16 @@ def _query_one(query: dict[str, list[str]], name: str) -> str | None:
     return values[0] if values else None
 
 
+def _marked(body: dict[str, Any], marker: str | None) -> dict[str, Any]:
+    """``body`` with ``NextMarker`` when there is a next page (none on the last)."""
+    if marker is not None:
+        body["NextMarker"] = marker
+    return body
+
+
 def _page(items: list[Any], key: str, query: dict[str, list[str]]) -> dict[str, Any]:
-    """One page of ``items`` as ``{key: [...], "NextMarker"?}`` (timestamps in seconds).
+    """One page of ``items`` (a listing held whole) as ``{key: [...], "NextMarker"?}``
+    (timestamps in seconds); history and state page in the store instead.
 
     The marker is the offset of the next item; ``MaxItems`` 0 or absent: all (at
     most 1,000 for ``Operations``, as the API model has it)."""

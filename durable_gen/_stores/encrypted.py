@@ -228,6 +228,10 @@ class EncryptedStore:
             self.inner.clone(), self.cipher, outside_plaintext=self.outside_plaintext
         )
 
+    def log_sink(self, execution_id: str) -> None:
+        """No log records are kept: the store would keep their text unencrypted."""
+        return None
+
     def __enter__(self) -> EncryptedStore:
         return self
 

@@ -27,6 +27,7 @@ from .._core.log import (
     OperationUpdate,
 )
 from .ids import new_callback_id
+from .logs import KeptLogs, LogPage, keep_logs_option, level_number
 
 __all__ = ["MemoryStore"]
 
@@ -47,10 +48,14 @@ class MemoryStore:
 
     Every checkpoint is applied at once (memory has no durability to batch for).
     ``updates`` keeps every update received, in order, for tests that reason about
-    what the engine checkpointed.
+    what the engine checkpointed. ``keep_logs`` and ``log_level``: the log records
+    kept per execution, as the SQLite store's (:meth:`log_records`), kept as they are logged.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_logs: int | None = None, log_level: int | str = "INFO") -> None:
+        self.keep_logs = keep_logs_option(keep_logs)
+        self.log_level = level_number(log_level)
+        self._logs: dict[str, KeptLogs] = {}
         self._executions: dict[str, _Execution] = {}
         self._callbacks: dict[str, tuple[str, str]] = {}  # callback id -> (execution, op)
         self._lock = threading.Lock()
@@ -234,6 +239,31 @@ class MemoryStore:
 
     def updates(self, execution_id: str) -> list[OperationUpdate]:
         return list(self._get(execution_id).updates)
+
+    def log_sink(self, execution_id: str) -> KeptLogs | None:
+        """Where an invocation of ``execution_id`` hands its log records (None: none kept)."""
+        if not self.keep_logs:
+            return None
+        with self._lock:
+            kept = self._logs.get(execution_id)
+            if kept is None:
+                kept = self._logs[execution_id] = KeptLogs(self.keep_logs, self.log_level)
+            return kept
+
+    def log_records(
+        self,
+        execution_id: str,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        level: int | str = 0,
+    ) -> LogPage:
+        """The execution's kept log records, as :meth:`SqliteStore.log_records` gives them."""
+        self._get(execution_id)
+        kept = self._logs.get(execution_id)
+        if kept is None:
+            return LogPage(records=())
+        return kept.page(after, limit, level_number(level, "level"))
 
 
 def _keeps_the_contract(store: MemoryStore) -> EngineStore:

@@ -239,6 +239,8 @@ class Interpreter(_Invokes):
                         and op.sub_type == desc.sub_type
                     ):
                         self._check(ctx, op, _STEP, desc.sub_type, desc.name)
+                    elif self.observed is not None:
+                        self.observed.append(op)  # _check appends it otherwise
                     status = op.status
                     if status is _SUCCEEDED:
                         if check_args and op.args_digest is not None:

@@ -347,6 +347,9 @@ class _Base:
         self._current: _Ctx | None = None
         self._recorded_children: dict[str | None, int] | None = None
         self.replaying = True
+        #: when a list (an engine with hooks sets one): each recorded operation the
+        #: workflow reaches on replay is appended to it (pure data; never read here)
+        self.observed: list[Operation] | None = None
         #: patch ids whose old branch this execution takes (``Patched`` yielded False)
         self.old_paths: list[str] = []
         gen = workflow(input_value)
@@ -575,6 +578,8 @@ class _Base:
             and op.name == name
             and op.parent_id == ctx.op_parent
         ):
+            if self.observed is not None:
+                self.observed.append(op)
             return
         self._mismatch(
             ctx, op, type_, sub_type, name, ctx.op_parent, f"{ordinal(ctx.counter)} operation"
@@ -596,6 +601,8 @@ class _Base:
             and op.name == name
             and op.parent_id == parent_id
         ):
+            if self.observed is not None:
+                self.observed.append(op)
             return
         self._mismatch(ctx, op, type_, sub_type, name, parent_id, f"branch {index} (0-based)")
 

@@ -27,7 +27,7 @@ Where the database is
     ``$XDG_DATA_HOME/durable_gen/durable_gen.db`` (``~/.local/share/...``): one
     per user, so ``durable-gen list`` sees every execution wherever it is run.
 
-Schema (version 3)
+Schema (version 4)
     ``executions``: one row per execution (id, target ``module:function`` or
     ``/abs/file.py:function`` plus the directory it was started from, status,
     input, result, error, timestamps, wake time, lease owner and expiry, the
@@ -39,11 +39,14 @@ Schema (version 3)
     one row -- one page -- which is what keeps a step close to a bare commit;
     loading an execution reads its rows in key order, the last state of each
     operation winning. ``callbacks`` maps callback ids to their execution.
+    ``logs``: the log records kept for each execution (``_stores.logs``: the newest
+    ``keep_logs``, default 1,000, numbered ``seq`` from 1; written in the lease
+    holder's checkpoint transactions; deleted with their execution by a trigger).
     ``operations`` and ``events`` are SQL views over the journal for people with
     a ``sqlite3`` shell. ``durable_gen_schema`` holds the schema version; an
     older schema is migrated when the file is opened (``schema.MIGRATIONS``, one
     transaction per version: 2 added ``code_version``, 3 the indexes that list
-    executions newest first); a database
+    executions newest first, 4 the ``logs`` table); a database
     written by a newer schema, a SQLite database that is not
     durable_gen's, and a file that is not SQLite at all are refused with an
     error, and nothing is ever rewritten to "fix" them.

@@ -36,17 +36,20 @@ from ..._core.log import (
     OperationStatus,
     OperationType,
 )
+from ..logs import LogBuffer, keep_logs_option, level_number
 from ..owners import (
     LIVE_OWNERS,
     OwnerLocks,
     new_owner,
 )
 from .group import GroupCommit
+from .logs import last_seq, write_logs
 from .schema import (
     _SCHEMA,
     _SEQ_BITS,
     APPLICATION_ID,
     DEFAULT_LEASE_SECONDS,
+    LOG_SCHEMA,
     MIGRATIONS,
     SCHEMA_VERSION,
     _dumps,
@@ -109,6 +112,8 @@ class _Journal:
         busy_timeout: float = 30.0,
         create: bool = True,
         group: GroupCommit | None = None,
+        keep_logs: int | None = None,
+        log_level: int | str = "INFO",
     ) -> None:
         if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
             raise StoreError(
@@ -124,6 +129,11 @@ class _Journal:
         self._held: set[str] = set()
         self._acquired: dict[str, int] = {}  # execution -> its version when we took the lease
         self.listener: Callable[[str, Mapping[str, Operation]], None] | None = None
+        #: log records kept per execution (0: none) and the lowest level kept
+        #: (``_stores.logs``); records wait in ``_logs`` for the next durable write
+        self.keep_logs = keep_logs_option(keep_logs)
+        self.log_level = level_number(log_level)
+        self._logs: dict[str, LogBuffer] = {}
         self._conn = self._open(create)
         #: shared with the other stores of a worker pool: their step results are
         #: written together (``group.py``); None: each is its own commit
@@ -232,6 +242,8 @@ class _Journal:
                 for stmt in _SCHEMA.split(";"):
                     if stmt.strip():
                         conn.execute(stmt)
+                for stmt in LOG_SCHEMA:
+                    conn.execute(stmt)
                 conn.execute(
                     "INSERT INTO durable_gen_schema (version) VALUES (?)", (SCHEMA_VERSION,)
                 )
@@ -324,26 +336,36 @@ class _Journal:
         if c is not None and not c.stale and c.version == version:
             return c
         lo = pk << _SEQ_BITS
-        rows = self._query(
-            "SELECT key, ops FROM journal WHERE key > ? AND key < ? ORDER BY key",
-            (lo, lo + (1 << _SEQ_BITS)),
-        )
         ops: dict[str, Operation] = {}
         from_dict = Operation.from_dict
         loads = _loads
-        for _, body in rows:
-            if body is None:
-                continue
+        last = lo
+        # row by row, in one statement: the log's text is never held whole (at 100,000
+        # operations it was a third of the peak memory of a resumed invocation)
+        try:
+            cur = self._conn.execute(
+                "SELECT key, ops FROM journal WHERE key > ? AND key < ? ORDER BY key",
+                (lo, lo + (1 << _SEQ_BITS)),
+            )
             try:
-                for d in loads(body):
-                    op = from_dict(d)
-                    ops[op.id] = op
-            except (ValueError, TypeError) as e:
-                raise CorruptLogError(
-                    f"execution {execution_id!r} has a journal row that is not valid "
-                    f"JSON ({e}) in {self.path}"
-                ) from None
-        seq = rows[-1][0] - lo if rows else 0
+                for key, body in cur:
+                    last = key
+                    if body is None:
+                        continue
+                    try:
+                        for d in loads(body):
+                            op = from_dict(d)
+                            ops[op.id] = op
+                    except (ValueError, TypeError) as e:
+                        raise CorruptLogError(
+                            f"execution {execution_id!r} has a journal row that is not valid "
+                            f"JSON ({e}) in {self.path}"
+                        ) from None
+            finally:
+                cur.close()
+        except sqlite3.Error as e:
+            raise _store_error(self.path, e) from None
+        seq = last - lo
         fresh = _Cached(pk, version, seq, ops)
         fresh.foreign = c is not None  # reloaded: someone else wrote
         if c is not None and c.pending_ops:  # keep what this store has not written yet
@@ -360,15 +382,17 @@ class _Journal:
         execution is RUNNING (or PAUSING: being paused, it may still write). A step's
         commit touches one page of the journal. True when the execution is PAUSING.
         """
+        logs = self._logs.get(execution_id)
         if extra is None and c.pending_ops and not c.stale:
             try:
-                if self._fast_flush(c):
+                if self._fast_flush(c, logs):
                     return False
             except BaseException:
                 # not written: forget it, so that no later write records it behind the
                 # back of the caller this error reaches (the log is read back instead)
                 self._cache.pop(execution_id, None)
                 raise
+        log_seq: int | None = None
         try:
             with self._tx() as conn:
                 row = conn.execute(
@@ -416,6 +440,8 @@ class _Journal:
                                 "body = excluded.body",
                                 (op.callback_id, c.pk, op.id, _dumps(op.to_dict())),
                             )
+                if logs:
+                    log_seq = write_logs(conn, c.pk, logs.seq, logs.take(), self.keep_logs)
                 if extra is not None:
                     version += 1
                     conn.execute(
@@ -440,7 +466,25 @@ class _Journal:
         c.seq = seq
         c.pending_ops = {}
         c.pending_events = []
+        if logs is not None and log_seq is not None:
+            logs.seq = log_seq
         return pausing
+
+    def log_sink(self, execution_id: str) -> LogBuffer | None:
+        """Where the invocation of ``execution_id`` starting now hands its log records
+        (None: this store keeps none); they are written with its next durable write.
+        A new buffer each time: what a failed invocation left unwritten is dropped (its
+        steps without a recorded result run again, and log again)."""
+        if not self.keep_logs:
+            return None
+        with self._lock:
+            pk, _ = self._pk(execution_id)
+            try:
+                seq = last_seq(self._conn, pk)
+            except sqlite3.Error as e:
+                raise _store_error(self.path, e) from None
+            buffer = self._logs[execution_id] = LogBuffer(self.log_level, seq)
+        return buffer
 
     def shared_group(self) -> GroupCommit:
         """The group commit this store's clones share (made on first use, closed with
@@ -456,12 +500,14 @@ class _Journal:
                 self._own_group = GroupCommit(connect, _FAST_APPEND)
             return self._own_group
 
-    def _fast_flush(self, c: _Cached) -> bool:
+    def _fast_flush(self, c: _Cached, logs: LogBuffer | None = None) -> bool:
         """The common case (a step's result): one fenced INSERT, its own transaction.
 
         In autocommit mode a single write statement is a transaction of its own
         that takes the write lock first, so fence and append are atomic. False:
-        the fence did not hold (or a callback changed); take the slow path.
+        the fence did not hold (or a callback changed); take the slow path. With
+        log records waiting (``logs``), they are written in the same transaction
+        after the fenced INSERT (not group-committed).
         """
         pending_ops = c.pending_ops
         for op in pending_ops.values():
@@ -477,6 +523,8 @@ class _Journal:
             c.version,
             self.owner,
         )
+        if logs:
+            return self._fast_flush_logged(c, params, logs)
         try:
             if self._group is not None:
                 written = self._group.append(params)
@@ -487,6 +535,21 @@ class _Journal:
         if not written:
             return False
         c.seq = seq
+        c.pending_ops = {}
+        c.pending_events = []
+        return True
+
+    def _fast_flush_logged(self, c: _Cached, params: tuple[Any, ...], logs: LogBuffer) -> bool:
+        """:meth:`_fast_flush` with log records: fenced INSERT, records, one commit."""
+        try:
+            with self._tx() as conn:
+                if conn.execute(_FAST_APPEND, params).rowcount != 1:
+                    return False  # nothing written: the slow path finds out why
+                last = write_logs(conn, c.pk, logs.seq, logs.take(), self.keep_logs)
+        except sqlite3.Error as e:
+            raise _store_error(self.path, e) from None
+        logs.seq = last
+        c.seq += 1
         c.pending_ops = {}
         c.pending_events = []
         return True

@@ -26,7 +26,7 @@ from ..._core.errors import (
 
 #: The schema this version of durable_gen writes; it refuses databases with a newer one
 #: and migrates older ones (:data:`MIGRATIONS`) when it opens them.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: ``PRAGMA application_id`` of durable_gen databases ("dgdb").
 APPLICATION_ID = 0x64676462
 #: How long a lease lasts without renewal; the engine renews it every third of this.
@@ -85,6 +85,28 @@ SELECT journal.key >> 32 AS execution, journal.key & 4294967295 AS seq, e.value 
 FROM journal, json_each(journal.events) AS e;
 """
 
+#: The log records kept for each execution (``_stores.logs``; ``sqlite.logs`` writes
+#: and reads them): ``seq`` numbers an execution's records from 1, the oldest are
+#: deleted past the bound, and they go with their execution (the trigger). Statements
+#: of their own (the trigger's body has semicolons): run after :data:`_SCHEMA`.
+LOG_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS logs ("
+    " execution INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL,"
+    " time INTEGER NOT NULL,"
+    " level INTEGER NOT NULL,"
+    " logger TEXT NOT NULL,"
+    " message TEXT NOT NULL,"
+    " op_id TEXT,"
+    " op_name TEXT,"
+    " attempt INTEGER,"
+    " exception TEXT,"
+    " PRIMARY KEY (execution, seq)"
+    ") WITHOUT ROWID",
+    "CREATE TRIGGER IF NOT EXISTS logs_go_with_their_execution AFTER DELETE ON executions "
+    "BEGIN DELETE FROM logs WHERE execution = old.pk; END",
+)
+
 #: What takes a database from schema version N to N + 1, in one transaction each.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     # 2: the code version an execution started on (version pinning)
@@ -95,6 +117,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX IF NOT EXISTS executions_newest_by_status "
         "ON executions (status, created_at, pk)",
     ),
+    # 4: the log records of each execution (``durable-gen logs``)
+    3: LOG_SCHEMA,
 }
 
 #: Journal keys: ``execution pk << 32 | sequence number`` (one row per commit).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..._core import repair as _repair
@@ -19,6 +19,7 @@ from ..._core.errors import (
     ExecutionPausedError,
     InvocationInterruptedError,
     StoreError,
+    ValidationError,
 )
 from ..._core.log import (
     Operation,
@@ -26,12 +27,16 @@ from ..._core.log import (
     OperationUpdate,
 )
 from ..ids import new_callback_id
+from ..logs import LogPage, level_number
 from ..owners import (
     LIVE_OWNERS,
 )
+from . import paging as _paging
 from .journal import _Conflict
+from .logs import read_logs
 from .outside import _Outside
 from .schema import _SEQ_BITS, _dumps, _error, _loads, _now_ms
+from .schema import _store_error as _sqlite_error
 
 
 class SqliteStore(_Outside):
@@ -40,7 +45,9 @@ class SqliteStore(_Outside):
     ``path`` defaults to :func:`default_db_path`. ``synchronous`` is ``"FULL"``
     (default: every durable checkpoint survives power loss) or ``"NORMAL"``.
     Writing to an execution needs its lease (:meth:`acquire`); the engine takes
-    care of that.
+    care of that. ``keep_logs``: how many log records of each execution to keep
+    (default ``$DURABLE_GEN_KEEP_LOGS``, else 1,000; 0 keeps none), at ``log_level``
+    (default INFO) and above; :meth:`log_records` reads them (``_stores.logs``).
     """
 
     def close(self) -> None:
@@ -66,6 +73,8 @@ class SqliteStore(_Outside):
             lease_seconds=self.lease_ms / 1000,
             busy_timeout=self.busy_timeout,
             group=self.shared_group(),
+            keep_logs=self.keep_logs,
+            log_level=self.log_level,
         )
 
     def __enter__(self) -> SqliteStore:
@@ -260,7 +269,8 @@ class SqliteStore(_Outside):
                 self.listener(execution_id, changed)
 
     def end_invocation(self, execution_id: str, event: dict[str, Any]) -> None:
-        """Record the InvocationCompleted event; no invocation is running any more."""
+        """Record the InvocationCompleted event; no invocation is running any more
+        (the log records it left are written with it)."""
         with self._lock:
             c = self._cached(execution_id)
             c.pending_events.append(event)
@@ -272,7 +282,10 @@ class SqliteStore(_Outside):
                     (pk,),
                 )
 
-            self._flush(execution_id, c, event["EventTimestamp"], clear)
+            try:
+                self._flush(execution_id, c, event["EventTimestamp"], clear)
+            finally:
+                self._logs.pop(execution_id, None)
 
     def next_timer(self, execution_id: str) -> int | None:
         with self._lock:
@@ -334,6 +347,88 @@ class SqliteStore(_Outside):
             )
         events = [e for (body,) in rows for e in _loads(body)]
         return [{**e, "EventId": i} for i, e in enumerate(events, 1)]
+
+    def history_page(
+        self,
+        execution_id: str,
+        marker: str | None = None,
+        limit: int = _paging.MAX_PAGE,
+        *,
+        reverse: bool = False,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of :meth:`history`: up to ``limit`` (1 to 1,000) events from ``marker``
+        (None: the first; oldest first, or newest first with ``reverse``) and the opaque
+        marker of the next page (None: this was the last). Reads O(page) rows by key,
+        wherever the page is in the history; a marker that is not one this store handed
+        out for the execution (and direction) is a :class:`ValidationError`."""
+        _paging.check_limit(limit)
+        with self._lock:
+            pk, _ = self._pk(execution_id)
+            try:
+                return _paging.history_page(self._conn, pk, execution_id, marker, limit, reverse)
+            except sqlite3.Error as e:
+                raise _sqlite_error(self.path, e) from None
+
+    def history_pages(
+        self, execution_id: str, limit: int = _paging.MAX_PAGE
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The history, a page of :meth:`history_page` at a time (memory: one page)."""
+        marker: str | None = None
+        while True:
+            events, marker = self.history_page(execution_id, marker, limit)
+            if events:
+                yield events
+            if marker is None:
+                return
+
+    def operations_page(
+        self, execution_id: str, marker: str | None = None, limit: int = _paging.MAX_PAGE
+    ) -> tuple[list[Operation], str | None]:
+        """A page of :meth:`load`'s operations (in the order they were first recorded,
+        each in its current state) from ``marker`` on, and the next page's marker (None:
+        the last). Paged from the cached log: the first page of an execution that changed
+        reads its log; every other page costs O(page) (see ``paging``'s docstring)."""
+        _paging.check_limit(limit)
+        with self._lock:
+            c = self._cached(execution_id)
+            return _paging.operations_page(c.ops, c.pk, execution_id, marker, limit)
+
+    def operations_summary(
+        self, execution_id: str, *, head: int, tail: int
+    ) -> _paging.OperationsSummary:
+        """Counts by status and the first ``head`` / last ``tail`` operations, read in
+        one pass over the log without keeping every operation (``durable-gen show``)."""
+        with self._lock:
+            pk, _ = self._pk(execution_id)
+            try:
+                return _paging.summarize_operations(self._conn, pk, execution_id, head, tail)
+            except sqlite3.Error as e:
+                raise _sqlite_error(self.path, e) from None
+
+    def log_records(
+        self,
+        execution_id: str,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        level: int | str = 0,
+    ) -> LogPage:
+        """The execution's kept log records numbered after ``after``, at ``level`` and
+        above, in order; at most ``limit`` (None: all). ``dropped`` on the page: how
+        many of its oldest records were not kept (``keep_logs``)."""
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
+            raise ValidationError(f"limit must be a positive integer or None, got {limit!r:.40}")
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise ValidationError(f"after must be a record number (0 or more), got {after!r:.40}")
+        number = level_number(level, "level")
+        with self._lock:
+            pk, _ = self._pk(execution_id)
+            try:
+                return read_logs(self._conn, pk, after=after, limit=limit, level=number)
+            except sqlite3.Error as e:
+                raise _sqlite_error(self.path, e) from None
 
 
 def _keeps_the_contract(store: SqliteStore) -> DurableStore:

@@ -1,0 +1,68 @@
+"""OpenTelemetry traces of durable executions, in AWS's durable-execution conventions.
+
+Install ``durable_gen[otel]`` (``opentelemetry-api``; configure an SDK provider and
+an exporter yourself) and pass the hooks to an engine::
+
+    from durable_gen.otel import DurableTracing
+    engine = SqliteEngine("app.db", hooks=[DurableTracing()])
+
+Nothing here is imported unless you import it: without it an engine pays nothing.
+
+Conventions (read from AWS's ``aws-durable-execution-sdk-python-otel`` 2.0.0 and
+the requirements of ``aws-durable-execution-conformance-tests-otel`` 0.2.0; written
+anew here, no code copied):
+
+Span names
+    ``Workflow`` (the execution; configurable), ``Invocation`` (one run of the
+    workflow), an operation's name (or its id when unnamed), and
+    ``"<operation> attempt <n>"`` for each run of a step function, a
+    wait-for-condition check or a wait-for-callback submitter. All ``INTERNAL``.
+Attributes (all under ``durable.``)
+    every span: ``durable.execution.arn``. Workflow: ``durable.execution.status``
+    (SUCCEEDED/FAILED). Invocation: ``durable.invocation.first``,
+    ``durable.invocation.status`` (SUCCEEDED/FAILED/PENDING). Operation:
+    ``durable.operation.id/.type/.subtype/.name/.status`` (STARTED while open) and,
+    for steps, ``durable.attempt.number`` (the last attempt). Attempt: the
+    operation's id/type/subtype/name plus ``durable.attempt.number`` and
+    ``durable.attempt.outcome`` (SUCCEEDED/FAILED) -- no operation status.
+Statuses
+    OK for SUCCEEDED (and for a PENDING invocation), ERROR for FAILED, UNSET for
+    an operation span that is still open when its invocation ends.
+One trace per execution, deterministic ids (see ``_ids``)
+    trace id from the ARN and start time; the Workflow span, each operation's
+    logical span and a zero-length synthetic root (``DurableExecutionRoot``, the
+    parent of the Workflow and Invocation spans, exported by the first
+    invocation) have ids derived from the ARN and operation id. Spans of many
+    invocations and processes therefore join one trace.
+Emitted once, when the work really ran
+    a replayed operation whose outcome an earlier invocation already reported
+    produces nothing. The Workflow span is exported once, by the invocation that
+    ends the execution (months later if need be), starting at the execution's
+    recorded start.
+Two views (``DurableTracing(view=...)``), as AWS has two plugins:
+    ``"invocation"`` (AWS's ``InvocationOtelPlugin``): operation spans are
+    children of the Invocation span (or of their enclosing context's span) and
+    link to the Workflow span; an operation that spans invocations has its first
+    segment on its deterministic id (status STARTED, UNSET) and a continuation
+    segment in the invocation that ends it, linked to the first; attempts are
+    children of their operation's segment. ``"execution"`` (AWS's
+    ``ExecutionOtelPlugin``): one tree Workflow -> operation -> attempt; each
+    operation is exported once, on its deterministic id, when it ends (from its
+    recorded start), linked to the Invocation that ended it; attempts link to
+    the Invocation they ran in.
+
+Not done: links/parenting of an invoked execution under its caller (each
+execution is its own trace), W3C ``traceparent`` from ``serve``, virtual child
+contexts (they record nothing, so no hook sees them), metrics.
+"""
+
+from ._ids import execution_root_span_id, operation_span_id, trace_id_for, workflow_span_id
+from ._tracing import DurableTracing
+
+__all__ = [
+    "DurableTracing",
+    "execution_root_span_id",
+    "operation_span_id",
+    "trace_id_for",
+    "workflow_span_id",
+]

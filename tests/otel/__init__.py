@@ -1,0 +1,1 @@
+"""AWS's OpenTelemetry requirements run on durable_gen (see ``_runner``)."""
