@@ -279,6 +279,15 @@ def test_json_output_of_run_list_and_show(tmp_path, monkeypatch, capsys):
     }
     assert main(["list", "--db", "j.db", "--json", "--next-token", listed["next_token"]]) == 0
     assert [e["id"] for e in json.loads(capsys.readouterr().out)["executions"]] == ["j1"]
+    # --json is a global option too: before the subcommand it means the same
+    assert main(["--json", "--db", "j.db", "list", "--limit", "1"]) == 0
+    assert json.loads(capsys.readouterr().out) == listed
+    with pytest.raises(SystemExit) as e:
+        main(["--json", "--db", "j.db", "stop", "j1"])
+    assert e.value.code == 2
+    assert "--json is an output of run, list, show, history, logs; stop has none" in (
+        capsys.readouterr().err
+    )
     assert main(["show", "j1", "--db", "j.db", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["status"] == "RUNNING"

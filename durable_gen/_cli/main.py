@@ -1109,8 +1109,8 @@ _EPILOG = """\
 exit status: 0 done (run: the execution succeeded); 1 failed (the execution failed,
 or the store refused: a divergence, a corrupt file, a conflict); 2 bad usage (a
 bad option, input or target); 3 run --no-wait: suspended, its id on stdout;
-130 interrupted. Global options (--db, --log-level) go before or after the
-subcommand."""
+130 interrupted. Global options (--db, --log-level, --json) go before or after
+the subcommand."""
 
 
 def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -1144,6 +1144,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"durable-gen {__version__}")
     _global_options(parser, top=True)
+    parser.add_argument(
+        "--json",
+        dest="json_first",
+        action="store_true",
+        help="JSON output, for " + ", ".join(_JSON_COMMANDS) + " (also after the subcommand)",
+    )
     db = argparse.ArgumentParser(add_help=False)
     _global_options(db, top=False)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -1511,9 +1517,19 @@ class _RecordFormat(logging.Formatter):
         return super().format(record)
 
 
+#: The commands with a ``--json`` output (README, "JSON output", has their shapes).
+_JSON_COMMANDS = ("run", "list", "show", "history", "logs")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.json_first:  # ``durable-gen --json list``: the same as ``list --json``
+        if not hasattr(args, "json"):
+            parser.error(
+                f"--json is an output of {', '.join(_JSON_COMMANDS)}; {args.command} has none"
+            )
+        args.json = True
     try:
         _configure_logging(args.log_level)
     except UsageError as e:
