@@ -143,6 +143,7 @@ from ._stores.encrypted import (
     KeyRing,
     PayloadCipher,
 )
+from ._stores.factory import open_store
 from ._stores.memory import MemoryStore
 from ._stores.sqlite import (
     SqliteStore,
@@ -169,6 +170,7 @@ __all__ = [
     "SqliteStore",
     "compute_meter",
     "default_db_path",
+    "open_store",
     "estimate",
     "load_prices",
     "meter_execution",

@@ -276,6 +276,9 @@ def test_json_output_of_run_list_and_show(tmp_path, monkeypatch, capsys):
         "input",
         "result",
         "error",
+        "deadline",
+        "timeout_seconds",
+        "retention_days",
     }
     assert main(["list", "--db", "j.db", "--json", "--next-token", listed["next_token"]]) == 0
     assert [e["id"] for e in json.loads(capsys.readouterr().out)["executions"]] == ["j1"]

@@ -18,12 +18,14 @@ import pytest
 from durable_gen import (
     CreateCallback,
     ErrorObject,
+    Invoke,
     Jitter,
     Parallel,
     RetryPolicy,
     SqliteEngine,
     Step,
     Wait,
+    get_logger,
 )
 from durable_gen._http.console import CSP
 from durable_gen._http.serve import make_server
@@ -58,7 +60,9 @@ ATTEMPTS: dict[str, int] = {}
 
 def _charge(key):
     ATTEMPTS[key] = ATTEMPTS.get(key, 0) + 1
+    get_logger().info("charging 42.00 EUR for %s", key)
     if ATTEMPTS[key] < 2:
+        get_logger().warning("the payment gateway did not answer; the step will retry")
         raise ConnectionError(f"payment gateway timed out (attempt {ATTEMPTS[key]})")
     return {"charged": 4200, "currency": "EUR"}
 
@@ -100,11 +104,57 @@ def many(event):
     return event["n"]
 
 
+#: undecodable bytes as Python keeps them (``surrogateescape``): not UTF-8 text
+LONE = b"raw \xff\xfe".decode("utf-8", "surrogateescape")
+
+
+def _log_step(text):
+    get_logger().info("in the step: %s", text)
+    return len(text)
+
+
+def chatty(event):
+    """Logs (hostile lines, undecodable bytes, a traceback), then waits on a callback
+    and logs again once it is completed: the live tail."""
+    log = get_logger()
+    log.info("starting %s", event["tag"])
+    log.warning(HOSTILE)
+    log.info("undecodable: %s", LONE)
+    try:
+        raise KeyError(HOSTILE)
+    except KeyError:
+        log.exception("caught it")
+    yield Step(_log_step, HOSTILE, name="log-step")
+    cb = yield CreateCallback(name="go", timeout=3600)
+    answer = yield cb.result()
+    log.error("after the callback: %s", answer)
+    return answer
+
+
+def _undecodable(text):
+    raise ValueError(f"{text} {LONE}")
+
+
+def undecodable(event):
+    """Fails with lone surrogates in its error message (bytes a file name or a
+    subprocess left undecoded)."""
+    yield Step(_undecodable, "bytes:", name="decode", retry=RetryPolicy.none())
+
+
+def caller(event):
+    """Invokes the served function ``many``: its execution is linked from the page."""
+    got = yield Invoke("many", {"n": 2}, name="call-many")
+    return {"child": got}
+
+
 FUNCTIONS = {
     "many": "tests.test_console_api:many",
     "approval": "tests.test_console_api:approval",
     "hostile": "tests.test_console_api:hostile",
     "order": "tests.test_console_api:order",
+    "chatty": "tests.test_console_api:chatty",
+    "undecodable": "tests.test_console_api:undecodable",
+    "caller": "tests.test_console_api:caller",
 }
 
 
@@ -325,7 +375,10 @@ def test_text_filter_pages_through_matches(console):
     ("query", "message"),
     [
         ("status=BOGUS", r"^status 'BOGUS' is not an execution status; use one of RUNNING"),
-        ("function=nope", r"^no function named 'nope' is served \(served: approval, hostile"),
+        ("function=nope", r"^no function named 'nope' is served \(served: approval, caller,"),
+        ("order=fastest", r"^order 'fastest' is not one of newest, oldest, longest, shortest$"),
+        ("after=1.1&before=1.1", r"^give after \(the next page\) or before \(the previous"),
+        ("order=longest&after=5.1", r"^'5.1' is not a page marker of this database"),
         ("limit=0", r"^limit must be from 1 to 500, got 0$"),
         ("limit=x", r"^limit must be an integer from 0 to 500, got 'x'$"),
         ("after=garbage", r"^'garbage' is not a page marker of this database"),
@@ -673,3 +726,445 @@ def test_ui_serves_the_console_and_prints_its_address(tmp_path):
         _, err = proc.communicate(timeout=15)
     assert proc.returncode == 0, err
     assert f"the web console is on {url}" in err
+
+
+# ---------------------------------------------------------------------- list: order, pages
+
+
+def _ids(doc: Any) -> list[str]:
+    return [r["id"] for r in doc["executions"]]
+
+
+def _list(console: Console, **params: Any) -> Any:
+    status, doc = console.json("GET", "/console/api/executions?" + urllib.parse.urlencode(params))
+    assert status == 200, doc
+    return doc
+
+
+def _recorded(console: Console, spans: dict[str, tuple[int, int | None]], **kw: Any) -> None:
+    """Executions recorded with the given start and (stopped) end times, epoch ms."""
+    store = console.server.store
+    for execution_id, (start, _) in spans.items():
+        store.create(execution_id, "{}", start, target=FUNCTIONS["approval"], **kw)
+    for execution_id, (_, end) in spans.items():
+        if end is not None:
+            store.stop(execution_id, end)
+
+
+def test_list_oldest_first_and_previous_pages(console):
+    _recorded(console, {f"e{i}": (1_000_000 + i * 1000, None) for i in range(7)})
+    doc = _list(console, order="oldest", limit=3)
+    assert _ids(doc) == ["e0", "e1", "e2"]
+    assert doc["previous"] is None
+    assert doc["order"] == "oldest"
+    second = _list(console, order="oldest", limit=3, after=doc["next"])
+    assert _ids(second) == ["e3", "e4", "e5"]
+    back = _list(console, order="oldest", limit=3, before=second["previous"])
+    assert _ids(back) == ["e0", "e1", "e2"]
+    assert back["previous"] is None  # nothing before the first page
+    assert _ids(_list(console, order="oldest", limit=3, after=back["next"])) == ["e3", "e4", "e5"]
+    third = _list(console, order="oldest", limit=3, after=second["next"])
+    assert _ids(third) == ["e6"]
+    assert third["next"] is None
+    assert _ids(_list(console, order="oldest", limit=3, before=third["previous"])) == [
+        "e3",
+        "e4",
+        "e5",
+    ]
+    # newest first, backwards from the second page
+    newest = _list(console, limit=2)
+    assert _ids(newest) == ["e6", "e5"]
+    page2 = _list(console, limit=2, after=newest["next"])
+    assert _ids(page2) == ["e4", "e3"]
+    page1 = _list(console, limit=2, before=page2["previous"])
+    assert _ids(page1) == ["e6", "e5"]
+    assert page1["previous"] is None
+
+
+def test_list_by_duration_lists_ended_executions(console):
+    spans = {"quick": (10_000, 10_500), "slow": (11_000, 20_000), "mid": (12_000, 14_000)}
+    _recorded(console, {**spans, "running": (13_000, None)})
+    assert _ids(_list(console, order="longest")) == ["slow", "mid", "quick"]
+    doc = _list(console, order="shortest", limit=1)
+    assert _ids(doc) == ["quick"]
+    doc = _list(console, order="shortest", limit=1, after=doc["next"])
+    assert _ids(doc) == ["mid"]
+    assert _ids(_list(console, order="shortest", limit=1, before=doc["previous"])) == ["quick"]
+    assert _ids(_list(console, order="longest", status="STOPPED", limit=2)) == ["slow", "mid"]
+    status, _, body = console.request("GET", "/console/?order=longest")
+    assert status == 200
+    assert b"ended executions only" in body
+    assert b'<option value="longest" selected>Longest first</option>' in body
+
+
+def test_list_filters_by_version(console):
+    _recorded(console, {"v1-a": (1_000, None), "v1-b": (2_000, None)}, code_version="v1")
+    _recorded(console, {"v2-a": (3_000, None)}, code_version="v2")
+    assert _ids(_list(console, version="v1")) == ["v1-b", "v1-a"]
+    assert _ids(_list(console, version="v2", order="oldest")) == ["v2-a"]
+    assert _ids(_list(console, version="v3")) == []
+    status, _, body = console.request("GET", "/console/?version=v1")
+    page = body.decode()
+    assert status == 200
+    assert 'data-id="v1-a"' in page
+    assert 'data-id="v2-a"' not in page
+    assert 'name="version" type="search" value="v1"' in page
+    assert 'href="/console/?version=v1"' in page  # each version links to its filter
+
+
+def test_list_page_links_previous_and_next(console):
+    _recorded(console, {f"p{i}": (5_000 + i, None) for i in range(5)})
+    doc = _list(console, limit=2)
+    status, _, body = console.request(
+        "GET", "/console/?limit=2&after=" + urllib.parse.quote(doc["next"])
+    )
+    page = body.decode()
+    assert status == 200
+    assert 'id="first"' in page
+    previous = re.search(r'<a id="previous" href="([^"]+)"', page)
+    assert previous is not None
+    status, _, body = console.request("GET", previous[1].replace("&amp;", "&"))
+    assert status == 200
+    rows = re.findall(r'<tr data-id="([^"]+)"', body.decode())
+    assert rows == ["p4", "p3"]
+
+
+def test_text_filter_pages_backwards(console):
+    _recorded(console, {f"{'red' if i % 2 else 'blue'}-{i}": (7_000 + i, None) for i in range(8)})
+    doc = _list(console, q="red", limit=2)
+    assert _ids(doc) == ["red-7", "red-5"]
+    doc = _list(console, q="red", limit=2, after=doc["next"])
+    assert _ids(doc) == ["red-3", "red-1"]
+    assert _ids(_list(console, q="red", limit=2, before=doc["previous"])) == ["red-7", "red-5"]
+
+
+# ---------------------------------------------------------------------- logs
+
+
+def test_logs_are_served_and_tailed_while_running(console):
+    console.start("chatty", {"tag": "t1"}, "chatty")
+    console.wait_for(lambda: console.open_callback("chatty") is not None)
+    base = exec_path("chatty", api=True) + "/logs"
+    status, doc = console.json("GET", base)
+    assert status == 200
+    assert doc["live"] is True
+    assert doc["dropped"] == 0
+    records = doc["records"]
+    messages = [r["message"] for r in records]
+    assert messages[:2] == ["starting t1", HOSTILE]
+    assert messages[2] == "undecodable: raw \ufffd\ufffd"  # stored with U+FFFD
+    caught = records[3]
+    assert caught["message"] == "caught it"
+    assert caught["level"] == "ERROR"
+    assert "KeyError" in caught["exception"]
+    assert HOSTILE in caught["exception"]
+    step = next(r for r in records if r["message"].startswith("in the step"))
+    assert step["op_name"] == "log-step"
+    assert step["attempt"] == 1
+    assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+    assert doc["last"] == len(records)
+
+    status, doc = console.json("GET", f"{base}?after={len(records)}")
+    assert doc["records"] == []
+    assert doc["last"] == len(records)
+    callback = console.open_callback("chatty")
+    assert callback is not None
+    console.server.store.complete_callback(
+        callback, "succeed", console.server.clock.now(), payload='"yes"'
+    )
+    console.wait_for(lambda: console.status("chatty") == "SUCCEEDED")
+    status, doc = console.json("GET", f"{base}?after={len(records)}")
+    assert [r["message"] for r in doc["records"]] == ['after the callback: "yes"']
+    assert doc["live"] is False
+    status, doc = console.json("GET", f"{base}?level=error")
+    assert [r["message"] for r in doc["records"]] == ["caught it", 'after the callback: "yes"']
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("level=LOUD", r"^level must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got 'LOUD'"),
+        ("after=-1", r"^after must be an integer from 0 to"),
+    ],
+)
+def test_bad_log_queries_are_400s(console, query, message):
+    console.start("approval", {"order": 1}, "quiet")
+    status, doc = console.json("GET", exec_path("quiet", api=True) + "/logs?" + query)
+    assert status == 400
+    assert re.search(message, doc["message"]), doc["message"]
+
+
+# ---------------------------------------------------------------------- meter
+
+
+def test_meter_is_the_cli_meter(console):
+    from durable_gen._engine.meter import meter_execution
+
+    console.start("order", {"key": "meter"}, "metered")
+    console.wait_for(lambda: console.open_callback("metered") is not None)
+    status, doc = console.json("GET", exec_path("metered", api=True) + "/meter")
+    assert status == 200
+    expected = meter_execution(console.server.store, "metered", largest=10).to_dict()
+    assert doc["meter"]["operations"] == expected["operations"]
+    assert doc["meter"]["bytes_persisted"] == expected["bytes_persisted"]
+    assert doc["meter"]["by_kind"] == expected["by_kind"]
+    assert {r["kind"]: r["operations"] for r in doc["meter"]["rows"]}["Step"] == (
+        expected["by_kind"]["Step"]["operations"]
+    )
+    assert doc["meter"]["operations"] > 5
+    assert doc["estimate"] is None
+
+
+def test_meter_estimates_with_the_prices_given(console):
+    from durable_gen._engine.meter import meter_execution
+    from durable_gen._engine.pricing import Prices, estimate
+
+    console.start("many", {"n": 4}, "priced")
+    console.wait_for(lambda: console.status("priced") == "SUCCEEDED")
+    query = urllib.parse.urlencode(
+        {
+            "per_million_operations": "8",
+            "per_gb_persisted": "0.25",
+            "per_gb_month_retained": "0.15",
+            "retention_days": "14",
+            "executions_per_month": "2000",
+            "currency": "EUR",
+        }
+    )
+    status, doc = console.json("GET", exec_path("priced", api=True) + "/meter?" + query)
+    assert status == 200, doc
+    m = meter_execution(console.server.store, "priced", retention_days=14)
+    prices = Prices(
+        per_million_operations=8, per_gb_persisted=0.25, per_gb_month_retained=0.15, currency="EUR"
+    )
+    assert doc["estimate"] == estimate(m, prices, 2000).to_dict()
+    assert doc["meter"]["retention_days"] == 14
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("per_million_operations=8", r"missing price\(s\) per_gb_persisted, per_gb_month_retained"),
+        (
+            "per_million_operations=x&per_gb_persisted=1&per_gb_month_retained=1",
+            r"price per_million_operations must be a number, got 'x'",
+        ),
+        ("retention_days=-3", r"^retention_days must be a number of days from 0 to 36500"),
+        ("retention_days=nan", r"^retention_days must be a number of days"),
+        ("executions_per_month=lots", r"^executions_per_month must be an integer"),
+    ],
+)
+def test_bad_prices_are_400s(console, query, message):
+    console.start("many", {"n": 1}, "cheap")
+    console.wait_for(lambda: console.status("cheap") == "SUCCEEDED")
+    status, doc = console.json("GET", exec_path("cheap", api=True) + "/meter?" + query)
+    assert status == 400
+    assert re.search(message, doc["message"]), doc["message"]
+
+
+def test_meter_names_hostile_operations_as_data(console):
+    console.start("hostile", {"note": "meter"}, "hostile-meter")
+    console.wait_for(lambda: console.status("hostile-meter") == "FAILED")
+    status, headers, body = console.request("GET", exec_path("hostile-meter", api=True) + "/meter")
+    assert status == 200
+    assert headers["Content-Type"] == "application/json"
+    assert headers["Content-Security-Policy"] == CSP
+    doc = json.loads(body)
+    largest = doc["meter"]["largest_payloads"]
+    assert largest[0]["name"] == HOSTILE  # the 200 kB result, named as written
+    assert HOSTILE in largest[0]["operation"]
+
+
+# ---------------------------------------------------------------------- invokes
+
+
+def test_an_invoke_names_the_execution_it_started(console):
+    console.start("caller", {}, "caller")
+    console.wait_for(lambda: console.status("caller") == "SUCCEEDED")
+    _, doc = console.json("GET", exec_path("caller", api=True))
+    (invoke,) = [op for op in doc["operations"] if op["type"] == "CHAINED_INVOKE"]
+    assert invoke["function_name"] == "many"
+    child = invoke["invoked"]
+    assert child != "caller"
+    assert console.server.store.info(child).status == "SUCCEEDED"
+    assert json.loads(console.server.store.info("caller").result or "") == {"child": 2}
+
+
+# ---------------------------------------------------------------------- pause, resume, fork
+
+
+def test_pause_and_resume(console):
+    console.start("approval", {"order": 5}, "pausable")
+    console.wait_for(lambda: console.open_callback("pausable") is not None)
+    base = exec_path("pausable", api=True)
+    status, doc = console.json("POST", base + "/pause")
+    assert status == 200, doc
+    assert doc["status"] in ("PAUSED", "PAUSING")
+    console.wait_for(lambda: console.status("pausable") == "PAUSED")
+    status, doc = console.json("POST", base + "/pause")  # pausing a paused one: no change
+    assert status == 200
+    assert doc["status"] == "PAUSED"
+    callback = console.open_callback("pausable")
+    status, _ = console.json(
+        "POST",
+        f"/console/api/callbacks/{callback}/succeed",
+        {"execution": "pausable", "payload": "1"},
+    )
+    assert status == 200  # applied when it resumes
+    time.sleep(0.5)
+    assert console.status("pausable") == "PAUSED"
+    status, doc = console.json("POST", base + "/resume")
+    assert status == 200
+    assert doc["message"].startswith("resumed execution pausable")
+    console.wait_for(lambda: console.status("pausable") == "SUCCEEDED")
+    status, doc = console.json("POST", base + "/resume")
+    assert status == 409
+    assert "not paused" in doc["message"]
+    status, doc = console.json("POST", base + "/pause")
+    assert status == 409
+    assert "only a running execution can be paused" in doc["message"]
+    types = [e["EventType"] for e in console.server.store.history("pausable")]
+    assert "ExecutionPaused" in types
+    assert "ExecutionResumed" in types
+
+
+def test_fork_from_an_operation(console):
+    console.start("many", {"n": 4}, "source")
+    console.wait_for(lambda: console.status("source") == "SUCCEEDED")
+    ops = {op.name: op for op in console.server.store.load("source").values() if op.name}
+    base = exec_path("source", api=True) + "/fork"
+    status, doc = console.json("POST", base, {"at": ops["step 2"].id, "name": "forked"})
+    assert status == 200, doc
+    assert doc["execution"] == "forked"
+    assert doc["url"] == "/console/executions/forked"
+    assert doc["operation"] == ops["step 2"].id
+    console.wait_for(lambda: console.status("forked") == "SUCCEEDED")
+    copied = console.server.store.load("forked")
+    # the steps before the fork point were copied, not run again: same start times
+    for name in ("step 0", "step 1"):
+        (op,) = [o for o in copied.values() if o.name == name]
+        assert op.start_timestamp == ops[name].start_timestamp
+    (again,) = [o for o in copied.values() if o.name == "step 2"]
+    assert again.start_timestamp > ops["step 2"].start_timestamp
+    assert console.server.store.info("forked").result == "4"
+
+    status, doc = console.json("POST", base, {"at": "step 1"})  # by name, a uuid name
+    assert status == 200
+    assert re.fullmatch(r"[0-9a-f]{32}", doc["execution"])
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({}, 400, r"^give the operation to fork from"),
+        ({"at": "nothing-here"}, 400, r"^no operation with id or name 'nothing-here'"),
+        ({"at": "step 0", "name": HOSTILE}, 400, r"^a fork's name must be 1 to 64 letters"),
+        ({"at": "step 0", "name": 7}, 400, r"^name must be a string"),
+        ({"at": "step 0", "name": "source"}, 409, r"^an execution with id 'source' exists"),
+    ],
+)
+def test_bad_forks_are_refused(console, body, status, message):
+    console.start("many", {"n": 1}, "source")
+    console.wait_for(lambda: console.status("source") == "SUCCEEDED")
+    got, doc = console.json("POST", exec_path("source", api=True) + "/fork", body)
+    assert got == status
+    assert re.search(message, doc["message"]), doc["message"]
+    assert [r["id"] for r in _list(console)["executions"]] == ["source"]
+
+
+def test_fork_needs_the_console_header(console):
+    console.start("many", {"n": 1}, "source")
+    console.wait_for(lambda: console.status("source") == "SUCCEEDED")
+    status, _, _ = console.request(
+        "POST", exec_path("source", api=True) + "/fork", {"at": "step 0"}, console=False
+    )
+    assert status == 403
+    assert [r["id"] for r in _list(console)["executions"]] == ["source"]
+
+
+# ---------------------------------------------------------------------- callback payloads
+
+
+def test_a_callback_payload_is_sent_as_written(console):
+    console.start("approval", {"order": 11}, "verbatim")
+    console.wait_for(lambda: console.open_callback("verbatim") is not None)
+    callback = console.open_callback("verbatim")
+    text = '  {\n  "b": 2, "a": 1.50\n}\n'
+    status, _ = console.json(
+        "POST",
+        f"/console/api/callbacks/{callback}/succeed",
+        {"execution": "verbatim", "payload": text},
+    )
+    assert status == 200
+    console.wait_for(lambda: console.status("verbatim") == "SUCCEEDED")
+    assert json.loads(console.server.store.info("verbatim").result or "")["answer"] == text
+
+
+def test_callback_payloads_that_are_not_text_or_too_big_are_refused(console):
+    console.start("approval", {"order": 12}, "picky")
+    console.wait_for(lambda: console.open_callback("picky") is not None)
+    path = f"/console/api/callbacks/{console.open_callback('picky')}/succeed"
+    status, doc = console.json("POST", path, {"execution": "picky", "payload": '"\udcff"'})
+    assert status == 400
+    assert doc["message"] == "the payload must be UTF-8 text: it holds lone surrogate code points"
+    big = json.dumps("x" * (1024 * 1024))
+    status, doc = console.json("POST", path, {"execution": "picky", "payload": big})
+    assert status == 413
+    assert doc["message"] == "the payload is 1,048,578 bytes; at most 1,048,576 are accepted"
+    assert console.status("picky") == "RUNNING"
+
+
+# ---------------------------------------------------------------------- undecodable text
+
+
+def test_the_http_stop_api_stores_undecodable_text_safely(console):
+    """A lone surrogate in the stop request's JSON error was a 500 (UnicodeEncodeError
+    in the store): it is stored as U+FFFD."""
+    console.start("approval", {"order": 13}, "stop-me")
+    console.wait_for(lambda: console.open_callback("stop-me") is not None)
+    body = b'{"ErrorType": "Halt\\udcff", "ErrorMessage": "bad \\udcff bytes"}'
+    status, _, data = console.request(
+        "POST", "/2025-12-01/durable-executions/stop-me/stop", body, console=False
+    )
+    assert status == 200, data
+    error = console.server.store.info("stop-me").error
+    assert error is not None
+    assert (error.type, error.message) == ("Halt\ufffd", "bad \ufffd bytes")
+    events = console.server.store.history("stop-me")
+    stopped = events[-1]["ExecutionStoppedDetails"]["Error"]["Payload"]
+    assert stopped["ErrorMessage"] == "bad \ufffd bytes"
+
+
+def test_a_step_error_with_undecodable_bytes_is_recorded(console):
+    console.start("undecodable", {}, "undecodable")
+    console.wait_for(lambda: console.status("undecodable") == "FAILED")
+    error = console.server.store.info("undecodable").error
+    assert error is not None
+    assert error.message == "bytes: raw \ufffd\ufffd"
+    status, _, body = console.request("GET", exec_path("undecodable"))
+    assert status == 200
+    assert "bytes: raw \ufffd\ufffd" in body.decode("utf-8")
+
+
+def test_pause_reasons_with_undecodable_text_are_stored(tmp_path):
+    from durable_gen import SqliteStore
+
+    store = SqliteStore(str(tmp_path / "reasons.db"))
+    try:
+        store.create("paused", "{}", 1_000)
+        assert store.pause("paused", 2_000, reason="why \udcff") == "PAUSED"
+        (event,) = [e for e in store.history("paused") if e["EventType"] == "ExecutionPaused"]
+        assert event["ExecutionPausedDetails"]["Reason"] == "why \ufffd"
+    finally:
+        store.close()
+
+
+def test_the_execution_page_has_the_new_panels_and_no_inline_code(console):
+    console.start("approval", {"order": 1}, "panels")
+    status, _, body = console.request("GET", exec_path("panels"))
+    page = body.decode()
+    assert status == 200
+    for marker in ('id="fork-form"', 'id="logs"', 'id="meter"', 'id="prices"', 'name="level"'):
+        assert marker in page
+    assert "style=" not in page
+    assert " on" not in re.sub(r">[^<]*<", "><", page)

@@ -96,6 +96,8 @@ def test_every_store_call_names_the_execution():
         "complete_callback",
         "page_marker",  # takes an ExecutionInfo
         "shared_group",  # the group commit of its clones
+        "overdue",  # lists executions past their deadline, like due
+        "purge",  # deletes ended executions past their retention, none by id
     }
     for cls in (SqliteStore,):
         for name, fn in inspect.getmembers(cls, inspect.isfunction):

@@ -46,6 +46,7 @@ import datetime
 import itertools
 import json
 import logging
+import math
 import os
 import re
 import signal
@@ -81,6 +82,7 @@ from .._engine.clock import (
     RealClock,
     VirtualClock,
 )
+from .._engine.limits import retention_ms, timeout_ms
 from .._engine.sqlite import (
     SqliteEngine,
     result_value,
@@ -91,6 +93,7 @@ from .._engine.targets import (
     code_version_of,
     resolve_target,
 )
+from .._stores.factory import open_store
 from .._stores.owners import describe_owner
 from .._stores.sqlite import SqliteStore
 from .._stores.sqlite.paging import OperationsSummary
@@ -134,6 +137,22 @@ def _parse_input(args: argparse.Namespace) -> tuple[bool, Any]:
         raise UsageError(f"--input is not valid JSON ({e.msg} at position {e.pos})") from None
 
 
+_OTEL_HELP = (
+    "trace and meter with OpenTelemetry (also DURABLE_GEN_OTEL=1; needs opentelemetry-sdk; "
+    "exporters from OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_ENDPOINT, ...)"
+)
+
+
+def _otel_hooks(args: argparse.Namespace) -> list[Any]:
+    """--otel or DURABLE_GEN_OTEL=1: tracing and metrics from the OTEL_* variables."""
+    wanted = os.environ.get("DURABLE_GEN_OTEL", "").strip().lower() in ("1", "true", "yes", "on")
+    if not (getattr(args, "otel", False) or wanted):
+        return []
+    from ..otel import hooks_from_env
+
+    return hooks_from_env()
+
+
 def _open_store(args: argparse.Namespace, *, create: bool = False) -> SqliteStore:
     """The database; with $DURABLE_GEN_KEYS or $DURABLE_GEN_KEY_FILE set, its payloads
     are encrypted at rest (AES-256-GCM) and decrypted for the commands.
@@ -151,7 +170,8 @@ def _open_store(args: argparse.Namespace, *, create: bool = False) -> SqliteStor
     except ValidationError as e:
         raise UsageError(str(e)) from None
     try:
-        store = SqliteStore(args.db, create=create)
+        # a postgresql:// URL (--db or $DURABLE_GEN_DB) opens a PostgresStore
+        store = cast(SqliteStore, open_store(args.db, create=create))
     except ValidationError as e:  # a bad $DURABLE_GEN_KEEP_LOGS
         raise UsageError(str(e)) from None
     if ring is None:
@@ -284,16 +304,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     target = canonical_target(args.target)
     clock = VirtualClock(start=RealClock().now()) if args.virtual_time else RealClock()
     store = _open_store(args, create=True)
-    engine = SqliteEngine(store=store, clock=clock, version=args.code_version)
+    engine = SqliteEngine(
+        store=store, clock=clock, version=args.code_version, hooks=_otel_hooks(args)
+    )
     try:
         execution_id = args.id
         created = False
         if execution_id is None or not store.exists(execution_id):
             try:
                 execution_id = engine.start(
-                    workflow, value, execution_id=execution_id, target=target, workdir=os.getcwd()
+                    workflow,
+                    value,
+                    execution_id=execution_id,
+                    target=target,
+                    workdir=os.getcwd(),
+                    **_limits(args),
                 )
                 created = True
+            except ValidationError as e:  # a deadline that has passed
+                raise UsageError(str(e)) from None
             except DurableGenError:
                 if execution_id is None or not store.exists(execution_id):
                     raise
@@ -392,6 +421,9 @@ def _report(
         )
     elif status == "STOPPED":
         print(f"durable-gen: execution {execution_id} was stopped", file=sys.stderr)
+    elif status == "TIMED_OUT":
+        why = f": {error.message}" if error is not None and error.message else ""
+        print(f"durable-gen: execution {execution_id} timed out{why}", file=sys.stderr)
     else:
         print(f"durable-gen: execution ended {status}", file=sys.stderr)
     return EXIT_FAILED
@@ -405,15 +437,56 @@ def _cmd_start(args: argparse.Namespace) -> int:
     _, value = _parse_input(args)
     with _open_store(args, create=True) as store:
         engine = SqliteEngine(store=store, version=args.code_version)
-        execution_id = engine.start(
-            workflow,
-            value,
-            execution_id=args.id,
-            target=canonical_target(args.target),
-            workdir=os.getcwd(),
-        )
+        try:
+            execution_id = engine.start(
+                workflow,
+                value,
+                execution_id=args.id,
+                target=canonical_target(args.target),
+                workdir=os.getcwd(),
+                **_limits(args),
+            )
+        except ValidationError as e:  # a deadline that has passed
+            raise UsageError(str(e)) from None
     print(execution_id)
     return EXIT_OK
+
+
+def _limits(args: argparse.Namespace) -> dict[str, Any]:
+    """``--timeout``, ``--deadline`` and ``--retention-days`` as ``start``'s keywords."""
+    return {
+        "timeout": args.timeout,
+        "deadline": args.deadline,
+        "retention_days": args.retention_days,
+    }
+
+
+def _checked(check: Callable[[Any, str], int], what: str) -> Callable[[str], float]:
+    """An argparse type: a number that ``check`` (``_engine.limits``) accepts."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        try:
+            check(value, what)
+        except ValidationError as e:
+            raise argparse.ArgumentTypeError(f"{e} ({text!r})") from None
+        return value
+
+    return parse
+
+
+def _deadline(text: str) -> datetime.datetime:
+    """``--deadline``: an ISO 8601 time (UTC when it names no zone)."""
+    try:
+        when = datetime.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a time such as 2026-12-06T10:00:00Z, got {text!r}"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=datetime.UTC)
 
 
 def _positive_int(text: str) -> int:
@@ -433,7 +506,12 @@ GRACE_SECONDS = 3.0
 
 def _cmd_worker(args: argparse.Namespace) -> int:
     store = _open_store(args, create=True)
-    engine = SqliteEngine(store=store, version=args.code_version)
+    engine = SqliteEngine(
+        store=store,
+        version=args.code_version,
+        retention_days=args.retention_days,
+        hooks=_otel_hooks(args),
+    )
     stop = threading.Event()
     timers: list[threading.Timer] = []
 
@@ -558,6 +636,9 @@ def _execution_json(r: ExecutionInfo) -> dict[str, Any]:
         "input": _decoded(r.input),
         "result": _decoded(r.result),
         "error": r.error.to_dict() if r.error is not None else None,
+        "deadline": _iso(r.deadline),
+        "timeout_seconds": None if r.timeout_ms is None else r.timeout_ms / 1000,
+        "retention_days": None if r.retention_ms is None else r.retention_ms / 86_400_000,
     }
 
 
@@ -661,6 +742,11 @@ def _cmd_show(args: argparse.Namespace) -> int:
         print(f"  ended    {fmt_time(end)}{took}")
     elif info.wake_at is not None:
         print(f"  wakes    {fmt_time(info.wake_at)}")
+    if info.deadline is not None:
+        limit = f" (timeout {fmt_duration(info.timeout_ms)})" if info.timeout_ms else ""
+        print(f"  deadline {fmt_time(info.deadline)}{limit}")
+    if info.retention_ms is not None:
+        print(f"  kept     {fmt_duration(info.retention_ms)} after it ends")
     print(f"  input    {short(info.input, 200)}")
     if info.result is not None:
         print(f"  result   {short(info.result, 200)}")
@@ -961,6 +1047,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     try:
         hooks = [h for target in args.hooks for h in load_hooks(target)]
+        hooks += _otel_hooks(args)
         server = make_server(
             args.host,
             args.port,
@@ -973,8 +1060,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             account=args.account,
             concurrency=args.concurrency,
             version=args.code_version,
+            function_configs=_function_configs(args.function_configs),
+            retention_days=args.retention_days,
         )
-    except TargetError as e:
+    except (TargetError, ValidationError) as e:
         raise UsageError(str(e)) from None
     except OSError as e:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {e.strerror}") from None
@@ -1004,6 +1093,31 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         server.drain(GRACE_SECONDS)  # the running invocation ends; leases are let go
         server.server_close()
     return EXIT_OK
+
+
+def _function_configs(text: str | None) -> dict[str, Any] | None:
+    """``--function-configs``: JSON, or ``file://PATH`` to a file of it (as AWS's emulator
+    takes it): ``{"NAME": {"DurableConfig": {"ExecutionTimeout": S, "RetentionPeriodInDays":
+    D}}}``."""
+    if text is None:
+        return None
+    if text.startswith("file://"):
+        try:
+            text = Path(text[len("file://") :]).read_text()
+        except OSError as e:
+            raise UsageError(f"cannot read --function-configs: {e.strerror}: {text}") from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UsageError(
+            f"--function-configs is not valid JSON ({e.msg} at position {e.pos})"
+        ) from None
+    if not isinstance(value, dict):
+        raise UsageError(
+            '--function-configs must be a JSON object such as {"NAME": {"DurableConfig": '
+            f'{{"ExecutionTimeout": 3600}}}}}}, got {short(text, 60)}'
+        )
+    return value
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:
@@ -1120,8 +1234,8 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     parser.add_argument(
         "--db",
         default=default,
-        help="the SQLite database (default: $DURABLE_GEN_DB, else "
-        "$XDG_DATA_HOME/durable_gen/durable_gen.db)",
+        help="the database: a SQLite file, or a postgresql://user@host/dbname URL "
+        "(default: $DURABLE_GEN_DB, else $XDG_DATA_HOME/durable_gen/durable_gen.db)",
     )
     parser.add_argument(
         "--log-level",
@@ -1130,6 +1244,30 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         default=default,
         help="show workflow log records (durable_gen.get_logger) and durable_gen's own "
         "at this level and above on stderr (default: $DURABLE_GEN_LOG, else none)",
+    )
+
+
+def _limit_options(p: argparse.ArgumentParser) -> None:
+    """``--timeout``, ``--deadline`` and ``--retention-days`` of a new execution."""
+    p.add_argument(
+        "--timeout",
+        type=_checked(timeout_ms, "--timeout"),
+        metavar="SECONDS",
+        help="end it TIMED_OUT if it still runs SECONDS after it started (Lambda's "
+        "ExecutionTimeout; default: no timeout)",
+    )
+    p.add_argument(
+        "--deadline",
+        type=_deadline,
+        metavar="T",
+        help="end it TIMED_OUT if it still runs at T (ISO 8601; with --timeout: the earlier)",
+    )
+    p.add_argument(
+        "--retention-days",
+        type=_checked(retention_ms, "--retention-days"),
+        metavar="DAYS",
+        help="delete it DAYS after it ended (Lambda's RetentionPeriodInDays; default: the "
+        "worker's --retention-days, else kept forever)",
     )
 
 
@@ -1167,6 +1305,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("target", help="package.module:function or path/to/file.py:function")
     run.add_argument("--input", help="the workflow's input as JSON")
+    run.add_argument("--otel", action="store_true", help=_OTEL_HELP)
     run.add_argument("--input-file", help="read the input JSON from this file")
     run.add_argument("--id", help="the execution id; an existing execution is resumed")
     run.add_argument(
@@ -1193,6 +1332,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip through waits and retry delays instead of sleeping",
     )
     pin(run, "the code version a new execution records (default: a digest of its module)")
+    _limit_options(run)
     run.set_defaults(func=_cmd_run)
 
     start = sub.add_parser(
@@ -1205,12 +1345,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--id", help="the execution's name; the same name and input is the same execution"
     )
     pin(start, "the code version it records (default: a digest of the workflow's module)")
+    _limit_options(start)
     start.set_defaults(func=_cmd_start)
 
     worker = sub.add_parser(
         "worker", parents=[db], help="advance every execution whose timer is due"
     )
     worker.add_argument("--once", action="store_true", help="advance what is due now, then exit")
+    worker.add_argument("--otel", action="store_true", help=_OTEL_HELP)
     worker.add_argument(
         "--poll", type=float, default=0.5, help="seconds between looks for new work (0.5)"
     )
@@ -1224,6 +1366,13 @@ def build_parser() -> argparse.ArgumentParser:
     pin(
         worker,
         "advance only executions that started on code version V (default: all of them)",
+    )
+    worker.add_argument(
+        "--retention-days",
+        type=_checked(retention_ms, "--retention-days"),
+        metavar="DAYS",
+        help="delete ended executions that recorded no retention DAYS after they ended "
+        "(default: keep them forever)",
     )
     worker.set_defaults(func=_cmd_worker)
 
@@ -1339,6 +1488,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)"
     )
+    serve.add_argument("--otel", action="store_true", help=_OTEL_HELP)
     serve.add_argument(
         "--token",
         help="require 'Authorization: Bearer TOKEN' on every request "
@@ -1358,6 +1508,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         metavar="N",
         help="advance up to N executions at once (1)",
+    )
+    serve.add_argument(
+        "--function-configs",
+        metavar="JSON",
+        help="each served function's DurableConfig in Lambda's shape (or file://PATH), e.g. "
+        '{"NAME": {"DurableConfig": {"ExecutionTimeout": 3600, "RetentionPeriodInDays": 7}}}',
+    )
+    serve.add_argument(
+        "--retention-days",
+        type=_checked(retention_ms, "--retention-days"),
+        metavar="DAYS",
+        help="delete ended executions whose function sets no retention DAYS after they "
+        "ended (default: keep them forever)",
     )
     serve.add_argument(
         "--region",
@@ -1411,6 +1574,8 @@ def build_parser() -> argparse.ArgumentParser:
         skip_time=False,
         hooks=[],
         code_version=None,
+        function_configs=None,
+        retention_days=None,
     )
 
     check = sub.add_parser(

@@ -169,6 +169,11 @@ class ExecutionInfo:
     lease_expires: int | None
     #: the version of the workflow's code it started on (see ``durable_gen.code_version``)
     code_version: str | None = None
+    #: when a live execution ends TIMED_OUT (None: never), the ExecutionTimeout it
+    #: started with, and how long it is kept once it ended (None: the purger's default)
+    deadline: int | None = None
+    timeout_ms: int | None = None
+    retention_ms: int | None = None
 
 
 class EngineStore(Protocol):
@@ -299,12 +304,32 @@ class DurableStore(EngineStore, Protocol):
         parent_op: str | None = None,
         same_input: Callable[[str], bool] | None = None,
         code_version: str | None = None,
+        deadline: int | None = None,
+        timeout_ms: int | None = None,
+        retention_ms: int | None = None,
     ) -> bool:
         """:meth:`EngineStore.create`, with how workers load it (``target``,
         ``workdir``), the invoking execution and operation (``parent``,
         ``parent_op``: completed when this one ends), how stored inputs compare
-        (``same_input``, default equal text; an encrypting wrapper decrypts) and the
-        version of the code it starts on (``code_version``)."""
+        (``same_input``, default equal text; an encrypting wrapper decrypts), the
+        version of the code it starts on (``code_version``), when it times out
+        (``deadline``, epoch ms; ``timeout_ms``: the ExecutionTimeout it was given) and
+        how long it is kept once ended (``retention_ms``)."""
+        ...
+
+    def overdue(self, now: int, *, limit: int = 100) -> list[str]:
+        """Ids of live executions whose deadline is at or before ``now``."""
+        ...
+
+    def time_out(self, execution_id: str, now: int) -> bool:
+        """End a live execution past its deadline as TIMED_OUT (durable; needs no lease:
+        its holder can write no more); its open waits and callbacks are closed. False,
+        writing nothing, when it ended already or its deadline has not come."""
+        ...
+
+    def purge(self, now: int, *, default_retention_ms: int | None = None, limit: int = 500) -> int:
+        """Delete up to ``limit`` ended executions past their retention (their own, else
+        ``default_retention_ms``; None: kept) with all their data; how many (durable)."""
         ...
 
     def acquire(self, execution_id: str, now: int) -> None:

@@ -21,6 +21,7 @@ import reprlib
 from typing import Any, ClassVar, Final
 
 __all__ = [
+    "CallbackClosedError",
     "ExecutionError",
     "InvocationError",
     "RetryableSerDesError",
@@ -194,6 +195,11 @@ class ExecutionAlreadyStartedError(StoreError):
 
 class ExecutionConflictError(StoreError):
     """The execution's state does not allow the request (e.g. deleting a running one)."""
+
+
+class CallbackClosedError(ExecutionConflictError):
+    """The callback can no longer be completed: its execution ended (e.g. timed out)
+    and closed it (Lambda's ``CallbackTimeoutException``)."""
 
 
 class VersionMismatchError(ExecutionConflictError):
@@ -495,6 +501,14 @@ def _is_plumbing(filename: str) -> bool:
     return filename.startswith(_PKG_DIR) or "concurrent/futures" in filename
 
 
+def _utf8_safe(text: str) -> str:
+    """``text`` with what UTF-8 cannot encode (lone surrogates: undecodable bytes that
+    ``surrogateescape`` kept) as U+FFFD, so that the error can be sized and stored."""
+    if text.isascii():
+        return text
+    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+
+
 def _truncate_utf8(text: str, limit: int) -> str:
     data = text.encode()
     if len(data) <= limit:
@@ -546,11 +560,13 @@ def error_from_exception(exc: BaseException) -> ErrorObject:
         message = str(exc)
     except Exception:  # a broken __str__ must not hide the failure itself
         message = f"<{type(exc).__name__} whose str() failed>"
-    message = _truncate_utf8(message, _MAX_MESSAGE)
+    message = _truncate_utf8(_utf8_safe(message), _MAX_MESSAGE)
     # the trace starts at user code: the same failure records the same trace whether
     # its step ran inline or on the thread pool
     tb = [f for f in traceback.extract_tb(exc.__traceback__) if not _is_plumbing(f.filename)]
-    lines = [line.rstrip("\n") for line in traceback.format_list(tb[-_MAX_STACK_LINES:])]
+    lines = [
+        _utf8_safe(line.rstrip("\n")) for line in traceback.format_list(tb[-_MAX_STACK_LINES:])
+    ]
     # keep the whole ErrorObject under the service's size limit: drop the oldest frames
     budget = MAX_ERROR_BYTES - len(message.encode()) - 512
     while lines and sum(len(x.encode()) + 8 for x in lines) > budget:

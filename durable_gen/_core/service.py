@@ -41,6 +41,8 @@ __all__ = [
     "execution_finished_event",
     "fire_timers",
     "invocation_completed_event",
+    "chained_invoke_timeout_error",
+    "time_out_execution",
     "next_timer",
     "start_execution",
 ]
@@ -202,6 +204,54 @@ def consecutive_failed_invocations(events: Iterable[Event]) -> int:
             details = e.get("InvocationCompletedDetails") or {}
             failed = failed + 1 if details.get("Error") is not None else 0
     return failed
+
+
+#: The error type of a CHAINED_INVOKE whose invoked execution timed out (the service's).
+CHAINED_INVOKE_TIMEOUT = "ChainedInvoke.Timeout"
+
+
+def _seconds_text(ms: int) -> str:
+    return f"{ms // 1000}" if ms % 1000 == 0 else f"{ms / 1000:g}"
+
+
+def time_out_execution(
+    ops: Mapping[str, Operation], execution_id: str, now: int, timeout_ms: int
+) -> tuple[dict[str, Operation], list[Event], ErrorObject]:
+    """An execution reached its deadline ``timeout_ms`` after it started: its EXECUTION
+    operation ends TIMED_OUT, its open waits are cancelled (WaitCancelled) and its open
+    callbacks time out (CallbackTimedOut): none of them can complete any more. Steps
+    in flight are left as they are (their outcome is not recorded: the execution
+    ended). Returns the changed operations, the events (ExecutionTimedOut last) and
+    the execution's error."""
+    error = ErrorObject(message=f"Execution timed out after {_seconds_text(timeout_ms)} seconds.")
+    changed: dict[str, Operation] = {}
+    events: list[Event] = []
+    for op in ops.values():
+        if op.status is not OperationStatus.STARTED:
+            continue
+        if op.type is OperationType.WAIT:
+            new = attrs.evolve(op, status=OperationStatus.CANCELLED, end_timestamp=now)
+            events.append(_event("WaitCancelled", new, now, {}))
+        elif op.type is OperationType.CALLBACK:
+            new = attrs.evolve(op, status=OperationStatus.TIMED_OUT, end_timestamp=now, error=error)
+            events.append(_event("CallbackTimedOut", new, now, {"Error": _error(error)}))
+        elif op.type is OperationType.EXECUTION:
+            new = attrs.evolve(op, status=OperationStatus.TIMED_OUT, end_timestamp=now)
+        else:
+            continue
+        changed[op.id] = new
+    events.append(
+        execution_finished_event(execution_id, "TIMED_OUT", now, result=None, error=error)
+    )
+    return changed, events, error
+
+
+def chained_invoke_timeout_error(timeout_ms: int) -> ErrorObject:
+    """What the CHAINED_INVOKE of an execution that timed out carries (the service's)."""
+    return ErrorObject(
+        type=CHAINED_INVOKE_TIMEOUT,
+        message=f"CHAINED_INVOKE timed out after {_seconds_text(timeout_ms)} seconds.",
+    )
 
 
 def apply_updates(

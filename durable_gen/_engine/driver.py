@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Protocol
 
@@ -29,6 +30,7 @@ from .._core.errors import (
     ErrorObject,
     InternalError,
     SerializationError,
+    error_from_exception,
 )
 from .._core.interpreter import Interpreter
 from .._core.log import (
@@ -147,16 +149,22 @@ def run_invocation(
         )
         hook.call("on_invocation_start", first=len(ops) <= 1)
         interp.observed = []  # what the workflow replays, for on_operation_replayed
+        interp.virtual_events = []  # virtual child contexts, for on_virtual_context_*
     log_sink = getattr(store, "log_sink", None)  # a store that keeps log records
-    outcome = drive_interpreter(
-        interp,
-        execution_id,
-        store,
-        now,
-        max_workers,
-        hook,
-        log_sink=log_sink(execution_id) if log_sink is not None else None,
-    )
+    try:
+        outcome = drive_interpreter(
+            interp,
+            execution_id,
+            store,
+            now,
+            max_workers,
+            hook,
+            log_sink=log_sink(execution_id) if log_sink is not None else None,
+        )
+    except BaseException as e:
+        if hook:  # the invocation raised (it will be retried): it still ends
+            hook.call("on_invocation_end", status="RETRY", error=error_from_exception(e))
+        raise
     if hook:
         hook.call("on_invocation_end", status=outcome.status, error=outcome.error)
     return outcome
@@ -166,21 +174,28 @@ def run_invocation(
 _WRITTEN_BY_INVOCATIONS = frozenset({OperationType.STEP, OperationType.CONTEXT})
 
 
-def _previous_invocation_end(store: Store, execution_id: str) -> int | None:
-    """When the execution's previous invocation ended (epoch ms), if the store says."""
+def _since_previous_invocation(
+    store: Store, execution_id: str
+) -> tuple[int | None, frozenset[str] | None]:
+    """When the execution's previous invocation ended (epoch ms) and the operations
+    with history events after it, if the store keeps a history."""
     history = getattr(store, "history", None)
     if history is None:
-        return None
+        return None, None
     try:
         events = history(execution_id)
     except Exception:
-        return None
+        return None, None
+    later: set[str] = set()
     for event in reversed(events):
         if event.get("EventType") == "InvocationCompleted":
             details = event.get("InvocationCompletedDetails") or {}
             end = details.get("EndTimestamp", event.get("EventTimestamp"))
-            return int(end) if isinstance(end, (int, float)) else None
-    return None
+            return (int(end) if isinstance(end, (int, float)) else None), frozenset(later)
+        op_id = event.get("Id")
+        if isinstance(op_id, str):
+            later.add(op_id)
+    return None, None
 
 
 def drive_interpreter(
@@ -192,12 +207,16 @@ def drive_interpreter(
     hook: HookRunner | None = None,
     *,
     log_sink: _logging.LogSink | None = None,
+    updated_ids: Collection[str] | None = None,
 ) -> InvocationOutcome:
     """Perform ``interp``'s commands against ``store`` until the invocation ends.
 
     Shared by the local engines and the Lambda shim (whose store adapter buffers
     what may wait and flushes to the checkpoint API what must be durable).
     ``log_sink``: where the store keeps the invocation's log records, if it does.
+    ``updated_ids``: the operations that changed since the previous invocation, when
+    the caller knows them (Lambda's ``UpdatedOperationIds``); otherwise the store's
+    history says.
     """
     if hook is None:
         hook = HookRunner((), execution_id)
@@ -210,9 +229,17 @@ def drive_interpreter(
     def persist(updates: list[OperationUpdate], durable: bool) -> Mapping[str, Operation]:
         nonlocal last_now
         last_now = now()
+        if not hooked:
+            return store.checkpoint(execution_id, updates, last_now, durable=durable)
+        began = time.perf_counter()
         delta = store.checkpoint(execution_id, updates, last_now, durable=durable)
-        if hooked:
-            hook.updates(updates)
+        hook.call(
+            "on_checkpoint",
+            updates=len(updates),
+            durable=durable,
+            seconds=time.perf_counter() - began,
+        )
+        hook.updates(updates)
         return delta
 
     def persist_and_merge(updates: list[OperationUpdate], durable: bool) -> None:
@@ -225,7 +252,8 @@ def drive_interpreter(
     # but step attempts (which set and restore their own), so the context is set
     # once for the whole loop; with hooks, only around each command.
     observed = interp.observed
-    previous_end: list[int | None] = []  # computed once, when first needed
+    # (end of the previous invocation, operations with events since), read once
+    previous: list[tuple[int | None, frozenset[str] | None]] = []
 
     def replayed() -> None:
         """Report the recorded operations the workflow reached (hooks only)."""
@@ -235,15 +263,40 @@ def drive_interpreter(
         for op in ops:
             if op.status in TERMINAL_STATUSES and op.type in _WRITTEN_BY_INVOCATIONS:
                 changed = False  # the invocation that ended it reported it then
+            elif updated_ids is not None:
+                changed = op.id in updated_ids
             else:
-                if not previous_end:
-                    previous_end.append(_previous_invocation_end(store, execution_id))
-                since = previous_end[0]
-                last_change = op.end_timestamp or op.start_timestamp
-                if op.next_attempt_timestamp is not None:
-                    last_change = max(last_change, op.next_attempt_timestamp)
-                changed = since is None or last_change >= since
+                if not previous:
+                    previous.append(_since_previous_invocation(store, execution_id))
+                since, later = previous[0]
+                if later is not None and op.status in TERMINAL_STATUSES:
+                    changed = op.id in later  # its end is an event after that invocation
+                else:  # a retry or poll that became due records no event: by time
+                    last_change = op.end_timestamp or op.start_timestamp
+                    if op.next_attempt_timestamp is not None:
+                        last_change = max(last_change, op.next_attempt_timestamp)
+                    changed = since is None or last_change >= since
             hook.call("on_operation_replayed", op, changed=changed)
+
+    virtual = interp.virtual_events
+
+    def virtual_contexts() -> None:
+        """Report the virtual child contexts that started or ended (hooks only)."""
+        assert virtual is not None
+        events = virtual[:]
+        virtual.clear()
+        for event in events:
+            if event[0] == "start":
+                _, op_id, name, sub_type, parent_id = event
+                hook.call(
+                    "on_virtual_context_start",
+                    operation_id=op_id,
+                    name=name,
+                    sub_type=sub_type,
+                    parent_id=parent_id,
+                )
+            else:
+                hook.call("on_virtual_context_end", operation_id=event[1], error=event[2])
 
     def next_command() -> Any:
         token = _logging.current.set(workflow_log)
@@ -251,6 +304,8 @@ def drive_interpreter(
             return interp.next_command()
         finally:
             _logging.current.reset(token)
+            if virtual:
+                virtual_contexts()
             if observed:
                 replayed()
 

@@ -13,6 +13,7 @@ second durable store is a new store class, not a new engine.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import threading
 import time
 import uuid
@@ -45,6 +46,7 @@ from .._core.serdes import DEFAULT_SERDES
 from .clock import Clock, RealClock
 from .driver import InvocationOutcome
 from .hooks import Hooks
+from .limits import Limits, deadline_ms, parse_durable_config
 from .local import (
     INVOCATION_RETRY,
     ExecutionResult,
@@ -58,7 +60,13 @@ from .targets import (
     target_of,
 )
 
-__all__ = ["ERROR_BACKOFF_MS", "RETRY_BACKOFF_MS", "DurableEngine"]
+__all__ = [
+    "ERROR_BACKOFF_MS",
+    "PURGE_BATCH",
+    "PURGE_INTERVAL_MS",
+    "RETRY_BACKOFF_MS",
+    "DurableEngine",
+]
 
 #: How long an execution whose invocation failed (non-determinism, a workflow that
 #: cannot be loaded) rests before a worker tries it again, in milliseconds.
@@ -66,14 +74,28 @@ ERROR_BACKOFF_MS = 60_000
 #: How long an execution rests after a transient store failure (a locked database, a
 #: full disk) before a worker tries it again, in milliseconds.
 RETRY_BACKOFF_MS = 1_000
+#: How many ended executions past their retention a worker deletes per transaction,
+#: and how often it looks for them when the last look found fewer (ms).
+PURGE_BATCH = 500
+PURGE_INTERVAL_MS = 60_000
 
 
 class _Heartbeat:
     """Renews a lease from a daemon thread until stopped; notes when it is lost."""
 
-    def __init__(self, store: DurableStore, execution_id: str) -> None:
+    def __init__(
+        self,
+        store: DurableStore,
+        execution_id: str,
+        deadline: int | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self.store = store
         self.execution_id = execution_id
+        #: with a deadline, the beat also ends the execution TIMED_OUT when it comes (a
+        #: step still running then is not interrupted; its result is fenced off)
+        self.deadline = deadline
+        self.clock = clock or RealClock()
         self.lost = False
         self._stop = threading.Event()
         self._thread = threading.Thread(
@@ -86,8 +108,19 @@ class _Heartbeat:
 
     def _run(self) -> None:
         interval = self.store.lease_ms / 3000
-        while not self._stop.wait(interval):
+        deadline = self.deadline
+        wait = interval
+        while True:
+            if deadline is not None:
+                wait = min(wait, max(0.01, (deadline - self.clock.now()) / 1000))
+            if self._stop.wait(wait):
+                return
+            wait = interval
             try:
+                if deadline is not None and self.clock.now() >= deadline:
+                    self.store.time_out(self.execution_id, self.clock.now())
+                    self.lost = True  # ended (by this beat or before it): stop advancing
+                    return
                 if not self.store.renew(self.execution_id):
                     self.lost = True
                     return
@@ -124,7 +157,19 @@ class DurableEngine(LocalEngine):
         hooks: Sequence[Hooks] = (),
         invocation_retry: RetryPolicy = INVOCATION_RETRY,
         version: str | None = None,
+        timeout: float | None = None,
+        retention_days: float | None = None,
+        function_configs: Mapping[str, Any] | None = None,
     ) -> None:
+        #: the ExecutionTimeout and retention of the executions this engine starts that
+        #: are given none (the retention is also how long its workers keep ended
+        #: executions that recorded none); None: no timeout, kept forever
+        self.limits = Limits.of(timeout=timeout, retention_days=retention_days)
+        #: per function ``Invoke``d by name: Lambda's ``{"DurableConfig": {...}}``
+        self.function_limits: dict[str, Limits] = {
+            name: parse_durable_config(name, config)
+            for name, config in (function_configs or {}).items()
+        }
         super().__init__(
             store,
             clock if clock is not None else RealClock(),
@@ -149,6 +194,8 @@ class DurableEngine(LocalEngine):
         self._workflows: dict[tuple[str, str | None], Callable[..., Any]] = {}
         self._draining = threading.Event()
         self._children: list[DurableEngine] = []  # the engines of work()'s worker threads
+        self._deadlines: dict[str, int | None] = {}  # executions being driven -> deadline
+        self._next_purge: int | None = None  # when work() next looks for expired ones
 
     def close(self) -> None:
         self.store.close()
@@ -177,25 +224,84 @@ class DurableEngine(LocalEngine):
         execution_id: str | None = None,
         target: str | None = None,
         workdir: str | None = None,
+        timeout: float | None = None,
+        deadline: datetime.datetime | None = None,
+        retention_days: float | None = None,
     ) -> str:
         """Record a new execution (without running it) and return its id.
 
         ``target`` (default: the workflow's ``module:qualname``, when importable)
         is how a worker loads the workflow; ``workdir`` is put on ``sys.path`` then.
+        ``timeout`` (seconds, Lambda's ExecutionTimeout; default: the engine's) and
+        ``deadline`` (a timezone-aware datetime; the earlier of the two wins): an
+        execution still running then ends TIMED_OUT. ``retention_days`` (default: the
+        engine's): how long it is kept once ended. Bad values: a
+        :class:`~durable_gen.ValidationError`, and nothing is recorded.
         """
         from .._core.descriptors import check_generator_function
 
         check_generator_function(workflow, "a workflow")
+        limits = Limits.of(timeout=timeout, retention_days=retention_days).or_else(self.limits)
+        now = self.clock.now()
+        given = None if deadline is None else deadline_ms(deadline, now)
         execution_id = execution_id or uuid.uuid4().hex
-        self.store.create(
+        self._create_limited(
             execution_id,
             DEFAULT_SERDES.serialize(input),
-            self.clock.now(),
+            now,
+            limits,
+            given,
             target=canonical_target(target) if target else target_of(workflow),
             workdir=workdir,
             code_version=self.version_of(workflow),
         )
         return execution_id
+
+    def run(
+        self,
+        workflow: Callable[..., Any],
+        input: Any = None,
+        *,
+        execution_id: str | None = None,
+        timeout: float | None = None,
+        deadline: datetime.datetime | None = None,
+        retention_days: float | None = None,
+    ) -> ExecutionResult:
+        """Start an execution (with :meth:`start`'s limits) and drive it as far as it goes."""
+        execution_id = self.start(
+            workflow,
+            input,
+            execution_id=execution_id,
+            timeout=timeout,
+            deadline=deadline,
+            retention_days=retention_days,
+        )
+        return self.resume(workflow, execution_id)
+
+    def _create_limited(
+        self,
+        execution_id: str,
+        payload: str,
+        now: int,
+        limits: Limits,
+        deadline: int | None = None,
+        **kw: Any,
+    ) -> bool:
+        """``store.create`` with the execution's deadline, timeout and retention."""
+        if limits.timeout_ms is not None:
+            by_timeout = now + limits.timeout_ms
+            deadline = by_timeout if deadline is None else min(deadline, by_timeout)
+        if deadline is None and limits.retention_ms is None:
+            return self.store.create(execution_id, payload, now, **kw)
+        return self.store.create(
+            execution_id,
+            payload,
+            now,
+            deadline=deadline,
+            timeout_ms=limits.timeout_ms,
+            retention_ms=limits.retention_ms,
+            **kw,
+        )
 
     def version_of(self, workflow: Callable[..., Any]) -> str | None:
         """The code version an execution of ``workflow`` started here records."""
@@ -232,18 +338,26 @@ class DurableEngine(LocalEngine):
         name). With ``wait`` it is driven here; otherwise it is left due for a
         worker. When it ends, the store completes the invoke and the parent is due.
         """
-        self.check_version(self.store.info(execution_id))
-        while True:
-            try:
-                result = super().resume(workflow, execution_id, wait=wait)
-            except LeaseLostError as e:
-                if e.status is not None and e.status != "RUNNING":
-                    return self.result(execution_id)  # stopped or paused while we ran it
-                raise
-            except InvocationInterruptedError:
-                return self.result(execution_id)  # paused, or this worker shuts down
-            if result.status != "RUNNING" or not self._advance_invokes(execution_id, wait):
-                return result
+        info = self.store.info(execution_id)
+        self._deadlines[execution_id] = info.deadline
+        try:
+            if self._time_out_if_due(execution_id):
+                return self.result(execution_id)
+            self.check_version(info)
+            while True:
+                try:
+                    result = super().resume(workflow, execution_id, wait=wait)
+                except LeaseLostError as e:
+                    if e.status is not None and e.status != "RUNNING":
+                        # stopped, paused or timed out while we ran it
+                        return self.result(execution_id)
+                    raise
+                except InvocationInterruptedError:
+                    return self.result(execution_id)  # paused, or this worker shuts down
+                if result.status != "RUNNING" or not self._advance_invokes(execution_id, wait):
+                    return result
+        finally:
+            self._deadlines.pop(execution_id, None)
 
     def _advance_invokes(self, execution_id: str, wait: bool) -> bool:
         """Start (and with ``wait``, drive) the executions of started invokes."""
@@ -267,10 +381,11 @@ class DurableEngine(LocalEngine):
                 continue
             child = _service.chained_execution_id(execution_id, op.id)  # never started twice
             if not store.exists(child):
-                store.create(
+                self._create_limited(
                     child,
                     op.input_payload or "null",
                     self.clock.now(),
+                    self.function_limits.get(name, Limits()).or_else(self.limits),
                     target=target,
                     workdir=workdir,
                     parent=execution_id,
@@ -317,7 +432,9 @@ class DurableEngine(LocalEngine):
                     self.on_wait(execution_id, str(e))
                 notified = True
                 time.sleep(0.05 if store.owner_is_dead(e.owner) else 0.2)
-        beat = _Heartbeat(store, execution_id).start()
+        beat = _Heartbeat(
+            store, execution_id, self._deadlines.get(execution_id), self.clock
+        ).start()
         self._heartbeats[execution_id] = beat
         wake: int | None = self.clock.now()
         try:
@@ -339,7 +456,32 @@ class DurableEngine(LocalEngine):
             with contextlib.suppress(DurableGenError):
                 store.release(execution_id, wake)
 
+    def _time_out_if_due(self, execution_id: str) -> bool:
+        """End the execution TIMED_OUT if its deadline has come; True if it has (ended
+        by this call or already)."""
+        deadline = self._deadlines.get(execution_id)
+        if deadline is None or self.clock.now() < deadline:
+            return False
+        self.store.time_out(execution_id, self.clock.now())
+        return True
+
+    def _begin_invocation(self, execution_id: str, request_id: str, now: int) -> None:
+        # past the deadline: end it instead; the fenced write below then refuses
+        # (LeaseLostError with the status TIMED_OUT, which resume() returns)
+        self._time_out_if_due(execution_id)
+        super()._begin_invocation(execution_id, request_id, now)
+
     def _sleep_until(self, execution_id: str, when: int) -> bool:
+        """Sleep until ``when`` or the execution's deadline, whichever comes first (at
+        the deadline it ends TIMED_OUT: False, stop driving it)."""
+        deadline = self._deadlines.get(execution_id)
+        if deadline is None or when < deadline:
+            return self._sleep_until_wake(execution_id, when)
+        if not self._sleep_until_wake(execution_id, deadline):
+            return False
+        return not self._time_out_if_due(execution_id)  # True: woken early by a callback
+
+    def _sleep_until_wake(self, execution_id: str, when: int) -> bool:
         """Sleep in short slices: wake early when another process completed a callback."""
         if self.store.running_invokes(execution_id):
             return False  # resume() starts the invoked executions first
@@ -374,6 +516,8 @@ class DurableEngine(LocalEngine):
         beat = self._heartbeats.get(execution_id)
         while True:
             if (beat is not None and beat.lost) or self._draining.is_set():
+                return False
+            if self._time_out_if_due(execution_id):
                 return False
             if self.store.changed_elsewhere(execution_id):
                 return True
@@ -414,7 +558,10 @@ class DurableEngine(LocalEngine):
         """Advance every due execution, until ``stop`` is set (or, ``once``, none is due).
 
         Each due execution is driven until it suspends on a timer that is not due
-        yet (its lease is then released) or ends. With ``concurrency`` N, up to N
+        yet (its lease is then released) or ends. Executions past their deadline end
+        TIMED_OUT (whoever holds them); ended executions past their retention are
+        deleted, a batch at a time between other work (:meth:`purge`). With
+        ``concurrency`` N, up to N
         executions advance at once, each on a thread of its own with its own store
         handle (:meth:`~durable_gen._core.contract.DurableStore.clone`: its own lease
         owner, so leases fence them as they fence processes); hooks are shared by
@@ -427,6 +574,7 @@ class DurableEngine(LocalEngine):
         if concurrency == 1:
             ended = 0
             while not stop.is_set():
+                more = self._maybe_purge(log)
                 now = self.clock.now()
                 due = [
                     ex
@@ -437,12 +585,25 @@ class DurableEngine(LocalEngine):
                     if stop.is_set():
                         break
                     ended += self._advance_due(execution_id, now, skipped, log)
-                if once:
+                if once and not more:
                     break
-                if not due:
-                    stop.wait(self._poll_delay(poll_seconds))
+                if not due and not more:
+                    self._idle(stop, self._poll_delay(poll_seconds))
             return ended
         return _Pool(self, concurrency, skipped, log).run(once, poll_seconds, stop)
+
+    def _idle(self, stop: threading.Event, seconds: float) -> None:
+        """Wait for more work: ``seconds``, or less when the store can say that work
+        arrived (PostgreSQL's LISTEN/NOTIFY: ``wait_for_work``); polling stays the rule."""
+        wait_for_work = getattr(self.store, "wait_for_work", None)
+        if wait_for_work is None:
+            stop.wait(seconds)
+            return
+        # in slices, so that a stop is seen within a second
+        end = time.monotonic() + seconds
+        while not stop.is_set() and (left := end - time.monotonic()) > 0:
+            if wait_for_work(min(left, 1.0)):
+                return
 
     def _advance_due(
         self,
@@ -451,9 +612,12 @@ class DurableEngine(LocalEngine):
         skipped: dict[str, int],
         log: Callable[[str], None] | None,
     ) -> int:
-        """Drive one due execution as far as it goes now; 1 when it ended."""
+        """Drive one due execution as far as it goes now (or end it TIMED_OUT, past its
+        deadline); 1 when it ended."""
         try:
             info = self.store.info(execution_id)
+            if info.deadline is not None and info.deadline <= self.clock.now():
+                return self._time_out(execution_id, log)
             workflow = self.workflow_for(info)
             self.check_version(info)
         except DurableGenError as e:
@@ -486,6 +650,50 @@ class DurableEngine(LocalEngine):
         if log is not None:
             log(f"execution {execution_id} {result.status}")
         return 1
+
+    def _time_out(self, execution_id: str, log: Callable[[str], None] | None) -> int:
+        """End an execution past its deadline; 1 when this call ended it."""
+        if not self.store.time_out(execution_id, self.clock.now()):
+            return 0
+        if log is not None:
+            log(f"execution {execution_id} TIMED_OUT")
+        return 1
+
+    def _time_out_overdue(self, log: Callable[[str], None] | None) -> int:
+        """End every live execution past its deadline (whoever advances it); how many."""
+        ended = 0
+        try:
+            for execution_id in self.store.overdue(self.clock.now()):
+                ended += self._time_out(execution_id, log)
+        except DurableGenError as e:  # a busy database: at the next turn
+            if log is not None:
+                log(f"ending executions past their deadline: {e}")
+        return ended
+
+    def purge(self, *, limit: int = PURGE_BATCH) -> int:
+        """Delete up to ``limit`` ended executions past their retention (their own, else
+        this engine's ``retention_days``) with their data, in one transaction; returns
+        how many. :meth:`work` calls it between other work."""
+        return self.store.purge(
+            self.clock.now(), default_retention_ms=self.limits.retention_ms, limit=limit
+        )
+
+    def _maybe_purge(self, log: Callable[[str], None] | None) -> bool:
+        """One batch of :meth:`purge` when it is time; True when more wait."""
+        now = self.clock.now()
+        if self._next_purge is not None and now < self._next_purge:
+            return False
+        try:
+            deleted = self.purge()
+        except DurableGenError as e:
+            if log is not None:
+                log(f"deleting executions past their retention: {e}")
+            deleted = 0
+        if deleted and log is not None:
+            log(f"deleted {deleted} ended executions past their retention")
+        more = deleted >= PURGE_BATCH
+        self._next_purge = now if more else now + PURGE_INTERVAL_MS
+        return more
 
     def _poll_delay(self, poll_seconds: float) -> float:
         """How long to wait for more work: until the next wake-up, at most a poll."""
@@ -535,6 +743,8 @@ class _Pool:
                 invocation_retry=parent.invocation_retry,
                 version=parent.version,
             )
+            engine.limits = parent.limits
+            engine.function_limits = parent.function_limits
             with self.lock:
                 self.engines.append(engine)
                 if parent._draining.is_set():
@@ -553,14 +763,41 @@ class _Pool:
         with self.lock:
             self.ended += ended
 
+    def _wait(self, seconds: float, stop: threading.Event) -> None:
+        """Until a worker is free or work arrives (``changed``), at most ``seconds``;
+        in slices, so that a stop is seen within a second whatever the poll interval."""
+        end = time.monotonic() + seconds
+        while not stop.is_set() and (left := end - time.monotonic()) > 0:
+            if self.changed.wait(min(left, 1.0)):
+                return
+
+    def _listen(self, done: threading.Event) -> None:
+        """Wake the dispatcher when the store announces work (``wait_for_work``)."""
+        wait_for_work = self.engine.store.wait_for_work  # type: ignore[attr-defined]
+        while not done.is_set():
+            try:
+                if wait_for_work(1.0):
+                    self.changed.set()
+            except StoreError:
+                done.wait(1.0)  # the server is away: polling goes on meanwhile
+
     def run(self, once: bool, poll_seconds: float, stop: threading.Event) -> int:
         engine = self.engine
+        stop_listening = threading.Event()
+        if hasattr(engine.store, "wait_for_work"):
+            threading.Thread(
+                target=self._listen, args=(stop_listening,), name="durable-gen-notify", daemon=True
+            ).start()
         with ThreadPoolExecutor(self.size, thread_name_prefix="durable-gen-worker") as pool:
             try:
                 while not stop.is_set():
                     self.changed.clear()
+                    more = engine._maybe_purge(self.log)
+                    # past their deadline: ended here, also those a worker thread runs
+                    timed_out = engine._time_out_overdue(self.log)
                     now = engine.clock.now()
                     with self.lock:
+                        self.ended += timed_out
                         busy = set(self.in_flight)
                     free = self.size - len(busy)
                     due = [
@@ -574,15 +811,16 @@ class _Pool:
                         with self.lock:
                             self.in_flight.add(execution_id)
                         pool.submit(self._advance, execution_id, now)
-                    if once and not due:
+                    if once and not due and not more:
                         with self.lock:
                             if not self.in_flight:
                                 break
                     if due and len(due) == free:
-                        self.changed.wait(poll_seconds)  # full: wait for a free worker
-                    elif not due:
-                        self.changed.wait(engine._poll_delay(poll_seconds))
+                        self._wait(poll_seconds, stop)  # full: wait for a free worker
+                    elif not due and not more:
+                        self._wait(engine._poll_delay(poll_seconds), stop)
             finally:
+                stop_listening.set()
                 if stop.is_set():
                     for e in self.engines:
                         e.drain()

@@ -10,7 +10,7 @@ it never changes the execution's outcome.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._core.errors import ErrorObject
@@ -45,13 +45,40 @@ class Hooks:
     def on_invocation_end(
         self, execution_id: str, *, status: str, error: ErrorObject | None
     ) -> None:
-        """An invocation ended: SUCCEEDED / FAILED (the execution ended) or PENDING."""
+        """An invocation ended: SUCCEEDED / FAILED (the execution ended), PENDING, or
+        RETRY (it raised -- a crash, a store failure --: the execution goes on, the
+        invocation will be retried; ``error`` says what it raised)."""
 
     def on_operation_start(self, execution_id: str, update: OperationUpdate) -> None:
         """A new operation was started (its START update)."""
 
+    def on_virtual_context_start(
+        self,
+        execution_id: str,
+        *,
+        operation_id: str,
+        name: str | None,
+        sub_type: str | None,
+        parent_id: str | None,
+    ) -> None:
+        """A virtual child context's body starts (it records nothing, so no update
+        tells of it; it runs again at every replay, and is reported every time)."""
+
+    def on_virtual_context_end(
+        self, execution_id: str, *, operation_id: str, error: ErrorObject | None
+    ) -> None:
+        """A virtual child context's body ended: returned (``error`` None) or raised."""
+
     def on_operation_end(self, execution_id: str, update: OperationUpdate) -> None:
         """An operation ended (its SUCCEED or FAIL update)."""
+
+    def on_checkpoint(
+        self, execution_id: str, *, updates: int, durable: bool, seconds: float
+    ) -> None:
+        """The driver handed ``updates`` operation updates to its store (``durable``:
+        they had to be durable before it went on) and the store took ``seconds``.
+        Under the Lambda shim a ``durable=False`` hand-over is only buffered (it rides
+        along with the next durable one, whose time includes the API call)."""
 
     def on_step_attempt_start(
         self, execution_id: str, *, operation_id: str, name: str | None, attempt: int
@@ -74,20 +101,36 @@ class Hooks:
 class HookRunner:
     """Calls every hook, isolating failures."""
 
-    __slots__ = ("execution_id", "hooks")
+    __slots__ = ("_bound", "execution_id", "hooks")
 
     def __init__(self, hooks: Sequence[Hooks], execution_id: str) -> None:
         self.hooks = tuple(hooks)
         # hooks get the execution as the outside world names it (an ARN under serve)
         self.execution_id = _logging.execution_arn(execution_id)
+        # method -> (hook, bound method) of the hooks that override it: a hook that
+        # keeps Hooks' do-nothing method costs no call (benchmarks/otel.py)
+        self._bound: dict[str, tuple[tuple[Hooks, Callable[..., Any]], ...]] = {}
 
     def __bool__(self) -> bool:
         return bool(self.hooks)
 
-    def call(self, method: str, *args: Any, **kwargs: Any) -> None:
+    def _overriding(self, method: str) -> tuple[tuple[Hooks, Callable[..., Any]], ...]:
+        default = getattr(Hooks, method, None)
+        found = []
         for hook in self.hooks:
+            fn = getattr(hook, method)
+            if default is None or getattr(fn, "__func__", None) is not default:
+                found.append((hook, fn))
+        bound = self._bound[method] = tuple(found)
+        return bound
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> None:
+        bound = self._bound.get(method)
+        if bound is None:
+            bound = self._overriding(method)
+        for hook, fn in bound:
             try:
-                getattr(hook, method)(self.execution_id, *args, **kwargs)
+                fn(self.execution_id, *args, **kwargs)
             except Exception:
                 _log.exception("hook %r raised in %s; ignored", hook, method)
 

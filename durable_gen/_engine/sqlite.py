@@ -22,7 +22,11 @@ class SqliteEngine(DurableEngine):
     """The durable engine on a SQLite database (the embedded engine).
 
     ``SqliteEngine(path)`` opens (or creates) the database (or give ``store=``);
-    everything else is :class:`~durable_gen._engine.durable.DurableEngine`'s.
+    everything else is :class:`~durable_gen._engine.durable.DurableEngine`'s:
+    ``timeout`` (seconds) and ``retention_days`` are the defaults of the executions
+    it starts (Lambda's ExecutionTimeout and RetentionPeriodInDays; none: no timeout,
+    kept forever), ``function_configs`` those of functions ``Invoke``d by name
+    (``{"name": {"DurableConfig": {"ExecutionTimeout": 3600}}}``).
     """
 
     store: SqliteStore
@@ -40,6 +44,9 @@ class SqliteEngine(DurableEngine):
         hooks: Sequence[Hooks] = (),
         invocation_retry: RetryPolicy = INVOCATION_RETRY,
         version: str | None = None,
+        timeout: float | None = None,
+        retention_days: float | None = None,
+        function_configs: Mapping[str, Any] | None = None,
     ) -> None:
         if store is not None and path is not None:
             raise StoreError("pass a path or a store, not both")
@@ -53,6 +60,9 @@ class SqliteEngine(DurableEngine):
             hooks=hooks,
             invocation_retry=invocation_retry,
             version=version,
+            timeout=timeout,
+            retention_days=retention_days,
+            function_configs=function_configs,
         )
 
     def __enter__(self) -> SqliteEngine:

@@ -82,10 +82,11 @@ import urllib.parse
 import uuid
 from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 
 from .._core.contract import ExecutionInfo
 from .._core.errors import (
+    CallbackClosedError,
     CorruptLogError,
     DurableGenError,
     ErrorObject,
@@ -102,6 +103,7 @@ from .._core.log import (
 from .._engine import logger as _logging
 from .._engine.clock import RealClock
 from .._engine.hooks import Hooks
+from .._engine.limits import Limits, durable_config, parse_durable_config
 from .._engine.sqlite import SqliteEngine
 from .._engine.targets import (
     TargetError,
@@ -109,6 +111,7 @@ from .._engine.targets import (
     code_version_of,
     resolve_target,
 )
+from .._stores.factory import open_store
 from .._stores.sqlite import SqliteStore
 from .._stores.sqlite.paging import MAX_PAGE
 from .auth import (
@@ -279,6 +282,10 @@ class _Server(ThreadingHTTPServer):
         self.concurrency = 1
         #: the code version executions start on and the worker advances (``--version``)
         self.version: str | None = None
+        #: each function's DurableConfig (``--function-configs``), in Lambda's shape,
+        #: and the retention of executions that have none (``--retention-days``)
+        self.function_configs: dict[str, Any] = {}
+        self.limits = Limits()
         self._arns: dict[str, str] = {}
         _logging.set_execution_arns(self.arn_of)  # logs and hooks name executions by ARN
 
@@ -304,6 +311,12 @@ class _Server(ThreadingHTTPServer):
             self._arns[execution_id] = arn
         return arn
 
+    def function_limits(self, name: str) -> Limits:
+        """The timeout and retention of executions of function ``name``."""
+        config = self.function_configs.get(name)
+        own = Limits() if config is None else parse_durable_config(name, config)
+        return own.or_else(self.limits)
+
     def function_of(self, info: ExecutionInfo) -> str | None:
         """The served function an execution runs, by its target."""
         for name, target in self.functions.items():
@@ -317,12 +330,14 @@ class _Server(ThreadingHTTPServer):
         while not self.stop_event.is_set():
             try:
                 with SqliteEngine(
-                    self.db,
+                    store=self.store.clone(),
                     clock=self.clock,
                     functions=functions,
                     hooks=self.hooks,
                     version=self.version,
+                    function_configs=self.function_configs,
                 ) as engine:
+                    engine.limits = self.limits
                     self.engine = engine
                     self._drive(engine)
                 return
@@ -675,6 +690,11 @@ class _Handler(BaseHTTPRequestHandler):
             out["Error"] = info.error.to_dict()
         if info.ended_at is not None:
             out["EndTimestamp"] = info.ended_at / 1000
+        config = durable_config(info.timeout_ms, info.retention_ms)
+        if config:
+            out["DurableConfig"] = config
+        if info.deadline is not None:
+            out["ExpectedExecutionTimeoutTimestamp"] = info.deadline / 1000
         return out
 
     def _history(self, store: SqliteStore, execution_id: str, query: dict[str, list[str]]) -> None:
@@ -789,6 +809,8 @@ class _Handler(BaseHTTPRequestHandler):
             store.complete_callback(
                 callback_id, action, self.server.clock.now(), payload=payload, error=error
             )
+        except CallbackClosedError as e:  # its execution timed out and closed it
+            raise _ApiError(400, "CallbackTimeoutException", str(e)) from None
         except ExecutionConflictError as e:  # as AWS's service answers it
             raise _ApiError(400, "InvalidParameterValueException", str(e)) from None
         self._reply(200, {})
@@ -823,9 +845,10 @@ class _Handler(BaseHTTPRequestHandler):
             )
         workflow = resolve_target(target)
         # Lambda's name rule, atomically: the existing execution, or a 409
-        SqliteEngine(store=store, clock=self.server.clock, version=self.server.version).start(
-            workflow, value, execution_id=execution_id, target=target
-        )
+        engine = SqliteEngine(store=store, clock=self.server.clock, version=self.server.version)
+        # the function's DurableConfig (ExecutionTimeout, RetentionPeriodInDays)
+        engine.limits = self.server.function_limits(name)
+        engine.start(workflow, value, execution_id=execution_id, target=target)
         info = store.info(execution_id)
         headers = {
             "X-Amz-Durable-Execution-Arn": self.server.execution_arn(info),
@@ -911,6 +934,8 @@ def make_server(
     account: str = "000000000000",
     concurrency: int = 1,
     version: str | None = None,
+    function_configs: Mapping[str, Any] | None = None,
+    retention_days: float | None = None,
 ) -> _Server:
     """An HTTP server for the Lambda API on ``host:port`` (0: any free port).
 
@@ -918,8 +943,11 @@ def make_server(
     signature made with the token as the secret access key (``_http.auth``). Served
     functions can also be ``Invoke``d by name. ``skip_time`` skips through waits and
     retry delays (callback timeouts still run in real time); ``hooks`` are installed
-    on the engine. ``region`` and ``account`` go into the ARNs it hands out. Call
-    ``drain()`` before ``shutdown()`` to let go of executions gently.
+    on the engine. ``region`` and ``account`` go into the ARNs it hands out.
+    ``function_configs``: each served function's configuration in Lambda's shape,
+    ``{"NAME": {"DurableConfig": {"ExecutionTimeout": 3600, "RetentionPeriodInDays":
+    7}}}``; ``retention_days``: how long ended executions without one are kept (None:
+    forever). Call ``drain()`` before ``shutdown()`` to let go of executions gently.
     """
     if token is not None and not token.strip():
         raise StoreError("the bearer token must not be empty")
@@ -927,11 +955,21 @@ def make_server(
         resolve_target(target)  # fail now, not at the first Invoke
         if not name:
             raise StoreError(f"function target {target!r} needs a name")
+    limits = Limits.of(retention_days=retention_days)  # bad values: refused here
+    for name, config in (function_configs or {}).items():
+        if name not in functions:
+            raise ValidationError(
+                f"--function-configs names function {name!r}, which is not served "
+                f"(served: {', '.join(sorted(functions)) or 'none'})"
+            )
+        parse_durable_config(name, config)
     if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-[0-9]", region):
         raise StoreError(f"region {region!r} is not an AWS region name (e.g. us-east-1)")
     if not re.fullmatch(r"[0-9]{12}", account):
         raise StoreError(f"account {account!r} is not a 12-digit AWS account id")
-    store = SqliteStore(db)  # refuse a bad database before listening
+    # a SQLite file or a PostgreSQL URL; both stores have the surface serve uses (the
+    # store contract's management operations), typed here by the SQLite one's
+    store = cast(SqliteStore, open_store(db))  # refuse a bad database before listening
     try:
         server = _Server((host, port), store, functions, token, skip_time, hooks, region, account)
     except BaseException:
@@ -939,6 +977,8 @@ def make_server(
         raise
     server.concurrency = concurrency
     server.version = version
+    server.function_configs = dict(function_configs or {})
+    server.limits = limits
     return server
 
 

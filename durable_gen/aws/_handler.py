@@ -183,8 +183,17 @@ class DurableHandler:
     def __call__(self, event: Any, context: Any = None) -> dict[str, Any]:
         arn, token, operations, marker = parse_event(event)
         cp = Checkpointer(self.client, arn, token, limits=self.limits, retry=self.retry)
+        updated = event.get("UpdatedOperationIds")
+        # What changed while it was suspended, for hooks. None (absent or empty: AWS's
+        # emulator sends [] even after a callback completed): the execution's history
+        # tells, read only if a hook needs it.
+        updated_ids = (
+            frozenset(i for i in updated if isinstance(i, str))
+            if isinstance(updated, list) and updated
+            else None
+        )
         try:
-            return self._invoke(cp, arn, operations, marker)
+            return self._invoke(cp, arn, operations, marker, updated_ids)
         except TokenRevoked:
             return {"Status": "PENDING"}
         except StoreError as e:
@@ -199,7 +208,12 @@ class DurableHandler:
             self.last_checkpoint_calls = cp.calls
 
     def _invoke(
-        self, cp: Checkpointer, arn: str, operations: dict[str, Operation], marker: str
+        self,
+        cp: Checkpointer,
+        arn: str,
+        operations: dict[str, Operation],
+        marker: str,
+        updated_ids: frozenset[str] | None = None,
     ) -> dict[str, Any]:
         if marker:
             operations.update(cp.get_state_pages(marker))
@@ -213,35 +227,18 @@ class DurableHandler:
             execution = operations[execution.id]
         hook = HookRunner(self.hooks, arn)
         if hook:
+            hook.call("on_invocation_info", execution_started=execution.start_timestamp)
             hook.call("on_invocation_start", first=len(operations) <= 1)
-        for _ in range(_MAX_REPLAYS):
-            interp = Interpreter(
-                self.workflow,
-                _read_input(execution),
-                operations,
-                now=self.clock(),
-                # log records name the execution by its ARN (CloudWatch's execution-scoped
-                # queries filter on it); the driver's store still uses the operation id
-                execution_id=arn,
-            )
-            try:
-                outcome = drive_interpreter(
-                    interp, execution.id, store, self.clock, self.max_workers, hook
+        try:
+            outcome = self._passes(arn, execution, operations, store, service, hook, updated_ids)
+        except BaseException as e:
+            if hook:  # it still ends: how, as __call__ will answer for it
+                hook.call(
+                    "on_invocation_end",
+                    status=self._status_of_raised(e),
+                    error=error_from_exception(e),
                 )
-            finally:
-                interp.close()
-            if outcome.status != "PENDING" or _anything_pending(service.known):
-                break
-            # The checkpoint that suspended it came back with what it waited for
-            # already done (the service fired a due timer in its answer): go on in
-            # this invocation, replaying the log as it now stands, as AWS's SDK does
-            # when a checkpoint's answer completes the operation it waits on.
-            operations = dict(store.load(execution.id))
-        else:
-            raise InternalError(
-                f"the workflow of execution {arn!r} suspended {_MAX_REPLAYS} times in one "
-                "invocation with nothing pending; this is a bug in durable_gen"
-            )
+            raise
         if outcome.status == "PENDING":
             response: dict[str, Any] = {"Status": "PENDING"}
         elif outcome.status == "SUCCEEDED":
@@ -254,6 +251,67 @@ class DurableHandler:
         if self.meter_log:
             self._log_meter(arn, service)
         return response
+
+    def _passes(
+        self,
+        arn: str,
+        execution: Operation,
+        operations: dict[str, Operation],
+        store: Any,
+        service: _ServiceStore,
+        hook: HookRunner,
+        updated: frozenset[str] | None,
+    ) -> InvocationOutcome:
+        """Interpret until the workflow ends or suspends with something pending.
+        ``updated``: the operations changed since the previous invocation (hooks)."""
+        for _ in range(_MAX_REPLAYS):
+            interp = Interpreter(
+                self.workflow,
+                _read_input(execution),
+                operations,
+                now=self.clock(),
+                # log records name the execution by its ARN (CloudWatch's execution-scoped
+                # queries filter on it); the driver's store still uses the operation id
+                execution_id=arn,
+            )
+            if hook:
+                interp.observed = []  # recorded operations reached, for hooks
+                interp.virtual_events = []
+            try:
+                outcome = drive_interpreter(
+                    interp,
+                    execution.id,
+                    store,
+                    self.clock,
+                    self.max_workers,
+                    hook,
+                    updated_ids=updated,
+                )
+            finally:
+                interp.close()
+            if outcome.status != "PENDING" or _anything_pending(service.known):
+                return outcome
+            # The checkpoint that suspended it came back with what it waited for
+            # already done (the service fired a due timer in its answer): go on in
+            # this invocation, replaying the log as it now stands, as AWS's SDK does
+            # when a checkpoint's answer completes the operation it waits on.
+            previous = operations
+            operations = dict(store.load(execution.id))
+            updated = frozenset(i for i, op in operations.items() if previous.get(i) != op)
+        raise InternalError(
+            f"the workflow of execution {arn!r} suspended {_MAX_REPLAYS} times in one "
+            "invocation with nothing pending; this is a bug in durable_gen"
+        )
+
+    def _status_of_raised(self, e: BaseException) -> str:
+        """The invocation status :meth:`__call__` gives an exception ``_invoke`` raised."""
+        if isinstance(e, TokenRevoked):
+            return "PENDING"
+        if isinstance(e, StoreError) and not e.retryable:
+            return "FAILED"
+        if isinstance(e, (NonDeterminismError, CorruptLogError)):
+            return "FAILED" if self.on_nondeterminism == "fail" else "RETRY"
+        return "RETRY"
 
     def _log_meter(self, arn: str, store: _ServiceStore) -> None:
         # What this invocation checkpointed (the service adds what it records
@@ -299,6 +357,24 @@ class _ServiceStore:
 
     def load(self, execution_id: str) -> Mapping[str, Operation]:
         return self.known
+
+    def history(self, execution_id: str) -> list[dict[str, Any]]:
+        """The execution's events (type, operation id, time in epoch ms), for hooks that
+        ask what changed since the previous invocation when the event does not say."""
+        events: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"DurableExecutionArn": self.cp.arn}
+        while True:
+            page = self.cp.client.get_durable_execution_history(**kwargs)
+            for e in page.get("Events", []):
+                at = e.get("EventTimestamp")
+                ms = int(at.timestamp() * 1000) if hasattr(at, "timestamp") else at
+                events.append(
+                    {"EventType": e.get("EventType"), "Id": e.get("Id"), "EventTimestamp": ms}
+                )
+            marker = page.get("NextMarker")
+            if not marker:
+                return events
+            kwargs["Marker"] = marker
 
     def checkpoint(
         self, execution_id: str, updates: list[OperationUpdate], now: int, *, durable: bool

@@ -51,15 +51,42 @@ Two views (``DurableTracing(view=...)``), as AWS has two plugins:
     recorded start), linked to the Invocation that ended it; attempts link to
     the Invocation they ran in.
 
-Not done: links/parenting of an invoked execution under its caller (each
-execution is its own trace), W3C ``traceparent`` from ``serve``, virtual child
-contexts (they record nothing, so no hook sees them), metrics.
+Virtual child contexts
+    record nothing, so they are reported by ``on_virtual_context_start/end`` hooks
+    (the interpreter lists them as pure data, the driver calls the hooks); like
+    AWS's plugins, a span with a fresh id each time the body runs.
+Lambda
+    ``durable_handler(..., hooks=[DurableTracing()])``: replayed operations are
+    reported once, by the invocation the event's ``UpdatedOperationIds`` names
+    them to (when the list is empty -- AWS's 1.4.0 emulator sends ``[]`` after a
+    callback completed -- the execution's history says what changed).
+An invocation that raises
+    (a crash, a store failure) ends its Invocation span with ERROR and
+    ``durable.invocation.status`` RETRYING (AWS's plugin leaves it UNSET); no
+    Workflow span: the execution goes on.
+Metrics
+    :class:`DurableMetrics` (see ``_metrics``). ``durable-gen run|worker|serve
+    --otel`` or ``DURABLE_GEN_OTEL=1``: :func:`hooks_from_env` (see ``_env``).
+
+Not done: an invoked execution is its own trace (neither parented nor linked to
+the caller's invoke span), and ``serve`` ignores a W3C ``traceparent``. Both need
+a trace context stored with the execution (AWS's service keeps the
+``XAmznTraceId`` of ``ChainedInvokeOptions`` and hands it to every invocation of
+the target); AWS's requirements also reject an invoked Workflow span whose
+parent is an SDK span (``$reject_sdk_span``), so the parent must be the target's
+own synthetic root (itself parented to the caller's invoke span).
 """
 
+from ._env import OtelConfigError, enabled_by_env, hooks_from_env
 from ._ids import execution_root_span_id, operation_span_id, trace_id_for, workflow_span_id
+from ._metrics import DurableMetrics
 from ._tracing import DurableTracing
 
 __all__ = [
+    "DurableMetrics",
+    "OtelConfigError",
+    "enabled_by_env",
+    "hooks_from_env",
     "DurableTracing",
     "execution_root_span_id",
     "operation_span_id",

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import (
     Link,
     NonRecordingSpan,
@@ -36,6 +37,7 @@ __all__ = ["DurableTracing"]
 
 VIEWS = ("invocation", "execution")
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_INTERNAL = SpanKind.INTERNAL
 _STEP_NS = 1_000  # timestamps within one execution never go backwards: +1 µs
 
 
@@ -60,6 +62,13 @@ class _IdOverride:
             yield
         finally:
             self._chosen.reset(token)
+
+    def choose(self, trace_id: int | None, span_id: int | None) -> contextvars.Token[Any]:
+        """:meth:`use` without a context manager (the hot path): reset the token after."""
+        return self._chosen.set((trace_id, span_id))
+
+    def reset(self, token: contextvars.Token[Any]) -> None:
+        self._chosen.reset(token)
 
     def generate_trace_id(self) -> int:
         chosen = self._chosen.get()
@@ -113,9 +122,34 @@ class _Invocation:
         self.attempt_spans: dict[tuple[str, int], Span] = {}
         self.last_attempt: dict[str, int] = {}
         self.ended: set[str] = set()
+        self.virtual: dict[str, _OpMeta] = {}  # virtual child contexts running
+        # made once, used by every span of the invocation (all immutable values)
+        self.workflow = self.ctx(workflow_span_id(arn))
+        self.ancestor = self.ctx(execution_root_span_id(arn))
+        self.op_ctxs: dict[str, SpanContext] = {}
+        self.parents: dict[int, Context] = {}  # span id -> a context holding it as parent
+        self.links: dict[int, Link] = {}  # span id -> a link to it
 
     def ctx(self, span_id: int) -> SpanContext:
         return SpanContext(self.trace_id, span_id, is_remote=False, trace_flags=_SAMPLED)
+
+    def op_ctx(self, op_id: str) -> SpanContext:
+        ctx = self.op_ctxs.get(op_id)
+        if ctx is None:
+            ctx = self.op_ctxs[op_id] = self.ctx(operation_span_id(self.arn, op_id))
+        return ctx
+
+    def parent(self, span: SpanContext) -> Context:
+        context = self.parents.get(span.span_id)
+        if context is None:  # one trace per invocation: the span id says which
+            context = self.parents[span.span_id] = trace.set_span_in_context(NonRecordingSpan(span))
+        return context
+
+    def link(self, span: SpanContext) -> Link:
+        link = self.links.get(span.span_id)
+        if link is None:
+            link = self.links[span.span_id] = Link(span)
+        return link
 
 
 class DurableTracing(Hooks):
@@ -197,19 +231,15 @@ class DurableTracing(Hooks):
         trace_id: int | None = None,
         links: tuple[SpanContext, ...] = (),
     ) -> Span:
-        context = trace.set_span_in_context(NonRecordingSpan(parent))
-        kwargs: dict[str, Any] = {
-            "name": name,
-            "context": context,
-            "kind": SpanKind.INTERNAL,
-            "attributes": attributes,
-            "links": [Link(c) for c in links],
-            "start_time": start_ns,
-        }
+        context = run.parent(parent)
+        linked = [run.link(c) for c in links]
         if self._ids is None or (span_id is None and trace_id is None):
-            return self._tracer.start_span(**kwargs)
-        with self._ids.use(trace_id=trace_id, span_id=span_id):
-            return self._tracer.start_span(**kwargs)
+            return self._tracer.start_span(name, context, _INTERNAL, attributes, linked, start_ns)
+        token = self._ids.choose(trace_id, span_id)
+        try:
+            return self._tracer.start_span(name, context, _INTERNAL, attributes, linked, start_ns)
+        finally:
+            self._ids.reset(token)
 
     def _attributes(
         self, run: _Invocation, meta: _OpMeta, status: str | None = None
@@ -237,13 +267,13 @@ class DurableTracing(Hooks):
         return meta
 
     def _workflow_ctx(self, run: _Invocation) -> SpanContext:
-        return run.ctx(workflow_span_id(run.arn))
+        return run.workflow
 
     def _ancestor(self, run: _Invocation) -> SpanContext:
-        return run.ctx(execution_root_span_id(run.arn))
+        return run.ancestor
 
     def _op_ctx(self, run: _Invocation, op_id: str) -> SpanContext:
-        return run.ctx(operation_span_id(run.arn, op_id))
+        return run.op_ctx(op_id)
 
     def _invocation_ctx(self, run: _Invocation) -> SpanContext:
         span = run.invocation_span
@@ -312,10 +342,13 @@ class DurableTracing(Hooks):
                 run.op_spans.pop(op_id).end(end_time=self._now())
             span = run.invocation_span
             if span is not None:
-                span.set_attribute("durable.invocation.status", status)
+                # RETRY: the invocation raised and will be retried; AWS names it so
+                span.set_attribute(
+                    "durable.invocation.status", "RETRYING" if status == "RETRY" else status
+                )
                 if status in ("SUCCEEDED", "PENDING"):
                     span.set_status(Status(StatusCode.OK))
-                elif status == "FAILED":
+                elif status in ("FAILED", "RETRY"):
                     span.set_status(Status(StatusCode.ERROR, _message(error)))
                 span.end(end_time=self._now())
             if status in ("SUCCEEDED", "FAILED"):
@@ -355,7 +388,7 @@ class DurableTracing(Hooks):
                     self._parent_of(run, meta.parent_id),
                     self._attributes(run, meta, "STARTED"),
                     meta.start_ns,
-                    span_id=operation_span_id(run.arn, meta.id),
+                    span_id=run.op_ctx(meta.id).span_id,
                     links=(self._workflow_ctx(run),),
                 )
 
@@ -364,9 +397,18 @@ class DurableTracing(Hooks):
         if run is None or op.type is OperationType.EXECUTION:
             return
         with self._lock:
-            if op.id in run.ops or op.id in run.ended:
-                return  # started in this invocation: its own hooks tell its story
+            if op.id in run.ended:
+                return
             terminal = op.status in TERMINAL_STATUSES
+            meta = run.ops.get(op.id)
+            if meta is not None:
+                # started in this invocation: its own hooks tell its story, unless the
+                # service ended it while the invocation ran (a timer fired in the
+                # answer to the checkpoint that would have suspended it)
+                if terminal and changed:
+                    end_ns = (op.end_timestamp or op.start_timestamp) * 1_000_000
+                    self._end_operation(run, meta, op.status.value, op.error, end_ns)
+                return
             if terminal and not changed:
                 return  # reported by the invocation that first saw it ended
             meta = _OpMeta(
@@ -438,7 +480,7 @@ class DurableTracing(Hooks):
                 self._parent_of(run, meta.parent_id),
                 attributes,
                 min(meta.start_ns, end),
-                span_id=operation_span_id(run.arn, meta.id),
+                span_id=run.op_ctx(meta.id).span_id,
                 links=(self._invocation_ctx(run),),
             )
         if status == "SUCCEEDED":
@@ -446,6 +488,65 @@ class DurableTracing(Hooks):
         else:
             span.set_status(Status(StatusCode.ERROR, _message(error)))
         span.end(end_time=self._now() if end_ns is None else max(end_ns, meta.start_ns))
+
+    # ------------------------------------------------------------------ virtual contexts
+
+    def on_virtual_context_start(
+        self,
+        execution_id: str,
+        *,
+        operation_id: str,
+        name: str | None,
+        sub_type: str | None,
+        parent_id: str | None,
+    ) -> None:
+        run = self._runs.get(execution_id)
+        if run is None:
+            return
+        with self._lock:
+            meta = _OpMeta(
+                operation_id, OperationType.CONTEXT, sub_type, name, parent_id, self._now()
+            )
+            run.virtual[operation_id] = meta
+            if self.view == "invocation":
+                # no checkpoint, no deterministic identity: a fresh span id every run
+                run.op_spans[operation_id] = self._start(
+                    run,
+                    name or operation_id,
+                    self._parent_of(run, parent_id),
+                    self._attributes(run, meta),
+                    meta.start_ns,
+                    links=(self._workflow_ctx(run),),
+                )
+
+    def on_virtual_context_end(
+        self, execution_id: str, *, operation_id: str, error: ErrorObject | None
+    ) -> None:
+        run = self._runs.get(execution_id)
+        if run is None:
+            return
+        with self._lock:
+            meta = run.virtual.pop(operation_id, None)
+            if meta is None:
+                return
+            if self.view == "invocation":
+                span = run.op_spans.pop(operation_id, None)
+                if span is None:
+                    return
+            else:
+                span = self._start(
+                    run,
+                    meta.name or operation_id,
+                    self._parent_of(run, meta.parent_id),
+                    self._attributes(run, meta),
+                    meta.start_ns,
+                    links=(self._invocation_ctx(run),),
+                )
+            if error is None:
+                span.set_status(Status(StatusCode.OK))
+            else:
+                span.set_status(Status(StatusCode.ERROR, _message(error)))
+            span.end(end_time=self._now())
 
     # ------------------------------------------------------------------ attempts
 

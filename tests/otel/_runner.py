@@ -51,7 +51,10 @@ SUITES = {
     "otel-execution": ("execution", "TelemetryAssertions"),
     "otel-long-running": ("execution", "ExecutionTelemetryAssertions"),
 }
-RUNTIMES = ("embedded",)
+#: embedded: InMemoryEngine, one process; sqlite: SqliteEngine on a file, every
+#: invocation in a fresh engine and tracer (as in another process); emulator: AWS's
+#: emulator driving the Lambda shim (``durable_handler``) on real time
+RUNTIMES = ("embedded", "sqlite", "emulator")
 
 
 @dataclass(frozen=True)
@@ -94,27 +97,33 @@ def otlp_json(spans: Any) -> dict[str, Any]:
     return MessageToDict(encode_spans(spans))
 
 
-def _complete_callbacks(engine: InMemoryEngine, execution_id: str, actions: list[Any]) -> None:
-    """Send each pending callback's action (matched by name, as AWS's runner does)."""
+def _matches(action: dict[str, Any], name: str | None) -> bool:
     from aws_durable_execution_conformance_tests.history import get_regex_pattern
 
+    pattern = get_regex_pattern(action["CallbackName"])
+    if pattern:
+        return bool(pattern.search(name or ""))
+    return bool(action["CallbackName"] == name)
+
+
+def _complete_callbacks(store: Any, clock: Any, execution_id: str, actions: list[Any]) -> None:
+    """Send each pending callback's action (matched by name, as AWS's runner does)."""
     from durable_gen import ErrorObject
 
-    for op in engine.store.load(execution_id).values():
+    for op in store.load(execution_id).values():
         if op.callback_id is None or op.status.value != "STARTED":
             continue
         for action in actions:
-            pattern = get_regex_pattern(action["CallbackName"])
-            if (pattern and pattern.search(op.name or "")) or action["CallbackName"] == op.name:
-                now = engine.clock.now() + int(action.get("Delay", 0)) * 1000
-                engine.clock.sleep_until(now)
+            if _matches(action, op.name):
+                now = clock.now() + int(action.get("Delay", 0)) * 1000
+                clock.sleep_until(now)
                 if action["Operation"] == "success":
-                    engine.store.complete_callback(
+                    store.complete_callback(
                         op.callback_id, "succeed", now, payload=json.dumps(action["Payload"])
                     )
                 else:
                     payload = action["Payload"]
-                    engine.store.complete_callback(
+                    store.complete_callback(
                         op.callback_id,
                         "fail",
                         now,
@@ -124,54 +133,141 @@ def _complete_callbacks(engine: InMemoryEngine, execution_id: str, actions: list
                     )
 
 
-def run(requirement: Requirement) -> Outcome:
-    """Run one requirement on the embedded engine and validate its trace."""
-    outcome = Outcome(requirement, "embedded")
-    spec = requirement.load()
-    assertions_key = SUITES[requirement.suite][1]
-    context = PlaceholderContext()
-    context.resolve_variables(dict(spec.get("Variables", {})))
-    event = context.substitute(spec.get("Input"))
-    workflow = SCENARIOS.get(event["scenario"])
-    if workflow is None:
-        outcome.errors.append(f"no ported workflow for scenario {event['scenario']!r}")
-        return outcome
-
-    exporter = InMemorySpanExporter()
+def _provider(exporter: InMemorySpanExporter) -> TracerProvider:
     provider = TracerProvider(resource=Resource.create({"service.name": SERVICE_NAME}))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider
+
+
+@dataclass
+class _Ran:
+    """What one run left: the execution, its end, its history, the spans exported."""
+
+    arn: str
+    status: str
+    history: list[dict[str, Any]]
+    spans: Any
+
+
+def _run_embedded(requirement: Requirement, spec: dict[str, Any], event: Any) -> _Ran:
+    exporter = InMemorySpanExporter()
+    provider = _provider(exporter)
     engine = InMemoryEngine(functions=dict(TARGETS))
     tracing = DurableTracing(
         provider, view=requirement.view, clock_ns=lambda: engine.clock.now() * 1_000_000
     )
     engine.hooks = (tracing,)
-    started = datetime.now(UTC)
+    workflow = SCENARIOS[event["scenario"]]
     execution_id = engine.start(workflow, event)
     result = engine.resume(workflow, execution_id, wait=event["scenario"] != "wait-interrupted")
     for _ in range(5):
         if result.status != "RUNNING" or not spec.get("CallbackActions"):
             break
-        _complete_callbacks(engine, execution_id, spec["CallbackActions"])
+        _complete_callbacks(engine.store, engine.clock, execution_id, spec["CallbackActions"])
         result = engine.resume(workflow, execution_id)
     if event["scenario"] == "wait-interrupted" and result.status == "RUNNING":
         # the service times the execution out while it waits
         engine.store.finish(execution_id, "TIMED_OUT", engine.clock.now())
         result = engine.result(execution_id)
     provider.force_flush()
+    return _Ran(
+        _arn(execution_id),
+        result.status,
+        engine.store.history(execution_id),
+        exporter.get_finished_spans(),
+    )
 
+
+def _run_sqlite(requirement: Requirement, spec: dict[str, Any], event: Any, db: Path) -> _Ran:
+    """Each round is a new engine, store connection, provider and tracer (a new process,
+    as far as tracing can tell); a round advances what is due, then time moves on."""
+    from durable_gen import SqliteEngine
+    from durable_gen._engine.clock import VirtualClock
+
+    exporter = InMemorySpanExporter()
+    clock = VirtualClock()
+
+    def engine() -> tuple[Any, TracerProvider]:
+        provider = _provider(exporter)
+        tracing = DurableTracing(
+            provider, view=requirement.view, clock_ns=lambda: clock.now() * 1_000_000
+        )
+        return SqliteEngine(db, clock=clock, functions=dict(TARGETS), hooks=[tracing]), provider
+
+    first, provider = engine()
+    execution_id = first.start(SCENARIOS[event["scenario"]], event)
+    first.close()
+    status = "RUNNING"
+    for _ in range(200):
+        current, provider = engine()
+        try:
+            current.work(once=True)
+            provider.force_flush()
+            status = current.store.info(execution_id).status
+            if status != "RUNNING":
+                break
+            if event["scenario"] == "wait-interrupted":
+                # the service times the execution out while it waits
+                current.store.acquire(execution_id, clock.now())
+                current.store.finish(execution_id, "TIMED_OUT", clock.now())
+                current.store.release(execution_id, None)
+                status = "TIMED_OUT"
+                break
+            if spec.get("CallbackActions"):
+                _complete_callbacks(current.store, clock, execution_id, spec["CallbackActions"])
+            clock.sleep_until(clock.now() + 500)
+        finally:
+            current.close()
+    reader = SqliteEngine(db, clock=clock)
+    try:
+        history = reader.store.history(execution_id)
+    finally:
+        reader.close()
+    return _Ran(_arn(execution_id), status, history, exporter.get_finished_spans())
+
+
+def run(requirement: Requirement, runtime: str = "embedded", **options: Any) -> Outcome:
+    """Run one requirement on ``runtime`` and validate its trace with AWS's validator."""
+    outcome = Outcome(requirement, runtime)
+    spec = requirement.load()
+    context = PlaceholderContext()
+    context.resolve_variables(dict(spec.get("Variables", {})))
+    event = context.substitute(spec.get("Input"))
+    if event["scenario"] not in SCENARIOS:
+        outcome.errors.append(f"no ported workflow for scenario {event['scenario']!r}")
+        return outcome
+    started = datetime.now(UTC)
+    if runtime == "embedded":
+        ran = _run_embedded(requirement, spec, event)
+    elif runtime == "sqlite":
+        ran = _run_sqlite(requirement, spec, event, options["db"])
+    elif runtime == "emulator":
+        from ._emulator import run_on_emulator
+
+        ran = run_on_emulator(options["emulator"], requirement, spec, event)
+    else:
+        raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    judge(outcome, spec, context, ran, started)
+    return outcome
+
+
+def judge(
+    outcome: Outcome, spec: dict[str, Any], context: Any, ran: _Ran, started: datetime
+) -> None:
+    """Check the end and the history, then let AWS's validator judge the trace."""
+    assertions_key = SUITES[outcome.requirement.suite][1]
     expected_status = spec.get("ExpectedResult", {}).get("ExecutionStatus")
-    if expected_status and result.status != expected_status:
-        outcome.errors.append(f"execution ended {result.status}, expected {expected_status}")
-    history = engine.store.history(execution_id)
+    if expected_status and ran.status != expected_status:
+        outcome.errors.append(f"execution ended {ran.status}, expected {expected_status}")
     match = EventHistoryMatcher(context=PlaceholderContext()).match(
-        spec.get("ExpectedExecutionHistory", []), history
+        spec.get("ExpectedExecutionHistory", []), ran.history
     )
     outcome.errors.extend(f"history: {e}" for e in match.errors)
 
-    payload = otlp_json(exporter.get_finished_spans())
+    payload = otlp_json(ran.spans)
     outcome.otlp = payload
     traces = normalize_otlp_json(payload)
-    arn = _arn(execution_id)
+    arn = ran.arn
     placeholders = PlaceholderContext()
     for name, value in {**context.bindings, **match.resolved_placeholders}.items():
         placeholders.bind(name, value)
@@ -185,7 +281,7 @@ def run(requirement: Requirement) -> Outcome:
             if s.attributes.get("durable.execution.arn") not in (None, arn)
         }
     )
-    if others:
+    if others and "TARGET_EXECUTION_ARN" not in placeholders.bindings:
         placeholders.bind("TARGET_EXECUTION_ARN", others[0])
     assertions = placeholders.substitute(spec[assertions_key])
     allowed = assertions.get("allowed_execution_arns", ())
@@ -219,7 +315,6 @@ def run(requirement: Requirement) -> Outcome:
         execution_arns=execution_arns,
     )
     outcome.errors.extend(f"OpenTelemetry: {e}" for e in validate_trace(trace, assertions, query))
-    return outcome
 
 
 def _arn(execution_id: str) -> str:

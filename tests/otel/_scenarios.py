@@ -121,7 +121,7 @@ def _increment(state: int) -> int:
 
 
 def wait_for_condition(event: Any) -> Gen:
-    strategy = WaitStrategy(should_continue=lambda state: state < 2)
+    strategy = WaitStrategy(should_continue=lambda state: state < 2, initial_delay=1)
     return (yield WaitForCondition(_increment, 0, strategy, name="otel-condition"))
 
 
@@ -202,7 +202,7 @@ def _failing_check(state: int) -> int:
 
 
 def wait_for_condition_failure(event: Any) -> Gen:
-    strategy = WaitStrategy(should_continue=lambda state: state < 2)
+    strategy = WaitStrategy(should_continue=lambda state: state < 2, initial_delay=1)
     return (
         yield WaitForCondition(
             _failing_check, 0, strategy, name="otel-failed-condition", retry=NO_RETRY

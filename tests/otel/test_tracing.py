@@ -139,3 +139,64 @@ def test_nothing_of_opentelemetry_is_imported_unless_asked() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def _crash() -> str:
+    raise SystemExit(3)  # the runtime exits mid-step (Lambda's Runtime.ExitError)
+
+
+def crashing(event: Any) -> Any:
+    yield Step(_ok, name="before")
+    return (yield Step(_crash, name="crash"))
+
+
+@pytest.mark.parametrize("view", ["invocation", "execution"])
+def test_an_invocation_that_raises_still_ends_its_span_in_error(view: str) -> None:
+    provider, exporter = _provider()
+    engine = InMemoryEngine(hooks=[DurableTracing(provider, view=view)])
+    with pytest.raises(SystemExit):
+        engine.run(crashing, {})
+    spans = exporter.get_finished_spans()
+    (invocation,) = [s for s in spans if s.name == "Invocation"]
+    assert invocation.status.status_code.name == "ERROR"
+    assert (invocation.attributes or {})["durable.invocation.status"] == "RETRYING"
+    assert invocation.end_time is not None
+    # the execution goes on (the invocation is retried): no Workflow span yet
+    assert [s for s in spans if s.name == "Workflow"] == []
+    assert _names(spans)["before"] == 1
+
+
+def _virtual_body() -> Any:
+    yield Wait(seconds=5, name="inside")
+    return "done"
+
+
+def with_virtual(event: Any) -> Any:
+    from durable_gen import ChildContext
+
+    return (yield ChildContext(_virtual_body, name="virtual", virtual=True))
+
+
+@pytest.mark.parametrize("view", ["invocation", "execution"])
+def test_a_virtual_context_is_traced_in_each_invocation_its_body_runs(view: str) -> None:
+    """It records nothing, so it runs again at every replay: like AWS's plugins, a
+    span (with a fresh id) for each run; its operations hang from its parent."""
+    provider, exporter = _provider()
+    engine = InMemoryEngine(hooks=[DurableTracing(provider, view=view)])
+    assert engine.run(with_virtual, {}).status == "SUCCEEDED"
+    spans = exporter.get_finished_spans()
+    virtual = [s for s in spans if s.name == "virtual"]
+    attributes = dict(virtual[-1].attributes or {})
+    assert attributes["durable.operation.type"] == "CONTEXT"
+    assert attributes["durable.operation.subtype"] == "RunInChildContext"
+    assert virtual[-1].status.status_code.name == "OK"
+    if view == "invocation":
+        # open when the first invocation suspended inside it (UNSET), then ended
+        assert len(virtual) == 2
+        assert virtual[0].status.status_code.name == "UNSET"
+    else:
+        assert len(virtual) == 1  # exported when it ended
+    assert len({s.context.span_id for s in virtual}) == len(virtual)
+    (inside,) = [s for s in spans if s.name == "inside" and s.status.status_code.name == "OK"]
+    assert inside.parent is not None
+    assert inside.parent.span_id not in {s.context.span_id for s in virtual}

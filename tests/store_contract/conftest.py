@@ -43,7 +43,23 @@ def _sqlite(tmp_path: Any) -> Kind:
     return Kind("sqlite", durable=True, open=lambda **kw: SqliteStore(path, **kw))
 
 
-KINDS = {"memory": _memory, "sqlite": _sqlite}
+def _postgres(tmp_path: Any) -> Kind:
+    # a fresh database on the test server (tests/postgres/_server.py: a throw-away
+    # cluster, or $DURABLE_GEN_PG_URL); none to be had: skipped, or failed in CI
+    from tests.postgres import _server
+
+    try:
+        from durable_gen._stores.postgres import PostgresStore
+
+        url = _server.fresh_database("contract")
+    except (ImportError, _server.Unavailable) as e:  # no psycopg, or no server
+        if _server.required():
+            pytest.fail(f"PostgreSQL is required (DURABLE_GEN_REQUIRE_POSTGRES=1): {e}")
+        pytest.skip(f"no PostgreSQL server: {e}")
+    return Kind("postgres", durable=True, open=lambda **kw: PostgresStore(url, **kw))
+
+
+KINDS = {"memory": _memory, "sqlite": _sqlite, "postgres": _postgres}
 DURABLE = [name for name in KINDS if name != "memory"]
 
 

@@ -350,6 +350,10 @@ class _Base:
         #: when a list (an engine with hooks sets one): each recorded operation the
         #: workflow reaches on replay is appended to it (pure data; never read here)
         self.observed: list[Operation] | None = None
+        #: when a list (an engine with hooks sets one): each virtual child context that
+        #: starts or ends is appended, in order, as ``("start", op_id, name, sub_type,
+        #: parent_id)`` or ``("end", op_id, error_or_None)`` (pure data; never read here)
+        self.virtual_events: list[tuple[Any, ...]] | None = None
         #: patch ids whose old branch this execution takes (``Patched`` yielded False)
         self.old_paths: list[str] = []
         gen = workflow(input_value)

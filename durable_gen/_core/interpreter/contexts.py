@@ -141,10 +141,15 @@ class _VirtualOwner(_Owner):
         except SerializationError as e:
             self.raised(interp, ctx, e)
             return
+        if interp.virtual_events is not None:
+            interp.virtual_events.append(("end", self.op_id, None))
         interp._resume(self.parent, value, None)
 
     def raised(self, interp: _Base, ctx: _Ctx, exc: Exception) -> None:
-        err = _child_error(error_from_exception(exc), self.desc.name, self.op_id)
+        error = error_from_exception(exc)
+        if interp.virtual_events is not None:
+            interp.virtual_events.append(("end", self.op_id, error))
+        err = _child_error(error, self.desc.name, self.op_id)
         err.__cause__ = exc
         interp._resume(self.parent, None, err)
 
@@ -784,6 +789,8 @@ class _Contexts(_Base):
                 f"its call returned {type(gen).__name__}"
             )
         label = f"virtual child context {desc.name!r}" if desc.name else "virtual child context"
+        if self.virtual_events is not None:
+            self.virtual_events.append(("start", op_id, desc.name, desc.sub_type, ctx.op_parent))
         child = _Ctx(gen, op_id, ctx.op_parent, label, ctx, _VirtualOwner(op_id, desc, ctx))
         self._open.append(child)
         self._ready.appendleft(child)

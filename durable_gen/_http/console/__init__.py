@@ -1,14 +1,27 @@
 """The local web console of ``durable-gen serve`` (``durable-gen ui``), under ``/console/``.
 
 Pages
-    ``GET /console/`` lists executions (status, function, text in the name; newest
-    first; keyset pages through the store's page markers); ``GET
-    /console/executions/{id}`` shows one: its summary, operation tree, open
-    callbacks, history, and its timeline (``_html.timeline``) in a sandboxed frame.
+    ``GET /console/`` lists executions (status, function, version, text in the name;
+    newest or oldest first by start, or longest/shortest first by duration -- ended
+    executions only; keyset pages through the store's page markers, forwards with
+    ``after`` and backwards with ``before``); ``GET /console/executions/{id}`` shows
+    one: its summary, operation tree (an invoke links to the execution it started),
+    open callbacks with a JSON payload editor, its timeline (``_html.timeline``) in a
+    sandboxed frame, its kept log records (``durable-gen logs``; new ones appear while
+    it runs), its meter (``durable-gen show --meter``: durable operations, bytes, and
+    a cost estimate from prices the user types, kept in the browser) and its history.
     The pages poll the JSON routes under ``/console/api/`` about once a second while
-    the tab is visible; actions (complete, fail or heartbeat a callback; stop,
-    redrive, delete) are POSTs there and make the store calls the Lambda-shaped API
-    makes.
+    the tab is visible; actions are POSTs there and make the store calls the CLI and
+    the Lambda-shaped API make: complete, fail or heartbeat a callback; stop, pause,
+    resume, redrive, fork from an operation, delete. Stop and delete ask inline (never
+    ``window.confirm``).
+
+Callback payloads
+    Succeed sends the editor's text exactly as written (an empty box sends ``null``):
+    it must be JSON, and it reaches the workflow as the string it is, as the HTTP
+    API's ``SendDurableExecutionCallbackSuccess`` body does (unless the callback has a
+    serdes); at most 1 MiB of UTF-8. Fail sends it as an ErrorObject
+    (``{"ErrorType", "ErrorMessage", ...}``).
 
 Who may use it
     As the HTTP API: without a token, whoever can connect (the server binds to

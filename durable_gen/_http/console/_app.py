@@ -13,6 +13,7 @@ import socket
 import time
 import traceback
 import urllib.parse
+import uuid
 import weakref
 from collections.abc import Mapping
 from email.message import Message
@@ -48,6 +49,8 @@ class _Server(Protocol):
     def token(self) -> str | None: ...
     @property
     def clock(self) -> _Clock: ...
+    @property
+    def version(self) -> str | None: ...
     def log(self, message: str) -> None: ...
 
 
@@ -94,6 +97,8 @@ CSRF_HEADER = "X-Durable-Gen-Console"
 COOKIE = "durable_gen_console"
 #: Largest request body of a console action (a callback payload and its envelope).
 MAX_BODY_BYTES = 1024 * 1024 + 4096
+#: Largest callback payload (the HTTP API's limit, the Lambda API model's).
+MAX_PAYLOAD_BYTES = 1024 * 1024
 
 _STATIC = {
     "console.js": "text/javascript; charset=utf-8",
@@ -102,7 +107,8 @@ _STATIC = {
 _static_cache: dict[str, tuple[bytes, str]] = {}
 _EXECUTION = re.compile(r"^/console/executions/(?P<id>[^/]+)(?P<rest>/timeline)?$")
 _API_EXECUTION = re.compile(
-    r"^/console/api/executions/(?P<id>[^/]+)(?P<rest>/events|/stop|/redrive|/delete)?$"
+    r"^/console/api/executions/(?P<id>[^/]+)"
+    r"(?P<rest>/events|/logs|/meter|/stop|/pause|/resume|/redrive|/fork|/delete)?$"
 )
 _API_CALLBACK = re.compile(
     r"^/console/api/callbacks/(?P<id>[^/]+)/(?P<action>succeed|fail|heartbeat)$"
@@ -189,7 +195,10 @@ def _route(
             status=args["status"],
             function=args["function"],
             text=args["text"],
-            after=args["after"],
+            version=args["version"],
+            order=args["order"],
+            paged=args["after"] is not None or args["before"] is not None,
+            limit=args["limit"],
         )
         return _html(handler, 200, html)
     if method == "GET" and path == "/console/api/executions":
@@ -210,9 +219,33 @@ def _route(
         if method == "GET" and rest == "/events":
             start = _int(query, "start", 0, 2**31)
             return _json(handler, 200, _model.events_page(store, execution_id, start))
+        if method == "GET" and rest == "/logs":
+            after = _int(query, "after", 0, 2**62)
+            level = (_one(query, "level") or "DEBUG").upper()
+            return _json(
+                handler, 200, _model.logs_page(store, execution_id, after=after, level=level)
+            )
+        if method == "GET" and rest == "/meter":
+            return _json(handler, 200, _meter(store, execution_id, query))
         if method == "POST" and rest == "/stop":
             store.stop(execution_id, server.clock.now())
             return _json(handler, 200, {"message": f"stopped execution {execution_id}"})
+        if method == "POST" and rest == "/pause":
+            status = store.pause(execution_id, server.clock.now())
+            message = f"paused execution {execution_id}"
+            if status == "PAUSING":
+                message = (
+                    f"pausing execution {execution_id}: the worker advancing it stops at "
+                    "its next checkpoint"
+                )
+            return _json(handler, 200, {"message": message, "status": status})
+        if method == "POST" and rest == "/resume":
+            store.resume_paused(execution_id, server.clock.now())
+            return _json(
+                handler, 200, {"message": f"resumed execution {execution_id}: due at once"}
+            )
+        if method == "POST" and rest == "/fork":
+            return _fork(handler, execution_id, body)
         if method == "POST" and rest == "/redrive":
             rerun = store.redrive(execution_id, server.clock.now())
             return _json(
@@ -241,9 +274,77 @@ def _list_args(query: dict[str, list[str]]) -> dict[str, Any]:
         "status": _one(query, "status"),
         "function": _one(query, "function"),
         "text": _one(query, "q"),
+        "version": _one(query, "version"),
+        "order": _one(query, "order") or "newest",
         "after": _one(query, "after"),
+        "before": _one(query, "before"),
         "limit": _int(query, "limit", _model.LIST_PAGE, _model.MAX_LIST_PAGE),
     }
+
+
+def _meter(store: SqliteStore, execution_id: str, query: dict[str, list[str]]) -> dict[str, Any]:
+    """``GET .../meter``: the meter; with the three unit prices (``per_million_operations``,
+    ``per_gb_persisted``, ``per_gb_month_retained``) a cost estimate too, for
+    ``executions_per_month`` (default 1,000,000) and ``retention_days`` (optional)."""
+    prices = {k: v for k in _model.PRICE_PARAMS if (v := _one(query, k)) is not None}
+    days_text = _one(query, "retention_days")
+    days = None
+    if days_text is not None:
+        try:
+            days = float(days_text)
+        except ValueError:
+            days = -1.0
+        if not 0 <= days <= 36_500:  # NaN fails too
+            raise Problem(
+                400,
+                f"retention_days must be a number of days from 0 to 36500, got {days_text!r:.40}",
+            )
+    per_month = _int(query, "executions_per_month", 1_000_000, 10**12)
+    currency = _one(query, "currency")
+    if currency is not None and len(currency) > 12:
+        raise Problem(400, f"currency is a short label such as USD, got {currency!r:.40}")
+    return _model.meter(
+        store,
+        execution_id,
+        prices=prices,
+        retention_days=days,
+        executions_per_month=per_month,
+        currency=currency,
+    )
+
+
+def _fork(handler: _Handler, source_id: str, body: bytes) -> None:
+    """``{"at": operation id or unique name, "name"?: new execution's name}``: the store's
+    fork, as ``durable-gen fork`` and the HTTP API's ``POST .../fork`` make it (on the
+    server's ``--version``, else the source's code as it is now)."""
+    from ..._engine.targets import code_version_of, resolve_target
+
+    doc = _json_body(body)
+    at = doc.get("at")
+    if not isinstance(at, str) or not at.strip():
+        raise Problem(400, 'give the operation to fork from: {"at": OPERATION_ID, ...}')
+    name = doc.get("name")
+    if name is not None and not isinstance(name, str):
+        raise Problem(400, "name must be a string: the new execution's name")
+    new_id = _model.fork_name(name.strip() or None if name else None) or uuid.uuid4().hex
+    server = handler.server
+    store = server.store
+    version = server.version
+    if version is None:
+        source = store.info(source_id)
+        if source.target is not None:
+            version = code_version_of(resolve_target(source.target, workdir=source.workdir))
+    point = store.fork(source_id, new_id, at.strip(), server.clock.now(), code_version=version)
+    _json(
+        handler,
+        200,
+        {
+            "message": f"forked execution {source_id} from operation {point[:12]}… as {new_id}",
+            "execution": new_id,
+            "url": _pages.execution_url(new_id),
+            "operation": point,
+        },
+    )
 
 
 def _one(query: dict[str, list[str]], name: str) -> str | None:
@@ -274,10 +375,22 @@ def _callback(handler: _Handler, callback_id: str, action: str, body: bytes) -> 
     payload: str | None = None
     error: ErrorObject | None = None
     if action != "heartbeat":
-        text = (text or "").strip() or "null"
+        # the text as sent is what the workflow receives (as the HTTP API's body);
+        # an empty box sends null
+        text = text if text and text.strip() else "null"
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise Problem(
+                400, "the payload must be UTF-8 text: it holds lone surrogate code points"
+            ) from None
+        if size > MAX_PAYLOAD_BYTES:
+            raise Problem(
+                413, f"the payload is {size:,} bytes; at most {MAX_PAYLOAD_BYTES:,} are accepted"
+            )
         try:
             value = json.loads(text)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             raise Problem(400, f"the payload is not valid JSON: {e}") from None
         if action == "succeed":
             payload = text

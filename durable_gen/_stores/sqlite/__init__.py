@@ -3,8 +3,8 @@
 Its parts, each a module of this package, stacked into one class:
 ``schema`` (the file: schema, journal encoding, error meanings), ``journal`` (the
 connection, the cache of logs, fenced writes), ``leases`` (one worker at a time),
-``outside`` (listings, due work, and the writes of callbacks, invokes, stop, pause
-and delete), ``store`` (:class:`SqliteStore`: what the engines call).
+``outside`` (listings, due work, and the writes of callbacks, invokes, stop, pause,
+delete, timeouts and retention), ``store`` (:class:`SqliteStore`: what the engines call).
 
 :class:`SqliteStore` keeps executions, their checkpoint logs and their history
 events in a SQLite database and plays the durable service's part with the pure
@@ -27,12 +27,12 @@ Where the database is
     ``$XDG_DATA_HOME/durable_gen/durable_gen.db`` (``~/.local/share/...``): one
     per user, so ``durable-gen list`` sees every execution wherever it is run.
 
-Schema (version 4)
+Schema (version 5)
     ``executions``: one row per execution (id, target ``module:function`` or
     ``/abs/file.py:function`` plus the directory it was started from, status,
     input, result, error, timestamps, wake time, lease owner and expiry, the
     running invocation, a version bumped by writers other than the lease holder,
-    the code version it started on).
+    the code version it started on, its deadline, ExecutionTimeout and retention).
     ``journal``: the log, one row per commit, keyed ``execution pk << 32 | n``:
     ``ops`` is a JSON array of ``Operation.to_dict()`` (the operations' new
     states), ``events`` a JSON array of history events. A step's commit appends
@@ -46,7 +46,8 @@ Schema (version 4)
     a ``sqlite3`` shell. ``durable_gen_schema`` holds the schema version; an
     older schema is migrated when the file is opened (``schema.MIGRATIONS``, one
     transaction per version: 2 added ``code_version``, 3 the indexes that list
-    executions newest first, 4 the ``logs`` table); a database
+    executions newest first, 4 the ``logs`` table, 5 ``deadline``, ``timeout_ms``,
+    ``retention_ms`` and their indexes); a database
     written by a newer schema, a SQLite database that is not
     durable_gen's, and a file that is not SQLite at all are refused with an
     error, and nothing is ever rewritten to "fix" them.
@@ -83,6 +84,23 @@ One worker at a time (the durable store contract, ``_core.contract``)
     with ``Runtime.ExitError``; otherwise a lease is taken over once it expired.
     The engine renews its lease from a background thread while a long step runs
     or it sleeps.
+
+Timeouts and retention (Lambda's ExecutionTimeout and RetentionPeriodInDays)
+    An execution may record a ``deadline``: once it has passed, :meth:`SqliteStore.due`
+    lists the execution first (whoever holds its lease) and a worker ends it with
+    :meth:`SqliteStore.time_out`, one transaction that needs no lease (like ``stop``):
+    status TIMED_OUT, Lambda's ExecutionTimedOut event, open waits cancelled and open
+    callbacks closed; the lease holder's next fenced write is refused, so the result
+    of a step still running then is never recorded. A redrive gives it its timeout
+    again, from the redrive. Ended executions past their ``retention_ms`` (or a
+    worker's default) are deleted by :meth:`SqliteStore.purge`, at most 500 per
+    transaction, with their journal, callbacks and log records; then
+    ``PRAGMA incremental_vacuum`` gives the freed pages back. New files are created
+    with ``auto_vacuum = INCREMENTAL``; a file created before schema version 5 keeps
+    ``auto_vacuum = NONE`` (switching needs a VACUUM of the whole file, which the
+    migration does not run): its freed pages are reused by new executions, so it
+    stops growing, but it does not shrink. To shrink such a file once, with nothing
+    else using it: ``sqlite3 FILE "PRAGMA auto_vacuum = INCREMENTAL; VACUUM;"``.
 
 Names, pause, delete, redrive, fork
     An execution's id is its name, with Lambda's rule (:meth:`SqliteStore.create`):

@@ -52,6 +52,7 @@ from .schema import (
     LOG_SCHEMA,
     MIGRATIONS,
     SCHEMA_VERSION,
+    TIMEOUT_SCHEMA,
     _dumps,
     _loads,
     _store_error,
@@ -231,6 +232,9 @@ class _Journal:
         return conn
 
     def _initialize(self, conn: sqlite3.Connection) -> None:
+        # before any table exists: pages freed by deletions (retention) can then be
+        # given back to the file system (``PRAGMA incremental_vacuum``, see ``purge``)
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -242,7 +246,7 @@ class _Journal:
                 for stmt in _SCHEMA.split(";"):
                     if stmt.strip():
                         conn.execute(stmt)
-                for stmt in LOG_SCHEMA:
+                for stmt in (*LOG_SCHEMA, *TIMEOUT_SCHEMA):
                     conn.execute(stmt)
                 conn.execute(
                     "INSERT INTO durable_gen_schema (version) VALUES (?)", (SCHEMA_VERSION,)
@@ -279,7 +283,13 @@ class _Journal:
                     conn.execute("COMMIT")
                     return
                 for stmt in MIGRATIONS[version]:
-                    conn.execute(stmt)
+                    try:
+                        conn.execute(stmt)
+                    except sqlite3.OperationalError as e:
+                        # a column this migration adds is there already (a file made
+                        # to look older than it is): keep it
+                        if "ADD COLUMN" not in stmt or "duplicate column" not in str(e):
+                            raise
                 conn.execute("UPDATE durable_gen_schema SET version = ?", (version + 1,))
                 conn.execute("COMMIT")
             except BaseException:

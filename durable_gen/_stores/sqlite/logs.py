@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 
 from ..logs import LogEntry, LogPage, Pending
+from .schema import storable
 
 _INSERT = (
     "INSERT INTO logs (execution, seq, time, level, logger, message, op_id, op_name, "
@@ -32,10 +33,29 @@ def write_logs(
     number of the last one."""
     top = last + len(records)
     skip = max(0, len(records) - keep)  # more than the bound at once: the newest only
-    conn.executemany(_INSERT, [(pk, last + 1 + i, *r) for i, r in enumerate(records) if i >= skip])
+    rows = [(pk, last + 1 + i, *_storable(r)) for i, r in enumerate(records) if i >= skip]
+    conn.executemany(_INSERT, rows)
     if top > keep:
         conn.execute("DELETE FROM logs WHERE execution = ? AND seq <= ?", (pk, top - keep))
     return top
+
+
+def _storable(record: Pending) -> Pending:
+    """A record whose texts SQLite can store (``schema.storable``: lone surrogates,
+    e.g. undecodable bytes in a message, become U+FFFD)."""
+    t, level, logger, message, op_id, op_name, attempt, exception = record
+    if message.isascii() and (exception is None or exception.isascii()) and logger.isascii():
+        return record
+    return (
+        t,
+        level,
+        storable(logger),
+        storable(message),
+        op_id,
+        op_name,
+        attempt,
+        None if exception is None else storable(exception),
+    )
 
 
 def read_logs(

@@ -17,6 +17,7 @@ from ..._core.contract import (
     ExecutionInfo,
 )
 from ..._core.errors import (
+    CallbackClosedError,
     ErrorObject,
     ExecutionConflictError,
     ExecutionNotFoundError,
@@ -29,10 +30,21 @@ from ..._core.log import (
 )
 from .journal import _STARTED
 from .leases import _Leases
-from .schema import _INFO_COLUMNS, _SEQ_BITS, _dumps, _info, _loads, _no_callback, _now_ms
+from .schema import (
+    _INFO_COLUMNS,
+    _SEQ_BITS,
+    _dumps,
+    _info,
+    _loads,
+    _no_callback,
+    _now_ms,
+    _store_error,
+)
 
 #: What redrive accepts: executions that ended without succeeding.
 REDRIVABLE = frozenset({"FAILED", "STOPPED", "TIMED_OUT"})
+#: How :meth:`_Outside.executions` orders executions: by start, or by duration.
+ORDERS = ("newest", "oldest", "longest", "shortest")
 
 
 class _Outside(_Leases):
@@ -60,10 +72,15 @@ class _Outside(_Leases):
         started_after: int | None = None,
         started_before: int | None = None,
         after: str | None = None,
+        order: str = "newest",
     ) -> list[ExecutionInfo]:
         """Executions, newest first, filtered: by status (one, or any of ``statuses``),
         target, code version, id prefix, and start time (epoch ms, inclusive).
-        ``after``: the :func:`page_marker` of the last execution of the previous page."""
+        ``after``: the :func:`page_marker` of the last execution of the previous page.
+        ``order`` (one of :data:`ORDERS`): ``newest`` or ``oldest`` first by start
+        (keyset pages on an index), or ``longest``/``shortest`` first by duration,
+        which lists ended executions only (a scan: no index holds durations)."""
+        key, down = _order(order)
         where: list[str] = []
         args: list[Any] = []
         wanted = {*statuses, *((status,) if status is not None else ())}
@@ -83,31 +100,44 @@ class _Outside(_Leases):
         if started_before is not None:
             where.append("created_at <= ?")
             args.append(started_before)
+        if key != "created_at":
+            where.append("ended_at IS NOT NULL")
         if after is not None:
-            created, pk = _parse_marker(after)
-            where.append("(created_at < ? OR (created_at = ? AND pk < ?))")
-            args += [created, created, pk]
+            at, pk = _parse_marker(after, duration=key != "created_at")
+            cmp = "<" if down else ">"
+            where.append(f"({key} {cmp} ? OR ({key} = ? AND pk {cmp} ?))")
+            args += [at, at, pk]
         sql = f"SELECT {_INFO_COLUMNS} FROM executions"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC, pk DESC LIMIT ?"
+        way = "DESC" if down else "ASC"
+        sql += f" ORDER BY {key} {way}, pk {way} LIMIT ?"
         with self._lock:
             rows = self._query(sql, (*args, limit))
         return [_info(r) for r in rows]
 
-    def page_marker(self, info: ExecutionInfo) -> str:
+    def page_marker(self, info: ExecutionInfo, *, order: str = "newest") -> str:
         """The marker that lists the executions after ``info`` (one :meth:`executions`
-        returned): opaque to callers, stable while executions are added."""
+        returned) in ``order``: opaque to callers, stable while executions are added.
+        One marker serves ``newest`` and ``oldest`` (read the other way, it lists the
+        executions before ``info``); one other, ``longest`` and ``shortest``."""
+        key, _ = _order(order)
         with self._lock:
-            rows = self._query("SELECT created_at, pk FROM executions WHERE id = ?", (info.id,))
+            rows = self._query(f"SELECT {key}, pk FROM executions WHERE id = ?", (info.id,))
         if not rows:
             raise ExecutionNotFoundError(f"no execution with id {info.id!r}")
-        return f"{rows[0][0]}.{rows[0][1]}"
+        if rows[0][0] is None:
+            raise ValidationError(f"execution {info.id!r} has not ended: it has no duration")
+        prefix = "" if key == "created_at" else "d"
+        return f"{prefix}{rows[0][0]}.{rows[0][1]}"
 
     def due(self, now: int, *, limit: int = 100, code_version: str | None = None) -> list[str]:
-        """Ids of RUNNING executions whose wake time has come and that a worker may take
-        (with ``code_version``, only those that started on it)."""
+        """Ids of live executions past their deadline (first: any worker times them out,
+        whoever holds their lease and whatever code version they run), then of RUNNING
+        executions whose wake time has come and that a worker may take (with
+        ``code_version``, only those that started on it)."""
         real = _now_ms()
+        overdue = self.overdue(now, limit=limit)
         pinned, args = _version_filter(code_version)
         with self._lock:
             rows = self._query(
@@ -116,15 +146,30 @@ class _Outside(_Leases):
                 f"{pinned}ORDER BY wake_at LIMIT ?",
                 (now, *args, limit),
             )
-        return [
+        late = set(overdue)
+        takeable = [
             r[0]
             for r in rows
-            if r[1] is None or r[1] == self.owner or r[2] <= real or self.owner_is_dead(r[1])
+            if r[0] not in late
+            and (r[1] is None or r[1] == self.owner or r[2] <= real or self.owner_is_dead(r[1]))
         ]
+        return overdue + takeable[: max(0, limit - len(overdue))]
+
+    def overdue(self, now: int, *, limit: int = 100) -> list[str]:
+        """Ids of live (running, pausing or paused) executions whose deadline is at or
+        before ``now``, earliest deadline first: :meth:`time_out` ends them."""
+        with self._lock:
+            rows = self._query(
+                "SELECT id FROM executions WHERE status IN ('RUNNING', 'PAUSING', 'PAUSED') "
+                "AND deadline IS NOT NULL AND deadline <= ? ORDER BY deadline LIMIT ?",
+                (now, limit),
+            )
+        return [r[0] for r in rows]
 
     def next_wake(self, *, code_version: str | None = None) -> int | None:
-        """The earliest wake time of a RUNNING execution no live lease holds, or None
-        (with ``code_version``, of those that started on it)."""
+        """The earliest wake time of a RUNNING execution no live lease holds, or deadline
+        of a live one, or None (with ``code_version``, wake times of those that started
+        on it)."""
         pinned, args = _version_filter(code_version)
         with self._lock:
             rows = self._query(
@@ -132,7 +177,109 @@ class _Outside(_Leases):
                 f"AND (lease_owner IS NULL OR lease_expires <= ?) {pinned}",
                 (_now_ms(), *args),
             )
-        return rows[0][0] if rows else None
+            deadlines = self._query(
+                "SELECT MIN(deadline) FROM executions WHERE status IN "
+                "('RUNNING', 'PAUSING', 'PAUSED') AND deadline IS NOT NULL"
+            )
+        wakes = [w for w in (rows[0][0] if rows else None, deadlines[0][0]) if w is not None]
+        return min(wakes) if wakes else None
+
+    def time_out(self, execution_id: str, now: int) -> bool:
+        """End a live execution whose deadline has come (at or before ``now``) as
+        TIMED_OUT, in one transaction: its ExecutionTimedOut event (Lambda's error,
+        "Execution timed out after N seconds."), its open waits cancelled and its open
+        callbacks closed (completing one afterwards raises :class:`CallbackClosedError`),
+        the invoke that started it completed in its parent (``ChainedInvoke.Timeout``).
+        Needs no lease: the holder's next write is fenced off (a step in flight is not
+        interrupted; its result is not recorded). False, writing nothing, when the
+        execution already ended or its deadline has not come."""
+        with self._lock:
+            with self._tx() as conn:
+                pk, status, deadline, created, timeout = self._row(
+                    conn, execution_id, "pk, status, deadline, created_at, timeout_ms"
+                )
+                if status not in LIVE_STATUSES or deadline is None or deadline > now:
+                    return False
+                if timeout is None:  # a caller's deadline: the time it gave from the start
+                    timeout = deadline - created
+                self._cache.pop(execution_id, None)
+                ops = self._cached(execution_id).ops
+                changed, events, error = _service.time_out_execution(
+                    ops, execution_id, now, timeout
+                )
+                conn.execute(
+                    "UPDATE executions SET status = 'TIMED_OUT', error = ?, ended_at = ?, "
+                    "updated_at = ?, wake_at = NULL, invocation_id = NULL, "
+                    "invocation_started = NULL, version = version + 1 WHERE pk = ?",
+                    (_dumps(error.to_dict()), now, now, pk),
+                )
+                self._append(conn, pk, [op.to_dict() for op in changed.values()], events)
+                for op in changed.values():
+                    if op.callback_id is not None:
+                        conn.execute(
+                            "UPDATE callbacks SET body = ? WHERE callback_id = ?",
+                            (_dumps(op.to_dict()), op.callback_id),
+                        )
+                self._complete_parent(
+                    conn,
+                    pk,
+                    "TIMED_OUT",
+                    now,
+                    None,
+                    _service.chained_invoke_timeout_error(timeout),
+                )
+            self._cache.pop(execution_id, None)
+        return True
+
+    def purge(
+        self,
+        now: int,
+        *,
+        default_retention_ms: int | None = None,
+        limit: int = 500,
+        vacuum_pages: int = 2000,
+    ) -> int:
+        """Delete up to ``limit`` ended executions whose retention has passed, with their
+        log, history, callbacks and log records, in one transaction; returns how many.
+
+        An execution's retention is its own (recorded at start), else
+        ``default_retention_ms`` (None: kept forever). Then up to ``vacuum_pages`` free
+        pages are given back to the file system (``PRAGMA incremental_vacuum``; a file
+        created before schema version 5 keeps its free pages for reuse instead)."""
+        with self._lock:
+            with self._tx() as conn:
+                rows = list(
+                    conn.execute(
+                        "SELECT pk, id FROM executions WHERE retention_ms IS NOT NULL "
+                        "AND ended_at IS NOT NULL AND ended_at + retention_ms <= ? "
+                        "ORDER BY ended_at + retention_ms LIMIT ?",
+                        (now, limit),
+                    )
+                )
+                if default_retention_ms is not None and len(rows) < limit:
+                    rows += conn.execute(
+                        "SELECT pk, id FROM executions WHERE retention_ms IS NULL "
+                        "AND ended_at IS NOT NULL AND ended_at <= ? ORDER BY ended_at LIMIT ?",
+                        (now - default_retention_ms, limit - len(rows)),
+                    ).fetchall()
+                for pk, _ in rows:
+                    lo = pk << _SEQ_BITS
+                    conn.execute(
+                        "DELETE FROM journal WHERE key > ? AND key < ?",
+                        (lo, lo + (1 << _SEQ_BITS)),
+                    )
+                    conn.execute("DELETE FROM callbacks WHERE execution = ?", (pk,))
+                    conn.execute("DELETE FROM executions WHERE pk = ?", (pk,))  # logs: trigger
+            for _, execution_id in rows:
+                self._cache.pop(execution_id, None)
+            if rows:
+                # executescript steps the pragma to its end (execute() would free one
+                # page: the statement returns no rows); its own short write transaction
+                try:
+                    self._conn.executescript(f"PRAGMA incremental_vacuum({int(vacuum_pages)})")
+                except sqlite3.Error as e:
+                    raise _store_error(self.path, e) from None
+        return len(rows)
 
     def changed_elsewhere(self, execution_id: str) -> bool:
         """True when another process wrote to the execution since this store last looked."""
@@ -178,12 +325,18 @@ class _Outside(_Leases):
             if row is None or (execution_id is not None and row[2] != execution_id):
                 raise ExecutionNotFoundError(_no_callback(callback_id, execution_id))
             pk, body, execution_id, status = row
+            op = Operation.from_dict(_loads(body))
             if status not in LIVE_STATUSES:
-                raise ExecutionConflictError(
+                closed = CallbackClosedError if status == "TIMED_OUT" else ExecutionConflictError
+                raise closed(
                     f"execution {execution_id!r} of callback {callback_id!r:.80} already "
                     f"ended {status}"
+                    + (
+                        f"; the callback was closed ({op.status.value})"
+                        if op.status is not _STARTED
+                        else ""
+                    )
                 )
-            op = Operation.from_dict(_loads(body))
             new, events = _service.complete_callback(op, action, now, payload=payload, error=error)
             self._append(conn, pk, [new.to_dict()], events)
             conn.execute(
@@ -357,11 +510,12 @@ class _Outside(_Leases):
             ).fetchall():
                 if op_id not in kept_ids:
                     conn.execute("DELETE FROM callbacks WHERE callback_id = ?", (callback_id,))
+            # a timeout runs again from the redrive (an absolute deadline is dropped)
             conn.execute(
                 "UPDATE executions SET status = 'RUNNING', result = NULL, error = NULL, "
                 "ended_at = NULL, wake_at = ?, updated_at = ?, invocation_id = NULL, "
-                "invocation_started = NULL WHERE pk = ?",
-                (now, now, pk),
+                "invocation_started = NULL, deadline = ? + timeout_ms WHERE pk = ?",
+                (now, now, now, pk),
             )
         self._cache.pop(execution_id, None)
         return [op.id for op in ops if op.id not in kept_ids]
@@ -405,10 +559,21 @@ def _version_filter(code_version: str | None) -> tuple[str, tuple[Any, ...]]:
     return "AND code_version = ? ", (code_version,)
 
 
-def _parse_marker(marker: str) -> tuple[int, int]:
-    created, _, pk = marker.partition(".")
+def _order(order: str) -> tuple[str, bool]:
+    """The SQL key of an :meth:`_Outside.executions` order, and whether it descends."""
+    if order not in ORDERS:
+        raise ValidationError(f"order {order!r:.40} is not one of {', '.join(ORDERS)}")
+    key = "created_at" if order in ("newest", "oldest") else "(ended_at - created_at)"
+    return key, order in ("newest", "longest")
+
+
+def _parse_marker(marker: str, *, duration: bool = False) -> tuple[int, int]:
+    text = marker.removeprefix("d") if duration else marker
+    value, _, pk = text.partition(".")
     try:
-        return int(created), int(pk)
+        if duration and text == marker:
+            raise ValueError(marker)
+        return int(value), int(pk)
     except ValueError:
         raise ValidationError(
             f"{marker!r:.60} is not a page marker of this database: pass the one the "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from ..._core.errors import (
 
 #: The schema this version of durable_gen writes; it refuses databases with a newer one
 #: and migrates older ones (:data:`MIGRATIONS`) when it opens them.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: ``PRAGMA application_id`` of durable_gen databases ("dgdb").
 APPLICATION_ID = 0x64676462
 #: How long a lease lasts without renewal; the engine renews it every third of this.
@@ -53,7 +54,10 @@ CREATE TABLE executions (
     parent TEXT,
     parent_op TEXT,
     version INTEGER NOT NULL DEFAULT 0,
-    code_version TEXT
+    code_version TEXT,
+    deadline INTEGER,
+    timeout_ms INTEGER,
+    retention_ms INTEGER
 );
 CREATE INDEX executions_due ON executions (status, wake_at);
 CREATE INDEX executions_newest ON executions (created_at, pk);
@@ -107,6 +111,20 @@ LOG_SCHEMA = (
     "BEGIN DELETE FROM logs WHERE execution = old.pk; END",
 )
 
+#: Execution timeouts and retention (schema version 5): ``deadline`` (epoch ms) is when
+#: a live execution ends TIMED_OUT, ``timeout_ms`` the ExecutionTimeout it started
+#: with, ``retention_ms`` how long it is kept once ended (NULL: no deadline, no
+#: timeout, kept as the purging worker's default says). The indexes find executions
+#: past their deadline and ended ones past their retention without reading the table.
+TIMEOUT_SCHEMA = (
+    "CREATE INDEX IF NOT EXISTS executions_deadline ON executions (status, deadline) "
+    "WHERE deadline IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS executions_expiry ON executions (ended_at + retention_ms) "
+    "WHERE retention_ms IS NOT NULL AND ended_at IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS executions_ended ON executions (ended_at) "
+    "WHERE retention_ms IS NULL AND ended_at IS NOT NULL",
+)
+
 #: What takes a database from schema version N to N + 1, in one transaction each.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     # 2: the code version an execution started on (version pinning)
@@ -119,6 +137,16 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
     # 4: the log records of each execution (``durable-gen logs``)
     3: LOG_SCHEMA,
+    # 5: execution timeouts (a deadline) and retention (``TIMEOUT_SCHEMA``). The file
+    # keeps the auto_vacuum mode it was created with: switching it to INCREMENTAL
+    # needs a VACUUM of the whole file, which this migration does not run (see
+    # ``_stores.sqlite``, "Retention")
+    4: (
+        "ALTER TABLE executions ADD COLUMN deadline INTEGER",
+        "ALTER TABLE executions ADD COLUMN timeout_ms INTEGER",
+        "ALTER TABLE executions ADD COLUMN retention_ms INTEGER",
+        *TIMEOUT_SCHEMA,
+    ),
 }
 
 #: Journal keys: ``execution pk << 32 | sequence number`` (one row per commit).
@@ -170,6 +198,20 @@ def _make_std_dumps() -> Callable[[Any], str]:
 _std_dumps = _make_std_dumps()
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """``text`` as the database can hold it: code points UTF-8 cannot encode (lone
+    surrogates, such as the undecodable bytes ``surrogateescape`` keeps in an error
+    message or a log line) replaced by U+FFFD. SQLite stores text as UTF-8; without
+    this, such a string fails the write (``UnicodeEncodeError``). Payloads never need
+    it: serdes encodes strings with surrogates losslessly (see ``_core.serdes``)."""
+    if text.isascii() or not _SURROGATE.search(text):
+        return text
+    return _SURROGATE.sub("\ufffd", text)
+
+
 def _make_codec() -> tuple[Callable[[Any], str], Callable[[str], Any]]:
     """The journal's JSON encoder and decoder: orjson's, or the standard library's.
 
@@ -178,14 +220,19 @@ def _make_codec() -> tuple[Callable[[Any], str], Callable[[str], Any]]:
     a tenth of the time, and decodes 3x faster. Both encoders write compact JSON with
     non-ASCII characters as they are, so rows are the same text whichever wrote
     them: what orjson refuses (integers beyond 64 bits, non-string keys, lone
-    surrogates) goes to :func:`_std_dumps`. Journal rows are typed records (strings,
+    surrogates) goes to :func:`_std_dumps`, its lone surrogates replaced
+    (:func:`storable`). Journal rows are typed records (strings,
     integer timestamps, booleans, nested objects): they hold no floats, the one
     place the two would differ (orjson writes NaN as null).
     """
     try:
         import orjson
     except ImportError:  # a platform without orjson wheels: the standard library
-        return _std_dumps, json.loads
+
+        def std_dumps(value: Any) -> str:
+            return storable(_std_dumps(value))
+
+        return std_dumps, json.loads
     encode = orjson.dumps
     refused = orjson.JSONEncodeError
 
@@ -193,7 +240,7 @@ def _make_codec() -> tuple[Callable[[Any], str], Callable[[str], Any]]:
         try:
             return encode(value).decode()
         except refused:
-            return _std_dumps(value)
+            return storable(_std_dumps(value))
 
     return dumps, orjson.loads
 
@@ -205,7 +252,8 @@ _dumps, _loads = _make_codec()
 #: callbacks and invokes, or stop the execution.
 _INFO_COLUMNS = (
     "id, target, workdir, status, input, result, error, created_at, updated_at, "
-    "ended_at, wake_at, lease_owner, lease_expires, code_version"
+    "ended_at, wake_at, lease_owner, lease_expires, code_version, deadline, timeout_ms, "
+    "retention_ms"
 )
 
 
@@ -239,6 +287,9 @@ def _info(r: tuple[Any, ...]) -> ExecutionInfo:
         lease_owner=r[11],
         lease_expires=r[12],
         code_version=r[13],
+        deadline=r[14],
+        timeout_ms=r[15],
+        retention_ms=r[16],
     )
 
 

@@ -96,6 +96,9 @@ class SqliteStore(_Outside):
         same_input: Callable[[str], bool] | None = None,
         code_version: str | None = None,
         copied: list[Operation] | None = None,
+        deadline: int | None = None,
+        timeout_ms: int | None = None,
+        retention_ms: int | None = None,
     ) -> bool:
         """Record a new RUNNING execution (due at once) with its EXECUTION operation.
 
@@ -109,8 +112,17 @@ class SqliteStore(_Outside):
         invoked it; when it ends, that operation is completed with its outcome.
         ``code_version``: the version of the workflow's code it starts on.
         ``copied``: operations recorded with it, in the same transaction (a fork).
+        ``deadline`` (epoch ms): when it ends TIMED_OUT if still running (``time_out``);
+        ``timeout_ms``: the ExecutionTimeout it was given; ``retention_ms``: how long
+        it is kept once ended (``purge``).
         """
-        op, event = _service.start_execution(execution_id, input_payload, now)
+        op, event = _service.start_execution(
+            execution_id,
+            input_payload,
+            now,
+            # as Lambda's history has it: whole seconds (at least 1)
+            timeout_seconds=None if timeout_ms is None else max(1, round(timeout_ms / 1000)),
+        )
         with self._lock, self._tx() as conn:
             row = conn.execute(
                 "SELECT input, target FROM executions WHERE id = ?", (execution_id,)
@@ -125,8 +137,9 @@ class SqliteStore(_Outside):
                 return False
             cur = conn.execute(
                 "INSERT INTO executions (id, target, workdir, status, input, "
-                "created_at, updated_at, wake_at, parent, parent_op, code_version) "
-                "VALUES (?, ?, ?, 'RUNNING', ?, ?, ?, ?, ?, ?, ?)",
+                "created_at, updated_at, wake_at, parent, parent_op, code_version, "
+                "deadline, timeout_ms, retention_ms) "
+                "VALUES (?, ?, ?, 'RUNNING', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     execution_id,
                     target,
@@ -138,6 +151,9 @@ class SqliteStore(_Outside):
                     parent,
                     parent_op,
                     code_version,
+                    deadline,
+                    timeout_ms,
+                    retention_ms,
                 ),
             )
             pk = cur.lastrowid

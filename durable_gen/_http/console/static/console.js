@@ -143,15 +143,29 @@
     const params = new URLSearchParams(window.location.search);
     let last = null;
 
+    function listUrl(changes) {
+      const next = new URLSearchParams(params);
+      for (const key of ["after", "before"]) next.delete(key);
+      for (const [key, value] of Object.entries(changes)) {
+        if (value === null) next.delete(key);
+        else next.set(key, value);
+      }
+      const q = next.toString();
+      return "/console/" + (q ? "?" + q : "");
+    }
+
     function render(doc) {
       const rows = doc.executions.map((r) => {
         const ended = r.ended === null ? "" : fmtTime(r.ended);
         const took = r.ended === null ? "" : fmtDuration(r.ended - r.started);
+        const version = r.version
+          ? el("a", { class: "version", href: "/console/?" + new URLSearchParams({ version: r.version }).toString(), title: "only this version", text: r.version })
+          : "-";
         return el("tr", { "data-id": r.id }, [
           el("td", {}, [statusBadge(r.status)]),
           el("td", { class: "name" }, [el("a", { href: executionUrl(r.id), text: r.id })]),
           el("td", { text: r.function || r.target || "-" }),
-          el("td", { text: r.version || "-" }),
+          el("td", {}, [version]),
           el("td", { class: "time", text: fmtTime(r.started) }),
           el("td", { class: "time", text: ended }),
           el("td", { class: "num", text: took }),
@@ -162,18 +176,12 @@
       }
       fill(tbody, ...rows);
       const links = [];
-      if (params.get("after")) {
-        const first = new URLSearchParams(params);
-        first.delete("after");
-        const q = first.toString();
-        links.push(el("a", { id: "first", href: "/console/" + (q ? "?" + q : ""), text: "First page" }));
+      if (params.get("after") || params.get("before")) {
+        links.push(el("a", { id: "first", href: listUrl({}), text: "First page" }));
       }
-      if (doc.next) {
-        const next = new URLSearchParams(params);
-        next.set("after", doc.next);
-        links.push(el("a", { id: "next", href: "/console/?" + next.toString(), text: "Next page" }));
-      }
-      fill(pager, ...links);
+      if (doc.previous) links.push(el("a", { id: "previous", href: listUrl({ before: doc.previous }), text: "Previous page" }));
+      if (doc.next) links.push(el("a", { id: "next", href: listUrl({ after: doc.next }), text: "Next page" }));
+      fill(pager, ...links.flatMap((a, i) => (i ? [" ", a] : [a])));
     }
 
     const poll = poller(async () => {
@@ -286,6 +294,8 @@
 
     function renderActions(ex) {
       const buttons = [];
+      if (ex.status === "RUNNING") buttons.push(actionButton("Pause", "/pause", null, ""));
+      if (ex.status === "PAUSING" || ex.status === "PAUSED") buttons.push(actionButton("Resume", "/resume", null, "primary"));
       if (ex.live) buttons.push(actionButton("Stop", "/stop", "Stop this execution?", "danger"));
       if (["FAILED", "STOPPED", "TIMED_OUT"].includes(ex.status)) buttons.push(actionButton("Redrive", "/redrive", null, "primary"));
       if (!ex.live) {
@@ -317,6 +327,12 @@
         const succeed = el("button", { type: "button", class: "primary", "data-callback-action": "succeed", text: "Succeed" });
         const fail = el("button", { type: "button", class: "danger", "data-callback-action": "fail", text: "Fail" });
         const beat = el("button", { type: "button", "data-callback-action": "heartbeat", text: "Heartbeat" });
+        const format = el("button", {
+          type: "button",
+          class: "format",
+          title: "Re-write the JSON with two-space indents (through the browser's JSON: integers beyond 2^53 lose precision)",
+          text: "Format JSON",
+        });
         const check = () => {
           let ok = true;
           try {
@@ -331,6 +347,12 @@
           return ok;
         };
         area.addEventListener("input", () => {
+          drafts.set(cb.callback_id, area.value);
+          check();
+        });
+        format.addEventListener("click", () => {
+          if (!check()) return;
+          area.value = JSON.stringify(JSON.parse(area.value.trim() || "null"), null, 2);
           drafts.set(cb.callback_id, area.value);
           check();
         });
@@ -358,9 +380,16 @@
           el("h3", { text: `${cb.kind}${cb.name ? " " + cb.name : ""}` }),
           el("p", {}, ["Callback id ", el("code", { class: "callback-id", text: cb.callback_id })]),
           el("p", { class: "note", text: facts.join(" · ") }),
-          el("label", { class: "note", text: "Payload (JSON; to fail, an object such as {\"ErrorType\": \"Rejected\", \"ErrorMessage\": \"why\"})" }),
+          el("label", { class: "note", text: "Payload (JSON)" }),
           area,
-          el("div", { class: "buttons" }, [succeed, fail, beat, problem, message]),
+          el("p", { class: "note semantics" }, [
+            "Succeed sends this text exactly as written (not re-encoded; empty sends null): the workflow's ",
+            el("code", { text: "yield handle.result()" }),
+            " returns it as a string, as with the HTTP API's SendDurableExecutionCallbackSuccess body (unless the callback has a serdes). Fail sends it as the error: an object such as ",
+            el("code", { text: '{"ErrorType": "Rejected", "ErrorMessage": "why"}' }),
+            ". Heartbeat sends nothing.",
+          ]),
+          el("div", { class: "buttons" }, [succeed, fail, beat, format, problem, message]),
         ]);
         check();
         return block;
@@ -386,6 +415,9 @@
         if (op.deadline && op.status === "STARTED") notes.push(`times out at ${fmtTime(op.deadline)}`);
         if (op.function_name) notes.push(`invokes ${op.function_name}`);
         const parts = [];
+        if (op.invoked) {
+          parts.push(el("div", { class: "invoked" }, ["invoked execution ", el("a", { class: "invoked-link", href: executionUrl(op.invoked), text: op.invoked })]));
+        }
         if (op.input) parts.push(toggle(op.id + ":input", false, "input", [payloadBlock("Input", op.input, "input")]));
         if (op.result) parts.push(toggle(op.id + ":result", false, "result", [payloadBlock("Result", op.result, "result")]));
         if (op.error) parts.push(toggle(op.id + ":error", true, `error: ${op.error.type}`, [errorBlock(op.error)]));
@@ -437,6 +469,207 @@
       fill(sections.history, ...parts);
     }
 
+    // ---- fork: the operation picker follows the operations
+    const forkForm = document.getElementById("fork-form");
+    const forkMessage = document.getElementById("fork-message");
+
+    function renderForkOptions(ops) {
+      const select = forkForm.elements.at;
+      const chosen = select.value;
+      const options = ops.map((op) =>
+        el("option", { value: op.id, text: `${"\u00a0\u00a0".repeat(op.depth)}${op.kind}${op.name === null ? "" : " " + op.name} · ${op.status}` }),
+      );
+      if (!options.length) options.push(el("option", { value: "", text: "(no operations yet)" }));
+      fill(select, ...options);
+      if (chosen && ops.some((op) => op.id === chosen)) select.value = chosen;
+    }
+
+    forkForm.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const body = { at: forkForm.elements.at.value };
+      const name = forkForm.elements.name.value.trim();
+      if (name) body.name = name;
+      forkMessage.className = "note";
+      forkMessage.textContent = "…";
+      try {
+        const doc = await api("POST", apiUrl(id) + "/fork", body);
+        forkMessage.className = "ok";
+        fill(forkMessage, doc.message + " ", el("a", { id: "fork-link", href: doc.url, text: `Open ${doc.execution}` }));
+      } catch (e) {
+        forkMessage.className = "problem";
+        forkMessage.textContent = e.message;
+      }
+    });
+
+    // ---- logs: the kept records, and new ones while the execution runs (the live tail)
+    const logs = (() => {
+      const MAX_ROWS = 2000; // older rows leave the page (the store keeps its own bound)
+      const note = document.getElementById("logs-note");
+      const box = document.getElementById("log-records");
+      const level = document.querySelector("#logs select[name=level]");
+      let after = 0;
+      let dropped = 0;
+      let shown = 0;
+      let cut = 0;
+      let live = true;
+      let generation = 0;
+      let tbody = null;
+
+      function where(r) {
+        let text = r.op_name || (r.op ? r.op.slice(0, 12) : "-");
+        if (r.attempt !== null) text += ` #${r.attempt}`;
+        return text;
+      }
+
+      function row(r) {
+        const message = el("td", { class: "message" }, [el("pre", { text: r.message })]);
+        if (r.exception) {
+          message.append(el("details", {}, [el("summary", { text: "traceback" }), el("pre", { class: "stack", text: r.exception })]));
+        }
+        return el("tr", { class: `log l-${r.level}`, "data-seq": r.seq }, [
+          el("td", { class: "num", text: String(r.seq) }),
+          el("td", { class: "time", text: fmtTime(r.time) }),
+          el("td", {}, [el("span", { class: "level", text: r.level })]),
+          el("td", { class: "where", text: where(r) }),
+          message,
+        ]);
+      }
+
+      function describe() {
+        const parts = [];
+        if (shown) parts.push(`${shown.toLocaleString()} record${shown === 1 ? "" : "s"}`);
+        else parts.push(live ? "No log records yet." : "No log records kept.");
+        if (dropped) parts.push(`the ${dropped.toLocaleString()} oldest were dropped: the store keeps each execution's newest ($DURABLE_GEN_KEEP_LOGS)`);
+        if (cut) parts.push(`the ${cut.toLocaleString()} oldest shown here left the page`);
+        if (live) parts.push("new records appear as the execution checkpoints");
+        note.textContent = parts.join(" · ");
+      }
+
+      function append(records) {
+        if (!tbody) {
+          const head = el("tr", {}, ["#", "Time", "Level", "Where", "Message"].map((h) => el("th", { text: h })));
+          tbody = el("tbody");
+          fill(box, el("table", {}, [el("thead", {}, [head]), tbody]));
+        }
+        const atEnd = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
+        tbody.append(...records.map(row));
+        shown += records.length;
+        while (tbody.rows.length > MAX_ROWS) {
+          tbody.rows[0].remove();
+          cut += 1;
+        }
+        if (atEnd) box.scrollTop = box.scrollHeight;
+      }
+
+      async function fetchNew() {
+        const mine = generation;
+        for (let page = 0; page < 20; page++) {
+          const doc = await api("GET", `${apiUrl(id)}/logs?after=${after}&level=${encodeURIComponent(level.value)}`);
+          if (mine !== generation) return; // the level changed meanwhile
+          dropped = doc.dropped;
+          live = doc.live;
+          if (doc.records.length) append(doc.records);
+          after = doc.last;
+          if (!doc.more) break;
+        }
+        describe();
+      }
+
+      level.addEventListener("change", () => {
+        generation += 1;
+        after = dropped = shown = cut = 0;
+        tbody = null;
+        fill(box);
+        fetchNew().catch((e) => {
+          note.textContent = `not loaded: ${e.message}`;
+        });
+      });
+      return { fetchNew };
+    })();
+
+    // ---- meter: read when opened, and again when the operations change while open
+    const meterPanel = document.getElementById("meter");
+    const prices = document.getElementById("prices");
+    const meterBody = document.getElementById("meter-body");
+    const PRICES_KEY = "durable_gen.console.prices";
+    try {
+      const saved = JSON.parse(window.localStorage.getItem(PRICES_KEY) || "{}");
+      for (const input of prices.querySelectorAll("input")) {
+        if (typeof saved[input.name] === "string") input.value = saved[input.name];
+      }
+    } catch (e) {
+      // no storage (or a bad entry): start with empty prices
+    }
+
+    function fmtBytes(n) {
+      if (n < 1024) return `${n.toLocaleString()} B`;
+      if (n < 1048576) return `${(n / 1024).toFixed(1)} KiB`;
+      return `${(n / 1048576).toFixed(1)} MiB`;
+    }
+
+    function fmtMoney(x, digits) {
+      return x.toLocaleString(undefined, { minimumFractionDigits: digits, maximumFractionDigits: digits });
+    }
+
+    function renderMeter(doc) {
+      const m = doc.meter;
+      const used = m.rows.filter((r) => r.operations || r.bytes);
+      const head = el("tr", {}, ["Kind", "Operations", "Bytes persisted"].map((h) => el("th", { text: h })));
+      const rows = used.map((r) => el("tr", { "data-kind": r.kind }, [el("td", { text: r.kind }), el("td", { class: "num", text: r.operations.toLocaleString() }), el("td", { class: "num", text: r.bytes.toLocaleString() })]));
+      rows.push(el("tr", { class: "total" }, [el("td", { text: "Total" }), el("td", { class: "num", id: "meter-ops", text: m.operations.toLocaleString() }), el("td", { class: "num", id: "meter-bytes", text: m.bytes_persisted.toLocaleString() })]));
+      const parts = [el("table", { class: "meter" }, [el("thead", {}, [head]), el("tbody", {}, rows)])];
+      if (m.retained_byte_days !== null) parts.push(el("p", { class: "note", text: `data retained: ${fmtBytes(m.bytes_persisted)} × ${m.retention_days} days` }));
+      if (m.largest_payloads.length) {
+        parts.push(el("h3", { text: "Largest payloads" }));
+        parts.push(el("ol", { class: "largest" }, m.largest_payloads.map((pl) => el("li", {}, [el("span", { class: "num", text: fmtBytes(pl.bytes) }), " ", el("span", { class: "what", text: `${pl.operation} ${pl.what}` })]))));
+      }
+      if (m.replay_children.length) parts.push(el("p", { class: "note", text: `results not stored (over 256 KiB, rebuilt on replay): ${m.replay_children.join(", ")}` }));
+      for (const text of m.notes) parts.push(el("p", { class: "note", text }));
+      const est = doc.estimate;
+      if (est) {
+        const cur = est.prices.currency ? ` (${est.prices.currency})` : "";
+        const eh = el("tr", {}, [`Cost${cur}`, "Per execution", `Per month (${est.executions_per_month.toLocaleString()})`].map((h) => el("th", { text: h })));
+        const lines = [
+          ["durable operations", "operations"],
+          ["data persisted", "persisted"],
+          ["data retained", "retained"],
+          ["total", "total"],
+        ].map(([label, key]) => el("tr", { "data-cost": key }, [el("td", { text: label }), el("td", { class: "num", text: fmtMoney(est.per_execution[key], 6) }), el("td", { class: "num", text: fmtMoney(est.per_month[key], 2) })]));
+        parts.push(el("h3", { text: "Cost estimate" }), el("table", { class: "estimate" }, [el("thead", {}, [eh]), el("tbody", {}, lines)]));
+        if (est.retention_days === null) parts.push(el("p", { class: "note", text: "no retention period given: data retained is not priced" }));
+      } else {
+        parts.push(el("p", { class: "note", text: "Give the three prices above for a cost estimate." }));
+      }
+      fill(meterBody, ...parts);
+    }
+
+    async function loadMeter() {
+      const q = new URLSearchParams();
+      for (const input of prices.querySelectorAll("input")) {
+        if (input.value.trim()) q.set(input.name, input.value.trim());
+      }
+      try {
+        renderMeter(await api("GET", `${apiUrl(id)}/meter?${q.toString()}`));
+      } catch (e) {
+        fill(meterBody, el("p", { class: "problem", role: "alert", text: e.message }));
+      }
+    }
+
+    meterPanel.addEventListener("toggle", () => {
+      if (meterPanel.open) loadMeter();
+    });
+    prices.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const saved = {};
+      for (const input of prices.querySelectorAll("input")) saved[input.name] = input.value.trim();
+      try {
+        window.localStorage.setItem(PRICES_KEY, JSON.stringify(saved));
+      } catch (e) {
+        // not kept: still used for this estimate
+      }
+      loadMeter();
+    });
+
     const poll = poller(async () => {
       let doc;
       try {
@@ -453,8 +686,13 @@
       if (changed("summary", ex) || ex.ended === null) renderSummary(ex);
       if (changed("actions", [ex.status, ex.live])) renderActions(ex);
       if (changed("callbacks", doc.callbacks.map((c) => [c.callback_id, c.last_heartbeat]))) renderCallbacks(doc.callbacks);
-      if (changed("operations", doc.operations)) renderOperations(doc.operations);
+      if (changed("operations", doc.operations)) {
+        renderOperations(doc.operations);
+        renderForkOptions(doc.operations);
+        if (meterPanel.open) loadMeter();
+      }
       if (changed("history", [doc.history.total, extraEvents.length])) renderHistory(doc.history);
+      await logs.fetchNew(); // after the status: what the execution logged before it ended is read
       if (!ex.live) poll.stop(`${ex.status.toLowerCase()} · not polling`);
     });
 
