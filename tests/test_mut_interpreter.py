@@ -16,7 +16,9 @@ from durable_gen import (
     CreateCallback,
     Invoke,
     Parallel,
+    RetryPolicy,
     Step,
+    Wait,
 )
 from durable_gen._core.commands import (
     AwaitOutcome,
@@ -418,3 +420,69 @@ def test_no_await_outcome_when_steps_report_at_once():
         return (yield Step(lambda: 1, name="s"))
 
     assert not [c for c in run(wf, {}) if isinstance(c, AwaitOutcome)]
+
+
+# ------------------------------------------------ what the interpreter hands to hooks
+
+
+def test_engines_with_hooks_see_each_replayed_operation_and_every_virtual_context_run():
+    """The interpreter's pure ``observed`` and ``virtual_events`` lists (filled only
+    when an engine with hooks asks): every recorded operation the workflow reaches on
+    replay, once per invocation and in order, including a step the fast path replays;
+    each run of a virtual context's body, with how it ended."""
+    from durable_gen import Hooks, InMemoryEngine
+
+    seen: list[tuple[Any, ...]] = []
+    caught: list[str] = []
+
+    class Recorder(Hooks):
+        def on_operation_replayed(self, execution_id: str, op: Any, *, changed: bool) -> None:
+            seen.append(("replayed", op.name, changed))
+
+        def on_virtual_context_start(self, execution_id: str, **kw: Any) -> None:
+            seen.append(("virtual", kw["name"], kw["sub_type"]))
+
+        def on_virtual_context_end(self, execution_id: str, **kw: Any) -> None:
+            seen.append(("virtual end", kw["error"].type if kw["error"] else None))
+
+        def on_invocation_start(self, execution_id: str, *, first: bool) -> None:
+            seen.append(("invocation", first))
+
+    def one() -> int:
+        return 1
+
+    def refuse() -> None:
+        raise ValueError("no")
+
+    def group() -> Any:
+        return (yield Step(one, name="in-group"))
+
+    def failing_group() -> Any:
+        yield Step(refuse, name="refused", retry=RetryPolicy.none())
+
+    def flow(event: Any) -> Any:
+        a = yield Step(one, name="a")
+        yield Wait(seconds=5, name="pause")
+        b = yield ChildContext(group, name="grouping", virtual=True)
+        try:
+            yield ChildContext(failing_group, name="failing", virtual=True)
+        except Exception as e:
+            caught.append(type(e).__name__)
+        return a + b
+
+    run = InMemoryEngine(hooks=[Recorder()]).run(flow, None)
+    assert run.result == 2
+    assert caught == ["ChildContextError"]
+    second = seen.index(("invocation", False))
+    assert seen[:second] == [("invocation", True)]
+    later = seen[second + 1 :]
+    assert [e for e in later if e[0] == "replayed"] == [
+        ("replayed", "a", False),  # recorded by the first invocation, unchanged since
+        ("replayed", "pause", True),  # the wait elapsed while suspended
+    ]
+    assert [e for e in later if e[0] != "replayed"] == [
+        ("virtual", "grouping", "RunInChildContext"),
+        ("virtual end", None),
+        ("virtual", "failing", "RunInChildContext"),
+        ("virtual end", "aws_durable_execution_sdk_python.exceptions.StepError"),
+    ]
