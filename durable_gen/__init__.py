@@ -136,6 +136,7 @@ from ._engine.pricing import (
     load_prices,
     prices_from_flags,
 )
+from ._engine.queues import Queue
 from ._engine.sqlite import SqliteEngine
 from ._stores.encrypted import (
     DecryptionError,
@@ -145,6 +146,7 @@ from ._stores.encrypted import (
 )
 from ._stores.factory import open_store
 from ._stores.memory import MemoryStore
+from ._stores.queues import DuplicateExecutionError, QueueFullError
 from ._stores.sqlite import (
     SqliteStore,
     default_db_path,
@@ -157,6 +159,9 @@ __all__ = [
     "Estimate",
     "DurableEngine",
     "DurableStore",
+    "DuplicateExecutionError",
+    "Queue",
+    "QueueFullError",
     "EngineStore",
     "ExecutionInfo",
     "KindUsage",

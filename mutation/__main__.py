@@ -43,6 +43,7 @@ TESTS: dict[str, list[str]] = {
         "tests/test_testing_runner.py",
         "tests/test_engine.py",
         "tests/test_invocation_retry.py",
+        "tests/test_timeouts.py",  # time_out_execution, the chained invoke's timeout
     ],
     "durable_gen/_core/serdes.py": [
         "tests/test_serdes.py",

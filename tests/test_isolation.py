@@ -98,6 +98,10 @@ def test_every_store_call_names_the_execution():
         "shared_group",  # the group commit of its clones
         "overdue",  # lists executions past their deadline, like due
         "purge",  # deletes ended executions past their retention, none by id
+        "put_queue",  # queues: named admission rules, not executions
+        "queue",
+        "queue_stats",
+        "delete_queue",
     }
     for cls in (SqliteStore,):
         for name, fn in inspect.getmembers(cls, inspect.isfunction):

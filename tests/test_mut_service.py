@@ -8,6 +8,7 @@ message.
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 from durable_gen._core.errors import ErrorObject
@@ -782,4 +783,73 @@ def test_invocation_completed_event():
     }
     assert (
         "Error" not in invocation_completed_event("ex", 1, 2, "req")["InvocationCompletedDetails"]
+    )
+
+
+# ------------------------------------------------------------ an execution timing out
+
+
+def test_time_out_ends_the_execution_cancels_waits_and_times_out_callbacks_only():
+    from durable_gen._core.service import time_out_execution
+
+    started = {
+        "ex": Operation(id="ex", type=T.EXECUTION, status=S.STARTED, start_timestamp=0),
+        "w": Operation(id="w", type=T.WAIT, status=S.STARTED, start_timestamp=5, name="pause"),
+        "cb": Operation(
+            id="cb", type=T.CALLBACK, status=S.STARTED, start_timestamp=6, name="approval"
+        ),
+        # a step in flight stays as it is; an ended wait too
+        "s": Operation(id="s", type=T.STEP, status=S.STARTED, start_timestamp=7, name="busy"),
+        "done": Operation(
+            id="done", type=T.WAIT, status=S.SUCCEEDED, start_timestamp=1, end_timestamp=2
+        ),
+    }
+    changed, events, error = time_out_execution(started, "exec-1", 3_600_500, 3_600_000)
+    assert error == ErrorObject(message="Execution timed out after 3600 seconds.")
+    assert changed == {
+        "ex": attrs.evolve(started["ex"], status=S.TIMED_OUT, end_timestamp=3_600_500),
+        "w": attrs.evolve(started["w"], status=S.CANCELLED, end_timestamp=3_600_500),
+        "cb": attrs.evolve(started["cb"], status=S.TIMED_OUT, end_timestamp=3_600_500, error=error),
+    }
+    message = {"Payload": {"ErrorMessage": "Execution timed out after 3600 seconds."}}
+    assert events == [
+        {
+            "EventType": "WaitCancelled",
+            "EventTimestamp": 3_600_500,
+            "Id": "w",
+            "Name": "pause",
+            "WaitCancelledDetails": {},
+        },
+        {
+            "EventType": "CallbackTimedOut",
+            "EventTimestamp": 3_600_500,
+            "Id": "cb",
+            "Name": "approval",
+            "CallbackTimedOutDetails": {"Error": {**message, "Truncated": False}},
+        },
+        {
+            "EventType": "ExecutionTimedOut",
+            "EventTimestamp": 3_600_500,
+            "Id": "exec-1",
+            "ExecutionTimedOutDetails": {"Error": {**message, "Truncated": False}},
+        },
+    ]
+    # nothing open but the execution: only it ends, and its event is the only one
+    changed, events, _ = time_out_execution({"ex": started["ex"]}, "exec-1", 9, 1_500)
+    assert list(changed) == ["ex"]
+    assert [e["EventType"] for e in events] == ["ExecutionTimedOut"]
+    assert events[0]["ExecutionTimedOutDetails"]["Error"]["Payload"] == {
+        "ErrorMessage": "Execution timed out after 1.5 seconds."
+    }
+
+
+def test_a_timed_out_chained_invoke_carries_the_services_error():
+    from durable_gen._core.service import CHAINED_INVOKE_TIMEOUT, chained_invoke_timeout_error
+
+    assert CHAINED_INVOKE_TIMEOUT == "ChainedInvoke.Timeout"
+    assert chained_invoke_timeout_error(1_500) == ErrorObject(
+        type="ChainedInvoke.Timeout", message="CHAINED_INVOKE timed out after 1.5 seconds."
+    )
+    assert chained_invoke_timeout_error(60_000).message == (
+        "CHAINED_INVOKE timed out after 60 seconds."
     )

@@ -445,8 +445,9 @@ def _cmd_start(args: argparse.Namespace) -> int:
                 target=canonical_target(args.target),
                 workdir=os.getcwd(),
                 **_limits(args),
+                **_queued(args),
             )
-        except ValidationError as e:  # a deadline that has passed
+        except ValidationError as e:  # a deadline that has passed, an unknown queue
             raise UsageError(str(e)) from None
     print(execution_id)
     return EXIT_OK
@@ -459,6 +460,28 @@ def _limits(args: argparse.Namespace) -> dict[str, Any]:
         "deadline": args.deadline,
         "retention_days": args.retention_days,
     }
+
+
+def _queued(args: argparse.Namespace) -> dict[str, Any]:
+    """``--queue``, ``--priority``, ``--dedup-id``, ``--partition`` and ``--on-duplicate``
+    as ``start``'s keywords (none when no queue option is given)."""
+    given = {
+        "queue": args.queue,
+        "priority": args.priority,
+        "dedup_id": args.dedup_id,
+        "partition": args.partition,
+        "on_duplicate": args.on_duplicate,
+    }
+    return given if given != _NO_QUEUE else {}
+
+
+_NO_QUEUE = {
+    "queue": None,
+    "priority": 0,
+    "dedup_id": None,
+    "partition": None,
+    "on_duplicate": "error",
+}
 
 
 def _checked(check: Callable[[Any, str], int], what: str) -> Callable[[str], float]:
@@ -1206,6 +1229,16 @@ def _cmd_delete(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_queue(args: argparse.Namespace) -> int:
+    from . import queues as _queues
+
+    with _open_store(args, create=args.queue_command == "add") as store:
+        try:
+            return _queues.command(SqliteEngine(store=store), args)
+        except ValidationError as e:
+            raise UsageError(str(e)) from None
+
+
 def _cmd_logs(args: argparse.Namespace) -> int:
     from . import logs as _logs
 
@@ -1346,7 +1379,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pin(start, "the code version it records (default: a digest of the workflow's module)")
     _limit_options(start)
+    start.add_argument("--queue", metavar="Q", help="start it onto queue Q (durable-gen queue)")
+    start.add_argument(
+        "--priority", type=int, default=0, metavar="P", help="on its queue: higher starts first"
+    )
+    start.add_argument(
+        "--dedup-id",
+        metavar="D",
+        help="refuse the start while an execution of the queue with this id is queued or running",
+    )
+    start.add_argument("--partition", metavar="K", help="the partition of a partitioned queue")
+    start.add_argument(
+        "--on-duplicate",
+        choices=("error", "existing"),
+        default="error",
+        help="with --dedup-id held: fail (default), or print the live execution's id",
+    )
     start.set_defaults(func=_cmd_start)
+    queue = sub.add_parser(
+        "queue", parents=[db], help="declare, list and delete queues (admission rules)"
+    )
+    from . import queues as _queues
+
+    _queues.add_arguments(queue, db)
+    queue.set_defaults(func=_cmd_queue)
 
     worker = sub.add_parser(
         "worker", parents=[db], help="advance every execution whose timer is due"

@@ -43,6 +43,7 @@ from .._core.log import (
 )
 from .._core.retry import RetryPolicy
 from .._core.serdes import DEFAULT_SERDES
+from .._stores.queues import DuplicateExecutionError, QueueFullError
 from .clock import Clock, RealClock
 from .driver import InvocationOutcome
 from .hooks import Hooks
@@ -52,6 +53,7 @@ from .local import (
     ExecutionResult,
     LocalEngine,
 )
+from .queues import Queue, QueueStats, check_start_options
 from .targets import (
     TargetError,
     canonical_target,
@@ -227,6 +229,11 @@ class DurableEngine(LocalEngine):
         timeout: float | None = None,
         deadline: datetime.datetime | None = None,
         retention_days: float | None = None,
+        queue: str | None = None,
+        priority: int = 0,
+        dedup_id: str | None = None,
+        partition: str | None = None,
+        on_duplicate: str = "error",
     ) -> str:
         """Record a new execution (without running it) and return its id.
 
@@ -235,27 +242,74 @@ class DurableEngine(LocalEngine):
         ``timeout`` (seconds, Lambda's ExecutionTimeout; default: the engine's) and
         ``deadline`` (a timezone-aware datetime; the earlier of the two wins): an
         execution still running then ends TIMED_OUT. ``retention_days`` (default: the
-        engine's): how long it is kept once ended. Bad values: a
-        :class:`~durable_gen.ValidationError`, and nothing is recorded.
+        engine's): how long it is kept once ended. ``queue``: the queue
+        (:meth:`add_queue`) that admits it, with ``priority`` (higher first),
+        ``dedup_id`` (a live execution of the queue holding it: ``on_duplicate="error"``
+        raises :class:`~durable_gen._stores.queues.DuplicateExecutionError`,
+        ``"existing"`` returns that execution's id) and ``partition`` (the key of a
+        partitioned queue). Bad values: a :class:`~durable_gen.ValidationError`, and
+        nothing is recorded.
         """
         from .._core.descriptors import check_generator_function
 
         check_generator_function(workflow, "a workflow")
+        check_start_options(queue, priority, dedup_id, partition, on_duplicate)
+        queued: dict[str, Any] = {}
+        if queue is not None:
+            self._queue_store()
+            queued = {
+                "queue": queue,
+                "partition": partition,
+                "priority": priority,
+                "dedup_id": dedup_id,
+            }
         limits = Limits.of(timeout=timeout, retention_days=retention_days).or_else(self.limits)
         now = self.clock.now()
         given = None if deadline is None else deadline_ms(deadline, now)
         execution_id = execution_id or uuid.uuid4().hex
-        self._create_limited(
-            execution_id,
-            DEFAULT_SERDES.serialize(input),
-            now,
-            limits,
-            given,
-            target=canonical_target(target) if target else target_of(workflow),
-            workdir=workdir,
-            code_version=self.version_of(workflow),
-        )
+        try:
+            self._create_limited(
+                execution_id,
+                DEFAULT_SERDES.serialize(input),
+                now,
+                limits,
+                given,
+                target=canonical_target(target) if target else target_of(workflow),
+                workdir=workdir,
+                code_version=self.version_of(workflow),
+                **queued,
+            )
+        except DuplicateExecutionError as e:
+            if on_duplicate == "existing":
+                return e.existing_id
+            raise
         return execution_id
+
+    # ------------------------------------------------------------------ queues
+
+    def _queue_store(self) -> Any:
+        """The store, if it keeps queues (the SQLite store does)."""
+        if not hasattr(self.store, "put_queue"):
+            raise ValidationError(
+                f"{type(self.store).__name__} has no queues (the SQLite store has them); "
+                "start the execution without queue="
+            )
+        return self.store
+
+    def add_queue(self, queue: Queue) -> bool:
+        """Record ``queue`` in the store, or its new limits; True when it is new."""
+        if not isinstance(queue, Queue):
+            raise ValidationError(f"expected a Queue, got {type(queue).__name__}")
+        return bool(self._queue_store().put_queue(queue.to_row()))
+
+    def queues(self) -> list[tuple[Queue, QueueStats]]:
+        """Every queue of the store, by name, with its load now."""
+        stats: list[QueueStats] = self._queue_store().queue_stats()
+        return [(Queue.from_row(s.queue), s) for s in stats]
+
+    def delete_queue(self, name: str) -> None:
+        """Delete a queue none of whose executions is queued or running."""
+        self._queue_store().delete_queue(name)
 
     def run(
         self,
@@ -431,6 +485,9 @@ class DurableEngine(LocalEngine):
                 if not notified and self.on_wait is not None:
                     self.on_wait(execution_id, str(e))
                 notified = True
+                if isinstance(e, QueueFullError):  # waits for room on its queue
+                    time.sleep(0.1)
+                    continue
                 time.sleep(0.05 if store.owner_is_dead(e.owner) else 0.2)
         beat = _Heartbeat(
             store, execution_id, self._deadlines.get(execution_id), self.clock
@@ -585,7 +642,8 @@ class DurableEngine(LocalEngine):
                     if stop.is_set():
                         break
                     ended += self._advance_due(execution_id, now, skipped, log)
-                if once and not more:
+                # ``once``: until nothing is due (a queue proposes as many as have room)
+                if once and not due and not more:
                     break
                 if not due and not more:
                     self._idle(stop, self._poll_delay(poll_seconds))

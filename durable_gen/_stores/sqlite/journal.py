@@ -51,6 +51,7 @@ from .schema import (
     DEFAULT_LEASE_SECONDS,
     LOG_SCHEMA,
     MIGRATIONS,
+    QUEUE_SCHEMA,
     SCHEMA_VERSION,
     TIMEOUT_SCHEMA,
     _dumps,
@@ -246,7 +247,7 @@ class _Journal:
                 for stmt in _SCHEMA.split(";"):
                     if stmt.strip():
                         conn.execute(stmt)
-                for stmt in (*LOG_SCHEMA, *TIMEOUT_SCHEMA):
+                for stmt in (*LOG_SCHEMA, *TIMEOUT_SCHEMA, *QUEUE_SCHEMA):
                     conn.execute(stmt)
                 conn.execute(
                     "INSERT INTO durable_gen_schema (version) VALUES (?)", (SCHEMA_VERSION,)

@@ -22,6 +22,7 @@ from ..owners import (
     owner_is_dead,
 )
 from .journal import _Journal
+from .queues import admit
 from .schema import _now_ms
 
 
@@ -71,10 +72,14 @@ class _Leases(_Journal):
                     and not self.owner_is_dead(owner)
                 ):
                     raise LeaseHeldError(execution_id, owner, expires)
+                # a queued execution: its queue's room, in this transaction (QueueFullError)
+                first = admit(conn, pk, execution_id, self.owner, real)
                 conn.execute(
                     "UPDATE executions SET lease_owner = ?, lease_expires = ?, "
-                    "version = version + 1 WHERE pk = ?",
-                    (self.owner, real + self.lease_ms, pk),
+                    "version = version + 1"
+                    + (", first_admitted_at = ?" if first else "")
+                    + " WHERE pk = ?",
+                    (self.owner, real + self.lease_ms, *((real,) if first else ()), pk),
                 )
                 if invocation_id is not None and owner != self.owner:
                     who = describe_owner(owner) if owner else "a worker"

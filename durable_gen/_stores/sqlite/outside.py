@@ -30,6 +30,7 @@ from ..._core.log import (
 )
 from .journal import _STARTED
 from .leases import _Leases
+from .queues import due_queued, next_room
 from .schema import (
     _INFO_COLUMNS,
     _SEQ_BITS,
@@ -135,7 +136,9 @@ class _Outside(_Leases):
         """Ids of live executions past their deadline (first: any worker times them out,
         whoever holds their lease and whatever code version they run), then of RUNNING
         executions whose wake time has come and that a worker may take (with
-        ``code_version``, only those that started on it)."""
+        ``code_version``, only those that started on it). Executions on a queue come
+        last, only as many as their partitions have room for now
+        (``_stores.sqlite.queues``), in their queue's order."""
         real = _now_ms()
         overdue = self.overdue(now, limit=limit)
         pinned, args = _version_filter(code_version)
@@ -143,9 +146,20 @@ class _Outside(_Leases):
             rows = self._query(
                 "SELECT id, lease_owner, lease_expires FROM executions "
                 "WHERE status = 'RUNNING' AND wake_at IS NOT NULL AND wake_at <= ? "
-                f"{pinned}ORDER BY wake_at LIMIT ?",
+                f"AND queue IS NULL {pinned}ORDER BY wake_at LIMIT ?",
                 (now, *args, limit),
             )
+            queued = due_queued(self._conn, now, real, self.owner, limit)
+            if queued and code_version is not None:
+                marks = ", ".join("?" * len(queued))
+                pinned_ids = {
+                    r[0]
+                    for r in self._query(
+                        f"SELECT id FROM executions WHERE id IN ({marks}) {pinned}",
+                        (*queued, *args),
+                    )
+                }
+                queued = [q for q in queued if q in pinned_ids]
         late = set(overdue)
         takeable = [
             r[0]
@@ -153,6 +167,7 @@ class _Outside(_Leases):
             if r[0] not in late
             and (r[1] is None or r[1] == self.owner or r[2] <= real or self.owner_is_dead(r[1]))
         ]
+        takeable += [q for q in queued if q not in late]
         return overdue + takeable[: max(0, limit - len(overdue))]
 
     def overdue(self, now: int, *, limit: int = 100) -> list[str]:
@@ -172,16 +187,26 @@ class _Outside(_Leases):
         on it)."""
         pinned, args = _version_filter(code_version)
         with self._lock:
+            real = _now_ms()
             rows = self._query(
                 "SELECT MIN(wake_at) FROM executions WHERE status = 'RUNNING' "
-                f"AND (lease_owner IS NULL OR lease_expires <= ?) {pinned}",
-                (_now_ms(), *args),
+                f"AND (lease_owner IS NULL OR lease_expires <= ?) AND queue IS NULL {pinned}",
+                (real, *args),
             )
+            # queued executions: their timers, and when a rate window frees a start (one
+            # that waits for a slot is found by the next poll, or when a slot here frees)
+            queued = self._query(
+                "SELECT MIN(wake_at) FROM executions WHERE status = 'RUNNING' "
+                f"AND queue IS NOT NULL AND wake_at > ? {pinned}",
+                (real, *args),
+            )
+            room = next_room(self._conn, real)
             deadlines = self._query(
                 "SELECT MIN(deadline) FROM executions WHERE status IN "
                 "('RUNNING', 'PAUSING', 'PAUSED') AND deadline IS NOT NULL"
             )
-        wakes = [w for w in (rows[0][0] if rows else None, deadlines[0][0]) if w is not None]
+        found = (rows[0][0] if rows else None, queued[0][0], room, deadlines[0][0])
+        wakes = [w for w in found if w is not None]
         return min(wakes) if wakes else None
 
     def time_out(self, execution_id: str, now: int) -> bool:

@@ -27,7 +27,7 @@ from ..._core.errors import (
 
 #: The schema this version of durable_gen writes; it refuses databases with a newer one
 #: and migrates older ones (:data:`MIGRATIONS`) when it opens them.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 #: ``PRAGMA application_id`` of durable_gen databases ("dgdb").
 APPLICATION_ID = 0x64676462
 #: How long a lease lasts without renewal; the engine renews it every third of this.
@@ -125,6 +125,42 @@ TIMEOUT_SCHEMA = (
     "WHERE retention_ms IS NULL AND ended_at IS NOT NULL",
 )
 
+#: Queues (schema version 6, ``_stores.sqlite.queues``): the ``queues`` table holds each
+#: queue's limits (NULL: no limit); an execution started onto one records its ``queue``,
+#: ``partition_key`` (NULL: the queue's only partition), ``priority`` (higher first),
+#: ``dedup_id`` and ``first_admitted_at`` (epoch ms of its first lease: the rate limit
+#: counts these). The indexes count a partition's leased executions and recent starts,
+#: find due unqueued work without reading queued rows, and refuse a second live
+#: execution with one dedup id even if a check were skipped.
+QUEUE_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS queues ("
+    " name TEXT PRIMARY KEY,"
+    " concurrency INTEGER,"
+    " worker_concurrency INTEGER,"
+    " rate_limit INTEGER,"
+    " rate_period_ms INTEGER,"
+    " partitioned INTEGER NOT NULL DEFAULT 0,"
+    " created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL"
+    ")",
+    "ALTER TABLE executions ADD COLUMN queue TEXT",
+    "ALTER TABLE executions ADD COLUMN partition_key TEXT",
+    "ALTER TABLE executions ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE executions ADD COLUMN dedup_id TEXT",
+    "ALTER TABLE executions ADD COLUMN first_admitted_at INTEGER",
+    "CREATE INDEX IF NOT EXISTS executions_due_unqueued ON executions (status, wake_at) "
+    "WHERE queue IS NULL",
+    "CREATE INDEX IF NOT EXISTS executions_queued ON executions "
+    "(queue, partition_key, status, wake_at) WHERE queue IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS executions_queue_leases ON executions "
+    "(queue, partition_key, lease_expires) WHERE queue IS NOT NULL AND lease_owner IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS executions_queue_starts ON executions "
+    "(queue, partition_key, first_admitted_at) "
+    "WHERE queue IS NOT NULL AND first_admitted_at IS NOT NULL",
+    "CREATE UNIQUE INDEX IF NOT EXISTS executions_dedup ON executions (queue, dedup_id) "
+    "WHERE dedup_id IS NOT NULL AND status IN ('RUNNING', 'PAUSING', 'PAUSED')",
+)
+
 #: What takes a database from schema version N to N + 1, in one transaction each.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     # 2: the code version an execution started on (version pinning)
@@ -147,6 +183,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE executions ADD COLUMN retention_ms INTEGER",
         *TIMEOUT_SCHEMA,
     ),
+    # 6: queues (``QUEUE_SCHEMA``)
+    5: QUEUE_SCHEMA,
 }
 
 #: Journal keys: ``execution pk << 32 | sequence number`` (one row per commit).

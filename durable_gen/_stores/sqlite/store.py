@@ -35,11 +35,12 @@ from . import paging as _paging
 from .journal import _Conflict
 from .logs import read_logs
 from .outside import _Outside
+from .queues import _Queues, check_start
 from .schema import _SEQ_BITS, _dumps, _error, _loads, _now_ms
 from .schema import _store_error as _sqlite_error
 
 
-class SqliteStore(_Outside):
+class SqliteStore(_Outside, _Queues):
     """Executions in a SQLite database, updated with the service's semantics.
 
     ``path`` defaults to :func:`default_db_path`. ``synchronous`` is ``"FULL"``
@@ -99,6 +100,10 @@ class SqliteStore(_Outside):
         deadline: int | None = None,
         timeout_ms: int | None = None,
         retention_ms: int | None = None,
+        queue: str | None = None,
+        partition: str | None = None,
+        priority: int = 0,
+        dedup_id: str | None = None,
     ) -> bool:
         """Record a new RUNNING execution (due at once) with its EXECUTION operation.
 
@@ -114,7 +119,12 @@ class SqliteStore(_Outside):
         ``copied``: operations recorded with it, in the same transaction (a fork).
         ``deadline`` (epoch ms): when it ends TIMED_OUT if still running (``time_out``);
         ``timeout_ms``: the ExecutionTimeout it was given; ``retention_ms``: how long
-        it is kept once ended (``purge``).
+        it is kept once ended (``purge``). ``queue``: the queue that admits it
+        (``_stores.sqlite.queues``), in ``partition`` (a partitioned queue's key), with
+        ``priority`` (higher first) and ``dedup_id`` (refused with
+        :class:`~durable_gen._stores.queues.DuplicateExecutionError` while a live
+        execution of the queue holds it); a start the queue does not allow is a
+        :class:`ValidationError`, and nothing is recorded.
         """
         op, event = _service.start_execution(
             execution_id,
@@ -135,11 +145,12 @@ class SqliteStore(_Outside):
                     target,
                 )
                 return False
+            check_start(conn, queue, partition, dedup_id, priority)
             cur = conn.execute(
                 "INSERT INTO executions (id, target, workdir, status, input, "
                 "created_at, updated_at, wake_at, parent, parent_op, code_version, "
-                "deadline, timeout_ms, retention_ms) "
-                "VALUES (?, ?, ?, 'RUNNING', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "deadline, timeout_ms, retention_ms, queue, partition_key, priority, dedup_id) "
+                "VALUES (?, ?, ?, 'RUNNING', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     execution_id,
                     target,
@@ -154,6 +165,10 @@ class SqliteStore(_Outside):
                     deadline,
                     timeout_ms,
                     retention_ms,
+                    queue,
+                    partition,
+                    priority,
+                    dedup_id,
                 ),
             )
             pk = cur.lastrowid

@@ -1,0 +1,161 @@
+"""Queues: named, durable admission rules for executions.
+
+``Queue("emails", concurrency=4, rate_limit=(50, 60.0))`` declares one;
+``engine.add_queue(queue)`` records it in the store (again: new limits), and
+``engine.start(workflow, input, queue="emails")`` starts an execution onto it. The
+store admits a queued execution when a worker takes its lease, if the queue (each
+partition of a partitioned queue, which has the queue's limits for itself) has room:
+
+- ``concurrency``: at most N of its executions advancing at once, across every
+  worker sharing the store;
+- ``worker_concurrency``: at most N in one worker process;
+- ``rate_limit=(N, SECONDS)``: at most N first admissions (starts) in any window of
+  SECONDS;
+- a start's ``priority`` (an integer, default 0): higher starts first; equal
+  priorities start oldest first;
+- a start's ``dedup_id``: a second start with the same id while the first is queued
+  or running is refused (``DuplicateExecutionError``), or returns the first's id
+  with ``on_duplicate="existing"``.
+
+A queue counts an execution while it advances (holds its lease), not while it sleeps
+in a Wait, waits for a callback or for a step's retry: a queue with
+``concurrency=3`` may have many more executions started and sleeping.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import attrs
+
+from .._core.errors import ValidationError
+from .._stores.queues import QueueRow, QueueStats
+
+__all__ = ["ON_DUPLICATE", "Queue", "QueueStats", "check_start_options"]
+
+#: What a start with a dedup id held by a live execution does: raise, or return its id.
+ON_DUPLICATE = ("error", "existing")
+_NAME_MAX = 200
+
+
+def _positive_int(what: str, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError(f"{what} must be an integer of 1 or more (or None), got {value!r}")
+
+
+def _name(instance: Any, attribute: Any, value: Any) -> None:
+    if not isinstance(value, str) or not value.strip() or len(value) > _NAME_MAX:
+        raise ValidationError(
+            f"a queue name must be a non-empty string of at most {_NAME_MAX} characters, "
+            f"got {value!r:.80}"
+        )
+
+
+def _limit(instance: Any, attribute: Any, value: Any) -> None:
+    _positive_int(attribute.name, value)
+
+
+def _rate(instance: Any, attribute: Any, value: Any) -> None:
+    if value is None:
+        return
+    ok = isinstance(value, tuple) and len(value) == 2
+    if ok:
+        n, seconds = value
+        ok = (
+            not isinstance(n, bool)
+            and isinstance(n, int)
+            and n >= 1
+            and not isinstance(seconds, bool)
+            and isinstance(seconds, (int, float))
+            and math.isfinite(seconds)
+            and seconds >= 0.001
+        )
+    if not ok:
+        raise ValidationError(
+            "rate_limit must be (starts, seconds): an integer of 1 or more and a period "
+            f"of at least 0.001 s, got {value!r:.80}"
+        )
+
+
+@attrs.frozen
+class Queue:
+    """A named admission rule for executions (see the module); limits None: none."""
+
+    name: str = attrs.field(validator=_name)
+    concurrency: int | None = attrs.field(default=None, kw_only=True, validator=_limit)
+    worker_concurrency: int | None = attrs.field(default=None, kw_only=True, validator=_limit)
+    rate_limit: tuple[int, float] | None = attrs.field(default=None, kw_only=True, validator=_rate)
+    partitioned: bool = attrs.field(default=False, kw_only=True)
+
+    def to_row(self) -> QueueRow:
+        rate = self.rate_limit
+        return QueueRow(
+            name=self.name,
+            concurrency=self.concurrency,
+            worker_concurrency=self.worker_concurrency,
+            rate_limit=None if rate is None else rate[0],
+            rate_period_ms=None if rate is None else max(1, round(rate[1] * 1000)),
+            partitioned=bool(self.partitioned),
+        )
+
+    @classmethod
+    def from_row(cls, row: QueueRow) -> Queue:
+        rate = None
+        if row.rate_limit is not None and row.rate_period_ms is not None:
+            rate = (row.rate_limit, row.rate_period_ms / 1000)
+        return cls(
+            row.name,
+            concurrency=row.concurrency,
+            worker_concurrency=row.worker_concurrency,
+            rate_limit=rate,
+            partitioned=row.partitioned,
+        )
+
+    def describe(self) -> str:
+        """Its limits in words: ``concurrency 4, 50 per 60 s``."""
+        parts = []
+        if self.concurrency is not None:
+            parts.append(f"concurrency {self.concurrency}")
+        if self.worker_concurrency is not None:
+            parts.append(f"{self.worker_concurrency} per worker")
+        if self.rate_limit is not None:
+            parts.append(f"{self.rate_limit[0]} per {self.rate_limit[1]:g} s")
+        if self.partitioned:
+            parts.append("per partition")
+        return ", ".join(parts) or "no limits"
+
+
+def check_start_options(
+    queue: str | None,
+    priority: int,
+    dedup_id: str | None,
+    partition: str | None,
+    on_duplicate: str,
+) -> None:
+    """Refuse queue options of a start that cannot be right whatever the store holds."""
+    if queue is not None and (not isinstance(queue, str) or not queue):
+        raise ValidationError(f"queue must be a queue's name, got {queue!r:.80}")
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise ValidationError(f"priority must be an integer (higher first), got {priority!r:.80}")
+    if not -(2**62) <= priority <= 2**62:
+        raise ValidationError(f"priority must be within +-2**62, got {priority}")
+    for what, value in (("dedup_id", dedup_id), ("partition", partition)):
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ValidationError(f"{what} must be a non-empty string, got {value!r:.80}")
+    if on_duplicate not in ON_DUPLICATE:
+        raise ValidationError(
+            f"on_duplicate must be 'error' or 'existing', got {on_duplicate!r:.80}"
+        )
+    if queue is None:
+        for what, value in (("dedup_id", dedup_id), ("partition", partition)):
+            if value is not None:
+                raise ValidationError(
+                    f"{what} {value!r:.80} needs a queue: start it with queue=NAME (--queue NAME)"
+                )
+        if priority != 0:
+            raise ValidationError(
+                f"priority {priority} needs a queue: start it with queue=NAME (--queue NAME)"
+            )
