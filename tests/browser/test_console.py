@@ -12,6 +12,8 @@ import pytest
 
 from tests.test_console_api import BIG, HOSTILE, Console, serve_console
 
+# playwright is in the test extra; without it (a bare install) these cannot run at
+# all: skipped with pytest's reason. CI installs it and sets DURABLE_GEN_REQUIRE_BROWSER.
 pytest.importorskip("playwright")
 
 from playwright.sync_api import expect

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+# the OpenTelemetry SDK is in the test extra, not a runtime dependency (the
+# otel extra is the API alone); CI installs it, so these run there.
 pytest.importorskip("opentelemetry.sdk")
 
 from durable_gen.otel import OtelConfigError, enabled_by_env, hooks_from_env
@@ -76,6 +78,8 @@ def test_a_missing_otlp_exporter_is_a_clear_error(tmp_path: Path) -> None:
     except ImportError:
         pass
     else:
+        # the error under test cannot happen with the exporter installed; the test
+        # extra leaves it out, so CI runs this
         pytest.skip("the OTLP/HTTP exporter is installed here")
     with pytest.raises(
         OtelConfigError, match=r"pip install opentelemetry-exporter-otlp-proto-http"

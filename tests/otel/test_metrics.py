@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+# the OpenTelemetry SDK is in the test extra, not a runtime dependency (the
+# otel extra is the API alone); CI installs it, so these run there.
 pytest.importorskip("opentelemetry.sdk")
 
 from opentelemetry.sdk.metrics import MeterProvider

@@ -9,7 +9,11 @@ from pathlib import Path
 
 import pytest
 
+# the OpenTelemetry SDK is in the test extra, not a runtime dependency (the
+# otel extra is the API alone); CI installs it, so these run there.
 pytest.importorskip("opentelemetry.sdk")
+# AWS's telemetry requirements need --ignore-requires-python to install (the package
+# declares Python >= 3.14), so they cannot be in the test extra; .ci/run installs them.
 pytest.importorskip("aws_durable_execution_conformance_tests_otel")
 
 from .__main__ import KNOWN

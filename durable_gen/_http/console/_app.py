@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import importlib.resources
 import json
 import re
 import secrets
-import socket
 import time
 import traceback
 import urllib.parse
@@ -595,10 +593,8 @@ def _send(
     *,
     csp: str = CSP,
 ) -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        # headers and body go out in two writes: without this, Nagle's algorithm and
-        # the browser's delayed ACK hold the body back ~40 ms on a kept-alive connection
-        handler.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    # (TCP_NODELAY is set once per connection by serve's handler class:
+    # ``disable_nagle_algorithm``)
     handler.send_response(status)
     sent = {
         "Content-Type": content_type,
