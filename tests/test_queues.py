@@ -19,6 +19,7 @@ from durable_gen._core.errors import ValidationError
 from durable_gen._engine.queues import Queue
 from durable_gen._engine.sqlite import SqliteEngine
 from durable_gen._stores.queues import DuplicateExecutionError, QueueFullError
+from durable_gen._stores.sqlite import SCHEMA_VERSION
 from tests._procs import cli, run_cli, spawn, stop, wait_until
 
 
@@ -401,7 +402,34 @@ def test_a_version_5_database_is_migrated(tmp_path):
         assert engine.work(once=True) == 1
         assert engine.store.info(eid).status == "SUCCEEDED"
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT version FROM durable_gen_schema").fetchone() == (6,)
+        assert conn.execute("SELECT version FROM durable_gen_schema").fetchone() == (
+            SCHEMA_VERSION,
+        )
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
         assert set(indexes) <= names
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_a_version_6_database_gains_trace_context_and_schedules(tmp_path):
+    db = tmp_path / "v6.db"
+    with SqliteEngine(str(db)) as engine:
+        old = engine.run(quick, 1, execution_id="old")
+    with sqlite3.connect(db) as conn:  # what version 6 was
+        for index in ("schedules_due", "executions_schedule"):
+            conn.execute(f"DROP INDEX {index}")
+        conn.execute("DROP TABLE schedules")
+        for column in ("trace_context", "schedule"):
+            conn.execute(f"ALTER TABLE executions DROP COLUMN {column}")
+        conn.execute("UPDATE durable_gen_schema SET version = 6")
+    with SqliteEngine(str(db)) as engine:
+        assert engine.store.info("old").result == old.result_payload
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT version FROM durable_gen_schema").fetchone() == (
+            SCHEMA_VERSION,
+        )
+        assert conn.execute("SELECT trace_context, schedule FROM executions").fetchall() == [
+            (None, None)
+        ]
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        assert {"schedules", "schedules_due", "executions_schedule"} <= names
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)

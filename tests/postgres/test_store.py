@@ -70,7 +70,7 @@ def test_a_newer_schema_is_refused_with_the_versions(pg_url):
     with pytest.raises(
         StoreError,
         match=r"^postgresql://postgres@/dg_\w+\?host=.+ \(schema durable_gen\) was written by a "
-        r"newer durable_gen \(schema version 99; this version reads up to 1\); upgrade "
+        r"newer durable_gen \(schema version 99; this version reads up to 2\); upgrade "
         r"durable_gen to open it$",
     ):
         PostgresStore(pg_url)
@@ -79,13 +79,13 @@ def test_a_newer_schema_is_refused_with_the_versions(pg_url):
 def test_an_older_schema_is_migrated_once_in_order(pg_url, monkeypatch):
     with PostgresStore(pg_url) as store:
         store.create("old", "null", T0)
-    monkeypatch.setattr(pg_schema, "SCHEMA_VERSION", 3)
+    monkeypatch.setattr(pg_schema, "SCHEMA_VERSION", 4)
     monkeypatch.setattr(
         pg_schema,
         "MIGRATIONS",
         {
-            1: ("ALTER TABLE executions ADD COLUMN note text DEFAULT 'two'",),
-            2: ("UPDATE executions SET note = note || ' three'",),
+            2: ("ALTER TABLE executions ADD COLUMN note text DEFAULT 'two'",),
+            3: ("UPDATE executions SET note = note || ' three'",),
         },
     )
     opened = []
@@ -103,12 +103,32 @@ def test_an_older_schema_is_migrated_once_in_order(pg_url, monkeypatch):
         s.close()
     with _admin(pg_url) as conn:
         assert conn.execute("SELECT version FROM durable_gen.durable_gen_schema").fetchall() == [
-            (3,)
+            (4,)
         ]
         # each migration ran once, in order
         assert conn.execute("SELECT note FROM durable_gen.executions").fetchall() == [
             ("two three",)
         ]
+
+
+def test_a_version_1_schema_gains_trace_context_and_schedules(pg_url):
+    with PostgresStore(pg_url) as store:
+        store.create("old", "null", T0)
+    with _admin(pg_url) as conn:  # what version 1 was
+        conn.execute("DROP TABLE durable_gen.schedules")
+        conn.execute("ALTER TABLE durable_gen.executions DROP COLUMN trace_context")
+        conn.execute("ALTER TABLE durable_gen.executions DROP COLUMN schedule")
+        conn.execute("UPDATE durable_gen.durable_gen_schema SET version = 1")
+    with PostgresStore(pg_url) as store:
+        assert store.exists("old")
+    with _admin(pg_url) as conn:
+        assert conn.execute("SELECT version FROM durable_gen.durable_gen_schema").fetchall() == [
+            (pg_schema.SCHEMA_VERSION,)
+        ]
+        assert conn.execute(
+            "SELECT trace_context, schedule FROM durable_gen.executions"
+        ).fetchall() == [(None, None)]
+        assert conn.execute("SELECT count(*) FROM durable_gen.schedules").fetchall() == [(0,)]
 
 
 def test_a_schema_of_another_application_is_refused_and_left_alone(pg_url):

@@ -20,7 +20,7 @@ from ..._core.errors import CorruptLogError, DurableGenError, StoreError
 #: The schema this version of durable_gen writes in PostgreSQL; it refuses databases
 #: with a newer one and migrates older ones (:data:`MIGRATIONS`) when it opens them.
 #: PostgreSQL's versions are numbered apart from SQLite's: the two schemas differ.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: The PostgreSQL schema (namespace) durable_gen's tables live in, unless told otherwise.
 DEFAULT_SCHEMA = "durable_gen"
 #: Recorded in ``durable_gen_schema.application``: what tells our tables from others'.
@@ -129,9 +129,40 @@ _TABLES = (
     "WHERE j.events IS NOT NULL",
 )
 
-#: What takes a schema from version N to N + 1, in one transaction each (none yet:
-#: version 1 is the first PostgreSQL schema). Each entry is a tuple of statements.
-MIGRATIONS: dict[int, tuple[str, ...]] = {}
+#: Version 2: the trace context an execution was started under and the schedule that
+#: started it (as on SQLite, ``_stores.sqlite.schema.SCHEDULE_SCHEMA``).
+SCHEDULE_TABLES = (
+    "ALTER TABLE executions ADD COLUMN IF NOT EXISTS trace_context text",
+    "ALTER TABLE executions ADD COLUMN IF NOT EXISTS schedule text",
+    "CREATE TABLE IF NOT EXISTS schedules ("
+    " name text PRIMARY KEY,"
+    " target text NOT NULL,"
+    " workdir text,"
+    " cron text NOT NULL,"
+    " timezone text NOT NULL,"
+    " input text NOT NULL,"
+    " overlap text NOT NULL,"
+    " catch_up_ms bigint NOT NULL,"
+    " jitter_ms bigint NOT NULL DEFAULT 0,"
+    " timeout_ms bigint,"
+    " queue text,"
+    " paused boolean NOT NULL DEFAULT false,"
+    " next_tick bigint NOT NULL,"
+    " buffered_tick bigint,"
+    " last_tick bigint,"
+    " last_execution text,"
+    " skipped bigint NOT NULL DEFAULT 0,"
+    " last_skipped bigint,"
+    " created_at bigint NOT NULL,"
+    " updated_at bigint NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS schedules_due ON schedules (next_tick) WHERE NOT paused",
+    "CREATE INDEX IF NOT EXISTS executions_schedule ON executions (schedule, status) "
+    "WHERE schedule IS NOT NULL",
+)
+
+#: What takes a schema from version N to N + 1, in one transaction each. Each entry is
+#: a tuple of statements.
+MIGRATIONS: dict[int, tuple[str, ...]] = {1: SCHEDULE_TABLES}
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,49}")
 
@@ -279,7 +310,7 @@ def prepare(conn: Any, url: str, schema: str, *, create: bool) -> None:
             state = _look(conn, schema)
             if state == "absent":
                 conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-                for stmt in _TABLES:
+                for stmt in (*_TABLES, *SCHEDULE_TABLES):
                     conn.execute(stmt)
                 conn.execute(
                     "INSERT INTO durable_gen_schema (version) VALUES (%s)", (SCHEMA_VERSION,)

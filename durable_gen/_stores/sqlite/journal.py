@@ -52,6 +52,7 @@ from .schema import (
     LOG_SCHEMA,
     MIGRATIONS,
     QUEUE_SCHEMA,
+    SCHEDULE_SCHEMA,
     SCHEMA_VERSION,
     TIMEOUT_SCHEMA,
     _dumps,
@@ -247,7 +248,7 @@ class _Journal:
                 for stmt in _SCHEMA.split(";"):
                     if stmt.strip():
                         conn.execute(stmt)
-                for stmt in (*LOG_SCHEMA, *TIMEOUT_SCHEMA, *QUEUE_SCHEMA):
+                for stmt in (*LOG_SCHEMA, *TIMEOUT_SCHEMA, *QUEUE_SCHEMA, *SCHEDULE_SCHEMA):
                     conn.execute(stmt)
                 conn.execute(
                     "INSERT INTO durable_gen_schema (version) VALUES (?)", (SCHEMA_VERSION,)

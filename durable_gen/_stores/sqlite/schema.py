@@ -27,7 +27,7 @@ from ..._core.errors import (
 
 #: The schema this version of durable_gen writes; it refuses databases with a newer one
 #: and migrates older ones (:data:`MIGRATIONS`) when it opens them.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 #: ``PRAGMA application_id`` of durable_gen databases ("dgdb").
 APPLICATION_ID = 0x64676462
 #: How long a lease lasts without renewal; the engine renews it every third of this.
@@ -161,6 +161,43 @@ QUEUE_SCHEMA = (
     "WHERE dedup_id IS NOT NULL AND status IN ('RUNNING', 'PAUSING', 'PAUSED')",
 )
 
+#: Trace context and schedules (schema version 7): ``trace_context`` is the W3C
+#: ``traceparent`` an execution was started under (an Invoke's span, or the header of
+#: serve's caller; NULL: none), so its trace continues from its caller's
+#: (``durable_gen.otel``). The ``schedules`` table holds each schedule
+#: (``_engine.schedules``): its cron expression, time zone, input, policies and
+#: ``next_tick`` (epoch ms of the next tick not yet handled); an execution a schedule
+#: started records its ``schedule`` (the overlap policy counts the live ones).
+SCHEDULE_SCHEMA = (
+    "ALTER TABLE executions ADD COLUMN trace_context TEXT",
+    "ALTER TABLE executions ADD COLUMN schedule TEXT",
+    "CREATE TABLE IF NOT EXISTS schedules ("
+    " name TEXT PRIMARY KEY,"
+    " target TEXT NOT NULL,"
+    " workdir TEXT,"
+    " cron TEXT NOT NULL,"
+    " timezone TEXT NOT NULL,"
+    " input TEXT NOT NULL,"
+    " overlap TEXT NOT NULL,"
+    " catch_up_ms INTEGER NOT NULL,"
+    " jitter_ms INTEGER NOT NULL DEFAULT 0,"
+    " timeout_ms INTEGER,"
+    " queue TEXT,"
+    " paused INTEGER NOT NULL DEFAULT 0,"
+    " next_tick INTEGER NOT NULL,"
+    " buffered_tick INTEGER,"
+    " last_tick INTEGER,"
+    " last_execution TEXT,"
+    " skipped INTEGER NOT NULL DEFAULT 0,"
+    " last_skipped INTEGER,"
+    " created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL"
+    ")",
+    "CREATE INDEX IF NOT EXISTS schedules_due ON schedules (next_tick) WHERE paused = 0",
+    "CREATE INDEX IF NOT EXISTS executions_schedule ON executions (schedule, status) "
+    "WHERE schedule IS NOT NULL",
+)
+
 #: What takes a database from schema version N to N + 1, in one transaction each.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     # 2: the code version an execution started on (version pinning)
@@ -185,6 +222,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
     # 6: queues (``QUEUE_SCHEMA``)
     5: QUEUE_SCHEMA,
+    # 7: trace context and schedules (``SCHEDULE_SCHEMA``)
+    6: SCHEDULE_SCHEMA,
 }
 
 #: Journal keys: ``execution pk << 32 | sequence number`` (one row per commit).
