@@ -137,6 +137,7 @@ from ._engine.pricing import (
     prices_from_flags,
 )
 from ._engine.queues import Queue
+from ._engine.schedules import Schedule
 from ._engine.sqlite import SqliteEngine
 from ._stores.encrypted import (
     DecryptionError,
@@ -162,6 +163,7 @@ __all__ = [
     "DuplicateExecutionError",
     "Queue",
     "QueueFullError",
+    "Schedule",
     "EngineStore",
     "ExecutionInfo",
     "KindUsage",

@@ -34,3 +34,25 @@ def test_memory_scenario_measures_a_replay_in_a_fresh_process():
 def test_unknown_scenario_is_refused():
     with pytest.raises(SystemExit):
         run.main(["--only", "nope"])
+
+
+def test_queue_dispatch_benchmark_prints_its_table(capsys):
+    from benchmarks import queues
+
+    samples = queues.main(["--executions", "5", "--rounds", "1", "--no-dbos"])
+    out = capsys.readouterr().out
+    assert "### Queue dispatch: 5 one-step executions" in out
+    assert "| durable_gen |" in out
+    assert set(samples) == {"durable_gen"}
+    assert all(len(v) == 1 for v in samples["durable_gen"].values())
+
+
+def test_schedule_latency_benchmark_prints_its_table(capsys):
+    from benchmarks import schedules
+
+    samples = schedules.main(["--seconds", "4", "--rounds", "1", "--no-dbos"])
+    out = capsys.readouterr().out
+    assert "| durable_gen |" in out
+    # ticks after the 2 s warm-up, each measured by its own step, late but not by seconds
+    assert 1 <= len(samples["durable_gen"]) <= 3
+    assert all(0 <= late < 1000 for late in samples["durable_gen"])

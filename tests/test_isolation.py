@@ -102,6 +102,14 @@ def test_every_store_call_names_the_execution():
         "queue",
         "queue_stats",
         "delete_queue",
+        "put_schedule",  # schedules: named cron rules; their executions carry ids of their own
+        "schedule",
+        "schedule_stats",
+        "pause_schedule",
+        "delete_schedule",
+        "backfill_schedule",
+        "fire_due",  # starts the due ticks of every schedule, none by id
+        "next_schedule_tick",
     }
     for cls in (SqliteStore,):
         for name, fn in inspect.getmembers(cls, inspect.isfunction):

@@ -527,8 +527,34 @@ def _positive_int(text: str) -> int:
 GRACE_SECONDS = 3.0
 
 
+#: How long a starting worker waits for a database server it cannot reach yet (one
+#: restarting, or starting beside it) before it gives up with the error.
+WORKER_START_WAIT = 30.0
+
+
+def _open_worker_store(args: argparse.Namespace) -> SqliteStore:
+    """The worker's store; a server that cannot be reached yet (a retryable error) is
+    waited for up to :data:`WORKER_START_WAIT` seconds, said once on stderr."""
+    deadline = time.monotonic() + WORKER_START_WAIT
+    said = False
+    while True:
+        try:
+            return _open_store(args, create=True)
+        except StoreError as e:
+            if not e.retryable or time.monotonic() > deadline:
+                raise
+            if not said:
+                print(
+                    f"durable-gen worker: {e} (waiting up to {WORKER_START_WAIT:g} s for it)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                said = True
+            time.sleep(0.5)
+
+
 def _cmd_worker(args: argparse.Namespace) -> int:
-    store = _open_store(args, create=True)
+    store = _open_worker_store(args)
     engine = SqliteEngine(
         store=store,
         version=args.code_version,
@@ -1239,6 +1265,16 @@ def _cmd_queue(args: argparse.Namespace) -> int:
             raise UsageError(str(e)) from None
 
 
+def _cmd_schedule(args: argparse.Namespace) -> int:
+    from . import schedules as _schedules
+
+    with _open_store(args, create=args.schedule_command == "add") as store:
+        try:
+            return _schedules.command(SqliteEngine(store=store), args)
+        except ValidationError as e:
+            raise UsageError(str(e)) from None
+
+
 def _cmd_logs(args: argparse.Namespace) -> int:
     from . import logs as _logs
 
@@ -1403,6 +1439,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     _queues.add_arguments(queue, db)
     queue.set_defaults(func=_cmd_queue)
+    schedule = sub.add_parser(
+        "schedule", parents=[db], help="add, list, pause, resume, delete and backfill schedules"
+    )
+    from . import schedules as _schedules
+
+    _schedules.add_arguments(schedule, db)
+    schedule.set_defaults(func=_cmd_schedule)
 
     worker = sub.add_parser(
         "worker", parents=[db], help="advance every execution whose timer is due"
@@ -1569,7 +1612,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--function-configs",
         metavar="JSON",
         help="each served function's DurableConfig in Lambda's shape (or file://PATH), e.g. "
-        '{"NAME": {"DurableConfig": {"ExecutionTimeout": 3600, "RetentionPeriodInDays": 7}}}',
+        '{"NAME": {"DurableConfig": {"ExecutionTimeout": 3600, "RetentionPeriodInDays": 7}}}; '
+        '"Queue": "Q" (and "Priority": P) beside DurableConfig start its executions on queue Q',
     )
     serve.add_argument(
         "--retention-days",

@@ -66,7 +66,7 @@ def add_arguments(queue: argparse.ArgumentParser, db: argparse.ArgumentParser) -
         "--rate-limit",
         type=_count,
         metavar="N",
-        help="at most N starts (first admissions) per --per seconds",
+        help="at most N starts (first admissions) per --per seconds, spaced evenly",
     )
     add.add_argument(
         "--per",

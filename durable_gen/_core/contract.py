@@ -307,14 +307,21 @@ class DurableStore(EngineStore, Protocol):
         deadline: int | None = None,
         timeout_ms: int | None = None,
         retention_ms: int | None = None,
+        trace_context: str | None = None,
     ) -> bool:
         """:meth:`EngineStore.create`, with how workers load it (``target``,
         ``workdir``), the invoking execution and operation (``parent``,
         ``parent_op``: completed when this one ends), how stored inputs compare
         (``same_input``, default equal text; an encrypting wrapper decrypts), the
         version of the code it starts on (``code_version``), when it times out
-        (``deadline``, epoch ms; ``timeout_ms``: the ExecutionTimeout it was given) and
-        how long it is kept once ended (``retention_ms``)."""
+        (``deadline``, epoch ms; ``timeout_ms``: the ExecutionTimeout it was given),
+        how long it is kept once ended (``retention_ms``) and the W3C ``traceparent``
+        of the trace it continues (``trace_context``, see :meth:`trace_context`)."""
+        ...
+
+    def trace_context(self, execution_id: str) -> str | None:
+        """The ``trace_context`` the execution was created with (None: none, or no
+        such execution)."""
         ...
 
     def overdue(self, now: int, *, limit: int = 100) -> list[str]:

@@ -147,6 +147,11 @@ def run_invocation(
             "on_invocation_info",
             execution_started=execution_op.start_timestamp if execution_op else now(),
         )
+        stored = getattr(store, "trace_context", None)  # the caller's trace, if any
+        if stored is not None and hook.wants("on_trace_context"):
+            traceparent = stored(execution_id)
+            if traceparent is not None:
+                hook.call("on_trace_context", traceparent=traceparent)
         hook.call("on_invocation_start", first=len(ops) <= 1)
         interp.observed = []  # what the workflow replays, for on_operation_replayed
         interp.virtual_events = []  # virtual child contexts, for on_virtual_context_*

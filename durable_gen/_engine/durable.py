@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import attrs
+
 from .._core import service as _service
 from .._core.contract import (
     LIVE_STATUSES,
@@ -43,17 +45,26 @@ from .._core.log import (
 )
 from .._core.retry import RetryPolicy
 from .._core.serdes import DEFAULT_SERDES
+from .._core.traceparent import parse_traceparent
 from .._stores.queues import DuplicateExecutionError, QueueFullError
 from .clock import Clock, RealClock
 from .driver import InvocationOutcome
-from .hooks import Hooks
+from .hooks import HookRunner, Hooks
 from .limits import Limits, deadline_ms, parse_durable_config
 from .local import (
     INVOCATION_RETRY,
     ExecutionResult,
     LocalEngine,
 )
-from .queues import Queue, QueueStats, check_start_options
+from .queues import (
+    Queue,
+    QueueBinding,
+    QueueStats,
+    check_binding,
+    check_start_options,
+    queue_binding,
+)
+from .schedules import Schedule, ScheduleStats, instant_ms
 from .targets import (
     TargetError,
     canonical_target,
@@ -172,6 +183,13 @@ class DurableEngine(LocalEngine):
             name: parse_durable_config(name, config)
             for name, config in (function_configs or {}).items()
         }
+        #: per function ``Invoke``d by name: the queue its executions start on
+        #: (``register(..., queue=)``, or ``"Queue"`` in its function config)
+        self.function_queues: dict[str, QueueBinding] = {
+            name: binding
+            for name, config in (function_configs or {}).items()
+            if (binding := queue_binding(name, config)) is not None
+        }
         super().__init__(
             store,
             clock if clock is not None else RealClock(),
@@ -196,6 +214,7 @@ class DurableEngine(LocalEngine):
         self._workflows: dict[tuple[str, str | None], Callable[..., Any]] = {}
         self._draining = threading.Event()
         self._children: list[DurableEngine] = []  # the engines of work()'s worker threads
+        self._store_away = False  # work() found the store unreachable (said once)
         self._deadlines: dict[str, int | None] = {}  # executions being driven -> deadline
         self._next_purge: int | None = None  # when work() next looks for expired ones
 
@@ -234,6 +253,7 @@ class DurableEngine(LocalEngine):
         dedup_id: str | None = None,
         partition: str | None = None,
         on_duplicate: str = "error",
+        trace_context: str | None = None,
     ) -> str:
         """Record a new execution (without running it) and return its id.
 
@@ -247,13 +267,22 @@ class DurableEngine(LocalEngine):
         ``dedup_id`` (a live execution of the queue holding it: ``on_duplicate="error"``
         raises :class:`~durable_gen._stores.queues.DuplicateExecutionError`,
         ``"existing"`` returns that execution's id) and ``partition`` (the key of a
-        partitioned queue). Bad values: a :class:`~durable_gen.ValidationError`, and
-        nothing is recorded.
+        partitioned queue). ``trace_context``: the W3C ``traceparent`` of the caller's
+        trace, which its spans continue (``durable_gen.otel``). Bad values: a
+        :class:`~durable_gen.ValidationError`, and nothing is recorded.
         """
         from .._core.descriptors import check_generator_function
 
         check_generator_function(workflow, "a workflow")
         check_start_options(queue, priority, dedup_id, partition, on_duplicate)
+        if trace_context is not None:
+            parsed = parse_traceparent(trace_context)
+            if parsed is None:
+                raise ValidationError(
+                    "trace_context must be a W3C traceparent ('00-<32 hex>-<16 hex>-<2 hex>'),"
+                    f" got {trace_context!r:.80}"
+                )
+            trace_context = str(parsed)
         queued: dict[str, Any] = {}
         if queue is not None:
             self._queue_store()
@@ -278,6 +307,7 @@ class DurableEngine(LocalEngine):
                 workdir=workdir,
                 code_version=self.version_of(workflow),
                 **queued,
+                trace_context=trace_context,
             )
         except DuplicateExecutionError as e:
             if on_duplicate == "existing":
@@ -310,6 +340,87 @@ class DurableEngine(LocalEngine):
     def delete_queue(self, name: str) -> None:
         """Delete a queue none of whose executions is queued or running."""
         self._queue_store().delete_queue(name)
+
+    # ------------------------------------------------------------------ schedules
+
+    def _schedule_store(self) -> Any:
+        """The store, if it keeps schedules (the SQLite and PostgreSQL stores do; not a
+        wrapper that delegates: an encrypting one would let inputs in unsealed)."""
+        if not hasattr(type(self.store), "fire_due"):
+            raise ValidationError(
+                "schedules need the SQLite or PostgreSQL store in this version; "
+                f"{type(self.store).__name__} has none"
+            )
+        return self.store
+
+    def add_schedule(self, schedule: Schedule) -> bool:
+        """Record ``schedule`` (``_engine.schedules``), or its new definition; True when
+        it is new. Its target is loaded now, so that a typo is refused here rather than
+        at every tick; nothing is recorded then."""
+        if not isinstance(schedule, Schedule):
+            raise ValidationError(f"expected a Schedule, got {type(schedule).__name__}")
+        store = self._schedule_store()
+        resolve_target(schedule.target, workdir=schedule.workdir)
+        row = schedule.to_row()
+        if schedule.workdir is None:
+            row = attrs.evolve(row, target=canonical_target(schedule.target))
+        return bool(store.put_schedule(row, self.clock.now()))
+
+    def schedules(self) -> list[tuple[Schedule, ScheduleStats]]:
+        """Every schedule of the store, by name, with its state (next and last tick,
+        last execution, skipped ticks) and how many of its executions are live."""
+        stats: list[ScheduleStats] = self._schedule_store().schedule_stats()
+        return [(Schedule.from_row(s.schedule), s) for s in stats]
+
+    def pause_schedule(self, name: str) -> bool:
+        """Pause a schedule: its ticks start nothing until resumed; True if it ran."""
+        return bool(self._schedule_store().pause_schedule(name, True, self.clock.now()))
+
+    def resume_schedule(self, name: str) -> bool:
+        """Resume a paused schedule from its first tick after now (the ticks while it
+        was paused are not caught up: :meth:`backfill_schedule` runs them)."""
+        return bool(self._schedule_store().pause_schedule(name, False, self.clock.now()))
+
+    def delete_schedule(self, name: str) -> None:
+        """Delete a schedule; the executions it started are kept."""
+        self._schedule_store().delete_schedule(name)
+
+    def backfill_schedule(
+        self, name: str, start: datetime.datetime, end: datetime.datetime
+    ) -> list[str]:
+        """Start the ticks of schedule ``name`` from ``start`` to ``end`` (timezone-aware,
+        both included, not in the future) that have no execution yet, whatever its
+        catch-up window, overlap policy or pause; the ids started."""
+        first = instant_ms(start, "a backfill's start")
+        last = instant_ms(end, "a backfill's end")
+        store = self._schedule_store()
+        started: list[str] = store.backfill_schedule(
+            name, first, last, self.clock.now(), code_version=self.version
+        )
+        return started
+
+    def fire_schedules(self) -> list[str]:
+        """Start the executions of the schedules' due ticks (:meth:`work` does this at
+        every round); their ids. A store without schedules: none."""
+        if not hasattr(type(self.store), "fire_due"):
+            return []
+        started: list[str] = self.store.fire_due(  # type: ignore[attr-defined]
+            self.clock.now(), code_version=self.version
+        )
+        return started
+
+    def _fire(self, log: Callable[[str], None] | None) -> None:
+        """:meth:`fire_schedules` for the worker loop: a failure is logged, not raised
+        (a busy database: at the next round)."""
+        try:
+            started = self.fire_schedules()
+        except DurableGenError as e:
+            if log is not None:
+                log(f"starting scheduled executions: {e}")
+            return
+        if log is not None:
+            for execution_id in started:
+                log(f"execution {execution_id} started by its schedule")
 
     def run(
         self,
@@ -376,11 +487,24 @@ class DurableEngine(LocalEngine):
             "replay it on this code (durable-gen check tells whether that is safe)"
         )
 
-    def register(self, function_name: str, workflow: Callable[..., Any]) -> None:
-        """Make ``workflow`` invocable as ``Invoke(function_name, payload)``."""
+    def register(
+        self,
+        function_name: str,
+        workflow: Callable[..., Any],
+        *,
+        queue: str | None = None,
+        priority: int = 0,
+    ) -> None:
+        """Make ``workflow`` invocable as ``Invoke(function_name, payload)``; with
+        ``queue`` (a queue of the store), each execution it starts waits on that queue
+        with ``priority``."""
         from .._core.descriptors import check_generator_function
 
         check_generator_function(workflow, f"function {function_name!r}")
+        if queue is not None or priority != 0:
+            binding = QueueBinding(queue, priority=priority)  # type: ignore[arg-type]
+            check_binding(self.store, function_name, binding)
+            self.function_queues[function_name] = binding
         self.functions[function_name] = workflow
 
     def resume(
@@ -435,6 +559,8 @@ class DurableEngine(LocalEngine):
                 continue
             child = _service.chained_execution_id(execution_id, op.id)  # never started twice
             if not store.exists(child):
+                traced = self._invoke_trace_context(execution_id, op.id)
+                binding = self.function_queues.get(name)
                 self._create_limited(
                     child,
                     op.input_payload or "null",
@@ -445,10 +571,27 @@ class DurableEngine(LocalEngine):
                     parent=execution_id,
                     parent_op=op.id,
                     code_version=self.version_of(fn),
+                    trace_context=traced,
+                    **({} if binding is None else binding.start_options()),
                 )
             if wait and self.resume(fn, child, wait=True).status != "RUNNING":
                 progressed = True  # its end completed the invoke
         return progressed
+
+    def _invoke_trace_context(self, execution_id: str, operation_id: str) -> str | None:
+        """The trace context the hooks give the execution an invoke starts (None: no
+        hook traces; nothing is read then)."""
+        hook = HookRunner(self.hooks, execution_id)
+        if not hook.wants("invoke_trace_context"):
+            return None
+        info = self.store.info(execution_id)
+        answer = hook.first(
+            "invoke_trace_context",
+            operation_id=operation_id,
+            execution_started=info.created_at,
+            traceparent=self.store.trace_context(execution_id),
+        )
+        return answer if isinstance(answer, str) else None
 
     def _function(self, name: str, workdir: str | None) -> tuple[Callable[..., Any], str | None]:
         fn = self.functions.get(name)
@@ -617,7 +760,9 @@ class DurableEngine(LocalEngine):
         Each due execution is driven until it suspends on a timer that is not due
         yet (its lease is then released) or ends. Executions past their deadline end
         TIMED_OUT (whoever holds them); ended executions past their retention are
-        deleted, a batch at a time between other work (:meth:`purge`). With
+        deleted, a batch at a time between other work (:meth:`purge`). Each round
+        first starts the executions of the schedules' due ticks (:meth:`fire_schedules`),
+        and an idle worker sleeps no later than the next tick. With
         ``concurrency`` N, up to N
         executions advance at once, each on a thread of its own with its own store
         handle (:meth:`~durable_gen._core.contract.DurableStore.clone`: its own lease
@@ -632,10 +777,11 @@ class DurableEngine(LocalEngine):
             ended = 0
             while not stop.is_set():
                 more = self._maybe_purge(log)
+                self._fire(log)
                 now = self.clock.now()
                 due = [
                     ex
-                    for ex in self.store.due(now, code_version=self.version)
+                    for ex in self._due(now, log, code_version=self.version)
                     if skipped.get(ex, 0) <= now
                 ]
                 for execution_id in due:
@@ -660,7 +806,11 @@ class DurableEngine(LocalEngine):
         # in slices, so that a stop is seen within a second
         end = time.monotonic() + seconds
         while not stop.is_set() and (left := end - time.monotonic()) > 0:
-            if wait_for_work(min(left, 1.0)):
+            try:
+                if wait_for_work(min(left, 1.0)):
+                    return
+            except StoreError:  # the server is away: poll meanwhile
+                stop.wait(max(0.0, end - time.monotonic()))
                 return
 
     def _advance_due(
@@ -753,9 +903,38 @@ class DurableEngine(LocalEngine):
         self._next_purge = now if more else now + PURGE_INTERVAL_MS
         return more
 
+    def _due(self, now: int, log: Callable[[str], None] | None, **options: Any) -> list[str]:
+        """The executions due now (``store.due``); none while the store cannot be
+        reached (a retryable :class:`StoreError`: a lost connection, a server
+        restarting), said once per outage: a worker waits for it, never exits."""
+        try:
+            due = self.store.due(now, **options)
+        except StoreError as e:
+            if not e.retryable:
+                raise
+            if log is not None and not self._store_away:
+                log(f"{e} (looking again every poll until it answers)")
+            self._store_away = True
+            return []
+        if self._store_away and log is not None:
+            log("the store answers again")
+        self._store_away = False
+        return list(due)
+
     def _poll_delay(self, poll_seconds: float) -> float:
         """How long to wait for more work: until the next wake-up, at most a poll."""
-        wake = self.store.next_wake(code_version=self.version)
+        try:
+            wake = self.store.next_wake(code_version=self.version)
+        except StoreError as e:
+            if not e.retryable:
+                raise
+            return poll_seconds
+        next_tick = getattr(type(self.store), "next_schedule_tick", None)
+        if next_tick is not None:  # a schedule's next tick: no later than it
+            with contextlib.suppress(StoreError):
+                tick = next_tick(self.store)
+                if tick is not None and (wake is None or tick < wake):
+                    wake = tick
         if wake is None:
             return poll_seconds
         return max(0.01, min(poll_seconds, (wake - self.clock.now()) / 1000))
@@ -803,6 +982,7 @@ class _Pool:
             )
             engine.limits = parent.limits
             engine.function_limits = parent.function_limits
+            engine.function_queues = parent.function_queues
             with self.lock:
                 self.engines.append(engine)
                 if parent._draining.is_set():
@@ -853,6 +1033,7 @@ class _Pool:
                     more = engine._maybe_purge(self.log)
                     # past their deadline: ended here, also those a worker thread runs
                     timed_out = engine._time_out_overdue(self.log)
+                    engine._fire(self.log)
                     now = engine.clock.now()
                     with self.lock:
                         self.ended += timed_out
@@ -860,8 +1041,8 @@ class _Pool:
                     free = self.size - len(busy)
                     due = [
                         ex
-                        for ex in engine.store.due(
-                            now, limit=self.size + len(busy), code_version=engine.version
+                        for ex in engine._due(
+                            now, self.log, limit=self.size + len(busy), code_version=engine.version
                         )
                         if ex not in busy and self.skipped.get(ex, 0) <= now
                     ][:free]

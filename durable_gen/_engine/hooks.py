@@ -32,6 +32,28 @@ class Hooks:
     def on_invocation_start(self, execution_id: str, *, first: bool) -> None:
         """An invocation begins; ``first`` is True for the execution's first one."""
 
+    def on_trace_context(self, execution_id: str, *, traceparent: str) -> None:
+        """Called just before :meth:`on_invocation_start` of an execution started under
+        a caller's trace (an ``Invoke``'s, or the ``traceparent`` header of ``serve``'s
+        caller; under Lambda, ``_X_AMZN_TRACE_ID``): a valid W3C ``traceparent``. Not
+        called for an execution started with none."""
+
+    def invoke_trace_context(
+        self,
+        execution_id: str,
+        *,
+        operation_id: str,
+        execution_started: int,
+        traceparent: str | None,
+    ) -> str | None:
+        """The trace context (a W3C ``traceparent``) to start the execution that the
+        invoke ``operation_id`` of ``execution_id`` starts under, or None (the
+        default): none. ``execution_started`` (epoch ms) and ``traceparent`` (None:
+        none) are the invoking execution's, as :meth:`on_invocation_info` and
+        :meth:`on_trace_context` told them. The engine stores the first hook's
+        answer with the new execution."""
+        return None
+
     def on_invocation_info(self, execution_id: str, *, execution_started: int) -> None:
         """Called just before :meth:`on_invocation_start`: when the execution started
         (epoch ms, as its log records it)."""
@@ -123,6 +145,28 @@ class HookRunner:
                 found.append((hook, fn))
         bound = self._bound[method] = tuple(found)
         return bound
+
+    def wants(self, method: str) -> bool:
+        """Whether some hook overrides ``method`` (worth gathering its arguments)."""
+        bound = self._bound.get(method)
+        if bound is None:
+            bound = self._overriding(method)
+        return bool(bound)
+
+    def first(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """The first answer other than None of the hooks that override ``method``."""
+        bound = self._bound.get(method)
+        if bound is None:
+            bound = self._overriding(method)
+        for hook, fn in bound:
+            try:
+                answer = fn(self.execution_id, *args, **kwargs)
+            except Exception:
+                _log.exception("hook %r raised in %s; ignored", hook, method)
+                continue
+            if answer is not None:
+                return answer
+        return None
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> None:
         bound = self._bound.get(method)

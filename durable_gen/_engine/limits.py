@@ -113,6 +113,8 @@ def parse_durable_config(name: str, config: Any) -> Limits:
             f"the configuration of function {name!r} must be a JSON object such as "
             f'{{"DurableConfig": {{"ExecutionTimeout": 3600}}}}, got {config!r:.60}'
         )
+    # durable_gen's queue binding ("Queue", "Priority": _engine.queues) sits beside it
+    config = {k: v for k, v in config.items() if k not in ("Queue", "Priority")}
     durable = config.get("DurableConfig", config)
     if not isinstance(durable, Mapping):
         raise ValidationError(

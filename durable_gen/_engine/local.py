@@ -165,8 +165,13 @@ class LocalEngine:
                 hooks=self.hooks,
             )
         except DurableGenError as e:
-            # a pause or a shutdown ends the invocation at a recorded checkpoint: no error
-            clean = isinstance(e, InvocationInterruptedError)
+            # a pause or a shutdown ends the invocation at a recorded checkpoint: no error;
+            # so does a lost connection (a retryable store error): nothing failed, the
+            # execution goes on from its last checkpoint, and it must not count among the
+            # failed invocations that end an execution (``invocation_retry``)
+            clean = isinstance(e, InvocationInterruptedError) or (
+                isinstance(e, StoreError) and e.retryable
+            )
             error = None if clean else error_from_exception(e)
             event = _service.invocation_completed_event(
                 execution_id, started, clock.now(), request_id, error

@@ -9,8 +9,9 @@ partition of a partitioned queue, which has the queue's limits for itself) has r
 - ``concurrency``: at most N of its executions advancing at once, across every
   worker sharing the store;
 - ``worker_concurrency``: at most N in one worker process;
-- ``rate_limit=(N, SECONDS)``: at most N first admissions (starts) in any window of
-  SECONDS;
+- ``rate_limit=(N, SECONDS)``: first admissions (starts) spaced evenly, at least
+  SECONDS / N apart, so any window of SECONDS holds at most N of them (20 per second:
+  one every 50 ms, and 100 starts take 4.95 s at least);
 - a start's ``priority`` (an integer, default 0): higher starts first; equal
   priorities start oldest first;
 - a start's ``dedup_id``: a second start with the same id while the first is queued
@@ -20,11 +21,17 @@ partition of a partitioned queue, which has the queue's limits for itself) has r
 A queue counts an execution while it advances (holds its lease), not while it sleeps
 in a Wait, waits for a callback or for a step's retry: a queue with
 ``concurrency=3`` may have many more executions started and sleeping.
+
+A function ``Invoke``d by name (``engine.register(name, workflow, queue=...)``) or
+served (``durable-gen serve --function-configs``, durable_gen's keys ``"Queue"`` and
+``"Priority"`` beside Lambda's ``DurableConfig``) may be bound to a queue
+(:class:`QueueBinding`): each execution of it starts on that queue.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -32,11 +39,22 @@ import attrs
 from .._core.errors import ValidationError
 from .._stores.queues import QueueRow, QueueStats
 
-__all__ = ["ON_DUPLICATE", "Queue", "QueueStats", "check_start_options"]
+__all__ = [
+    "BINDING_KEYS",
+    "ON_DUPLICATE",
+    "Queue",
+    "QueueBinding",
+    "QueueStats",
+    "check_binding",
+    "check_start_options",
+    "queue_binding",
+]
 
 #: What a start with a dedup id held by a live execution does: raise, or return its id.
 ON_DUPLICATE = ("error", "existing")
 _NAME_MAX = 200
+#: durable_gen's keys of a function's configuration, beside Lambda's ``DurableConfig``
+BINDING_KEYS = ("Queue", "Priority")
 
 
 def _positive_int(what: str, value: Any) -> None:
@@ -159,3 +177,50 @@ def check_start_options(
             raise ValidationError(
                 f"priority {priority} needs a queue: start it with queue=NAME (--queue NAME)"
             )
+
+
+@attrs.frozen
+class QueueBinding:
+    """The queue (and priority) every execution of one function starts on."""
+
+    queue: str
+    priority: int = attrs.field(default=0, kw_only=True)
+
+    def __attrs_post_init__(self) -> None:
+        check_start_options(self.queue, self.priority, None, None, "error")
+
+    def start_options(self) -> dict[str, Any]:
+        """As keywords of ``start`` (and of a store's ``create``)."""
+        return {"queue": self.queue, "priority": self.priority}
+
+
+def queue_binding(name: str, config: Any) -> QueueBinding | None:
+    """The queue binding in function ``name``'s configuration, ``{"Queue": "emails",
+    "Priority": 5, "DurableConfig": {...}}`` (Priority optional), or None."""
+    if not isinstance(config, Mapping) or not any(k in config for k in BINDING_KEYS):
+        return None
+    queue, priority = config.get("Queue"), config.get("Priority", 0)
+    if queue is None:
+        raise ValidationError(
+            f'the configuration of function {name!r} has a Priority but no Queue; add "Queue": NAME'
+        )
+    try:
+        return QueueBinding(queue, priority=priority)
+    except ValidationError as e:
+        raise ValidationError(f"the Queue or Priority of function {name!r}: {e}") from None
+
+
+def check_binding(store: Any, name: str, binding: QueueBinding) -> None:
+    """Refuse a binding of function ``name`` to a queue ``store`` does not have."""
+    if not hasattr(store, "queue"):
+        raise ValidationError(
+            f"function {name!r} is bound to queue {binding.queue!r}, but "
+            f"{type(store).__name__} has no queues (the SQLite store has them)"
+        )
+    if store.queue(binding.queue) is None:
+        known = ", ".join(repr(s.queue.name) for s in store.queue_stats()[:20]) or "none"
+        raise ValidationError(
+            f"function {name!r} is bound to queue {binding.queue!r:.80}, which does not "
+            f"exist (queues: {known}); declare it first (durable-gen queue add "
+            f"{binding.queue:.80})"
+        )

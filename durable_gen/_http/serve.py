@@ -100,10 +100,12 @@ from .._core.log import (
     OperationStatus,
     OperationType,
 )
+from .._core.traceparent import parse_traceparent
 from .._engine import logger as _logging
 from .._engine.clock import RealClock
 from .._engine.hooks import Hooks
 from .._engine.limits import Limits, durable_config, parse_durable_config
+from .._engine.queues import check_binding, queue_binding
 from .._engine.sqlite import SqliteEngine
 from .._engine.targets import (
     TargetError,
@@ -316,6 +318,11 @@ class _Server(ThreadingHTTPServer):
         config = self.function_configs.get(name)
         own = Limits() if config is None else parse_durable_config(name, config)
         return own.or_else(self.limits)
+
+    def queue_options(self, name: str) -> dict[str, Any]:
+        """``start``'s queue and priority for function ``name`` (none: not bound)."""
+        binding = queue_binding(name, self.function_configs.get(name))
+        return {} if binding is None else binding.start_options()
 
     def function_of(self, info: ExecutionInfo) -> str | None:
         """The served function an execution runs, by its target."""
@@ -848,7 +855,18 @@ class _Handler(BaseHTTPRequestHandler):
         engine = SqliteEngine(store=store, clock=self.server.clock, version=self.server.version)
         # the function's DurableConfig (ExecutionTimeout, RetentionPeriodInDays)
         engine.limits = self.server.function_limits(name)
-        engine.start(workflow, value, execution_id=execution_id, target=target)
+        # W3C Trace Context: the execution's trace continues the caller's; an invalid
+        # traceparent is ignored, as the recommendation says (never a 400)
+        caller = parse_traceparent(self.headers.get("traceparent"))
+        engine.start(
+            workflow,
+            value,
+            execution_id=execution_id,
+            target=target,
+            trace_context=None if caller is None else str(caller),
+            # a function bound to a queue ("Queue" in --function-configs) starts on it
+            **self.server.queue_options(name),
+        )
         info = store.info(execution_id)
         headers = {
             "X-Amz-Durable-Execution-Arn": self.server.execution_arn(info),
@@ -971,6 +989,10 @@ def make_server(
     # store contract's management operations), typed here by the SQLite one's
     store = cast(SqliteStore, open_store(db))  # refuse a bad database before listening
     try:
+        for name, config in (function_configs or {}).items():
+            binding = queue_binding(name, config)
+            if binding is not None:  # a function bound to a queue the store lacks: now
+                check_binding(store, name, binding)
         server = _Server((host, port), store, functions, token, skip_time, hooks, region, account)
     except BaseException:
         store.close()

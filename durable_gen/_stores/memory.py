@@ -41,6 +41,9 @@ class _Execution:
     events: list[dict[str, Any]] = attrs.Factory(list)
     updates: list[OperationUpdate] = attrs.Factory(list)
     invocation: str | None = None  # the request id of the invocation running, if any
+    trace_context: str | None = None  # the W3C traceparent it was started under
+    deadline: int | None = None  # epoch ms: it ends TIMED_OUT then, if still running
+    timeout_ms: int | None = None  # the ExecutionTimeout it was given
 
 
 class MemoryStore:
@@ -73,9 +76,15 @@ class MemoryStore:
         now: int,
         *,
         same_input: Callable[[str], bool] | None = None,
+        trace_context: str | None = None,
+        deadline: int | None = None,
+        timeout_ms: int | None = None,
     ) -> bool:
         """Record a new execution; False when it exists with this input (Lambda's name
-        rule, :func:`~durable_gen._core.contract.check_same_start`)."""
+        rule, :func:`~durable_gen._core.contract.check_same_start`). ``trace_context``:
+        the W3C ``traceparent`` it is started under (:meth:`trace_context`).
+        ``deadline`` (epoch ms): when it ends TIMED_OUT if still running
+        (:meth:`time_out`); ``timeout_ms``: the ExecutionTimeout it was given."""
         with self._lock:
             ex = self._executions.get(execution_id)
             if ex is not None:
@@ -83,9 +92,50 @@ class MemoryStore:
                 same = (same_input or input_payload.__eq__)(recorded)
                 check_same_start(execution_id, same, None, None)
                 return False
-            op, event = _service.start_execution(execution_id, input_payload, now)
-            self._executions[execution_id] = _Execution(operations={op.id: op}, events=[event])
+            op, event = _service.start_execution(
+                execution_id,
+                input_payload,
+                now,
+                # as Lambda's history has it: whole seconds (at least 1)
+                timeout_seconds=None if timeout_ms is None else max(1, round(timeout_ms / 1000)),
+            )
+            self._executions[execution_id] = _Execution(
+                operations={op.id: op},
+                events=[event],
+                trace_context=trace_context,
+                deadline=deadline,
+                timeout_ms=timeout_ms,
+            )
             return True
+
+    def deadline(self, execution_id: str) -> int | None:
+        """When the execution ends TIMED_OUT if still running (epoch ms), or None."""
+        return self._get(execution_id).deadline
+
+    def time_out(self, execution_id: str, now: int) -> bool:
+        """End a running execution whose deadline has come (at or before ``now``) as
+        TIMED_OUT, as the SQLite store does: its ExecutionTimedOut event, its open waits
+        cancelled and its open callbacks closed. False, changing nothing, when it already
+        ended or its deadline has not come."""
+        with self._lock:
+            ex = self._get(execution_id)
+            if ex.status != "RUNNING" or ex.deadline is None or ex.deadline > now:
+                return False
+            timeout = ex.timeout_ms
+            if timeout is None:  # a caller's deadline: the time it gave from the start
+                started = ex.operations[execution_id].start_timestamp or now
+                timeout = ex.deadline - started
+            changed, events, error = _service.time_out_execution(
+                ex.operations, execution_id, now, timeout
+            )
+            ex.operations.update(changed)
+            ex.events.extend(events)
+            ex.status, ex.error, ex.invocation = "TIMED_OUT", error, None
+            return True
+
+    def trace_context(self, execution_id: str) -> str | None:
+        """The W3C ``traceparent`` the execution was started under (None: none)."""
+        return self._get(execution_id).trace_context
 
     def load(self, execution_id: str) -> Mapping[str, Operation]:
         return self._get(execution_id).operations

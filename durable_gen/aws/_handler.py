@@ -44,6 +44,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, overload
@@ -69,6 +70,7 @@ from .._core.log import (
     OperationUpdate,
 )
 from .._core.serdes import CBOR_PREFIX
+from .._core.traceparent import from_xray
 from .._engine.driver import (
     InvocationOutcome,
     drive_interpreter,
@@ -228,6 +230,11 @@ class DurableHandler:
         hook = HookRunner(self.hooks, arn)
         if hook:
             hook.call("on_invocation_info", execution_started=execution.start_timestamp)
+            if hook.wants("on_trace_context"):
+                # the trace Lambda hands the invocation (AWS's xray_context_extractor)
+                caller = from_xray(os.environ.get("_X_AMZN_TRACE_ID"))
+                if caller is not None:
+                    hook.call("on_trace_context", traceparent=str(caller))
             hook.call("on_invocation_start", first=len(operations) <= 1)
         try:
             outcome = self._passes(arn, execution, operations, store, service, hook, updated_ids)

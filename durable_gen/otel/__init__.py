@@ -68,13 +68,22 @@ Metrics
     :class:`DurableMetrics` (see ``_metrics``). ``durable-gen run|worker|serve
     --otel`` or ``DURABLE_GEN_OTEL=1``: :func:`hooks_from_env` (see ``_env``).
 
-Not done: an invoked execution is its own trace (neither parented nor linked to
-the caller's invoke span), and ``serve`` ignores a W3C ``traceparent``. Both need
-a trace context stored with the execution (AWS's service keeps the
-``XAmznTraceId`` of ``ChainedInvokeOptions`` and hands it to every invocation of
-the target); AWS's requirements also reject an invoked Workflow span whose
-parent is an SDK span (``$reject_sdk_span``), so the parent must be the target's
-own synthetic root (itself parented to the caller's invoke span).
+Propagation
+    AWS's plugins hand an invoke's span to the service as ``XAmznTraceId``
+    (``propagation.py``, ``invocation_plugin.provide_propagation_metadata``), and a
+    target's invocations read ``_X_AMZN_TRACE_ID`` (``context_extractors.
+    xray_context_extractor``): its ``Root`` becomes the execution's trace id and its
+    ``Parent`` the execution's ancestor (``execution_trace_context.
+    ExecutionTraceContext.resolve``). Here the same: an execution started under a
+    caller's context (an ``Invoke``'s span, from ``invoke_trace_context``; a
+    ``traceparent`` given to ``serve`` or ``start``; ``_X_AMZN_TRACE_ID`` under the
+    shim) takes the caller's trace id, and its ``DurableExecutionRoot`` is a child
+    of the caller's span. The synthetic root stays between them (AWS exports none
+    under a remote parent; its service's own segment sits there instead): AWS's
+    requirements reject an invoked Workflow span whose parent is an SDK span
+    (``$reject_sdk_span``). The context is stored with the execution
+    (``executions.trace_context``) and handed to each invocation's
+    ``on_trace_context``, so every invocation joins the same trace.
 """
 
 from ._env import OtelConfigError, enabled_by_env, hooks_from_env

@@ -30,6 +30,7 @@ from .._core.log import (
     OperationType,
     OperationUpdate,
 )
+from .._core.traceparent import TraceParent, parse_traceparent
 from .._engine.hooks import Hooks
 from ._ids import execution_root_span_id, operation_span_id, trace_id_for, workflow_span_id
 
@@ -110,9 +111,12 @@ class _OpMeta:
 class _Invocation:
     """What one invocation of one execution holds while it runs."""
 
-    def __init__(self, arn: str, trace_id: int, started_ms: int, first: bool) -> None:
+    def __init__(
+        self, arn: str, trace_id: int, started_ms: int, first: bool, flags: TraceFlags = _SAMPLED
+    ) -> None:
         self.arn = arn
         self.trace_id = trace_id
+        self.flags = flags
         self.started_ms = started_ms
         self.first = first
         self.invocation_span: Span | None = None
@@ -131,7 +135,7 @@ class _Invocation:
         self.links: dict[int, Link] = {}  # span id -> a link to it
 
     def ctx(self, span_id: int) -> SpanContext:
-        return SpanContext(self.trace_id, span_id, is_remote=False, trace_flags=_SAMPLED)
+        return SpanContext(self.trace_id, span_id, is_remote=False, trace_flags=self.flags)
 
     def op_ctx(self, op_id: str) -> SpanContext:
         ctx = self.op_ctxs.get(op_id)
@@ -191,6 +195,7 @@ class DurableTracing(Hooks):
         self._lock = threading.RLock()
         self._last_ns = 0
         self._started: dict[str, int] = {}  # execution -> start (ms), from on_invocation_info
+        self._callers: dict[str, TraceParent] = {}  # execution -> caller, from on_trace_context
         self._runs: dict[str, _Invocation] = {}
 
     def __repr__(self) -> str:
@@ -297,19 +302,58 @@ class DurableTracing(Hooks):
         with self._lock:
             self._started[execution_id] = execution_started
 
+    def on_trace_context(self, execution_id: str, *, traceparent: str) -> None:
+        caller = parse_traceparent(traceparent)
+        if caller is not None:
+            with self._lock:
+                self._callers[execution_id] = caller
+
+    def invoke_trace_context(
+        self,
+        execution_id: str,
+        *,
+        operation_id: str,
+        execution_started: int,
+        traceparent: str | None,
+    ) -> str | None:
+        # the invoke operation's logical span: its first (or only) span has this id in
+        # both views, in the invoking execution's trace (its caller's, if it has one)
+        caller = parse_traceparent(traceparent)
+        return str(
+            TraceParent(
+                trace_id=caller.trace_id
+                if caller is not None
+                else trace_id_for(execution_id, execution_started),
+                span_id=operation_span_id(execution_id, operation_id),
+                sampled=caller is None or caller.sampled,
+            )
+        )
+
     def on_invocation_start(self, execution_id: str, *, first: bool) -> None:
         with self._lock:
             started_ms = self._started.pop(execution_id, self._clock_ns() // 1_000_000)
-        run = _Invocation(execution_id, trace_id_for(execution_id, started_ms), started_ms, first)
+            caller = self._callers.pop(execution_id, None)
+        if caller is None:
+            run = _Invocation(
+                execution_id, trace_id_for(execution_id, started_ms), started_ms, first
+            )
+            above = SpanContext(run.trace_id, 0, is_remote=False, trace_flags=_SAMPLED)
+        else:
+            # started under a caller's trace (AWS's ExecutionTraceContext with an
+            # extracted X-Ray parent): its trace id, and the root a child of its span
+            flags = _SAMPLED if caller.sampled else TraceFlags(TraceFlags.DEFAULT)
+            run = _Invocation(execution_id, caller.trace_id, started_ms, first, flags)
+            above = SpanContext(caller.trace_id, caller.span_id, is_remote=True, trace_flags=flags)
         with self._lock:
             self._runs[execution_id] = run
         if first:
-            # the trace's one root: a zero-length anchor both views hang from
+            # the execution's one root: a zero-length anchor both views hang from (the
+            # trace's root too, unless the execution continues a caller's trace)
             at = started_ms * 1_000_000
             root = self._start(
                 run,
                 "DurableExecutionRoot",
-                SpanContext(run.trace_id, 0, is_remote=False, trace_flags=_SAMPLED),
+                above,
                 {"durable.execution.synthetic_root": True},
                 at,
                 trace_id=run.trace_id,

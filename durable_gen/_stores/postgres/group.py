@@ -23,11 +23,14 @@ written twice, and the connection is replaced at the next batch.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import psycopg
+
+from .schema import lost_connection
 
 
 class _Write:
@@ -105,7 +108,7 @@ class GroupCommit:
             self.commits += 1
             self.writes += sum(w.seq is not None for w in batch)
         except BaseException as e:
-            if not isinstance(e, psycopg.Error) or self._drop_broken():
+            if not isinstance(e, psycopg.Error) or self._drop_broken(e):
                 # the connection failed (perhaps during COMMIT: whether the batch was
                 # recorded is unknown, so nothing is written again) or not a database
                 # error: the whole batch fails, each writer rereads what was recorded
@@ -118,7 +121,7 @@ class GroupCommit:
                 try:
                     self._one(self._connection(), w)
                 except BaseException as e1:
-                    self._drop_broken()
+                    self._drop_broken(e1)
                     w.error = e1
 
     def _one(self, conn: Any, w: _Write) -> None:
@@ -127,12 +130,15 @@ class GroupCommit:
         self.commits += 1
         self.writes += w.seq is not None
 
-    def _drop_broken(self) -> bool:
-        """Forget a connection that failed (the next batch makes a new one); whether
-        it had."""
+    def _drop_broken(self, e: BaseException) -> bool:
+        """Forget a connection that ``e`` says is gone (the next batch makes a new
+        one): broken, or ended by the server (``pg_terminate_backend``, a restart),
+        which psycopg does not mark broken until its next use; whether it was."""
         conn = self._conn
-        if conn is not None and (conn.broken or conn.closed):
+        if conn is not None and lost_connection(conn, e):
             self._conn = None
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
             return True
         return False
 

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -48,12 +49,16 @@ from .schema import (
     SERVER_NOW,
     check_schema_name,
     connect,
+    lost_connection,
     prepare,
     redact,
     store_error,
 )
 
 _STARTED = OperationStatus.STARTED
+#: Seconds between the attempts of :meth:`_Journal.release` to let go of a lease over a
+#: lost connection (about 8 s in all: a server restart; then the lease expires instead).
+RELEASE_RETRY_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0, 4.0)
 #: How long a lease lasts without renewal; the engine renews it every third of this.
 DEFAULT_LEASE_SECONDS = 30.0
 
@@ -89,6 +94,62 @@ _LOG_INSERT = (
     "INSERT INTO logs (execution, seq, time, level, logger, message, op_id, op_name, "
     "attempt, exception) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
+
+
+def insert_start(
+    conn: Any,
+    execution_id: str,
+    input_payload: str,
+    now: int,
+    *,
+    wake_at: int | None = None,
+    columns: Mapping[str, Any] = {},
+    copied: list[Operation] | None = None,
+) -> int | None:
+    """Write a new RUNNING execution (due at ``wake_at``, default now) and its first
+    journal row (the EXECUTION operation and ExecutionStarted; ``copied`` operations
+    as a second) in ``conn``'s transaction; its pk, or None when an execution with
+    that id exists (nothing written). ``columns``: the other ``executions`` columns
+    to set (names are this module's, never a caller's input); ``timeout_ms`` among
+    them becomes the start's ExecutionTimeout, in whole seconds as Lambda's history
+    has it (at least 1). The one way a start is written: ``create`` and the
+    schedules' ticks (as ``_stores.sqlite.journal.insert_start``)."""
+    timeout_ms = columns.get("timeout_ms")
+    op, event = _service.start_execution(
+        execution_id,
+        input_payload,
+        now,
+        timeout_seconds=None if timeout_ms is None else max(1, round(timeout_ms / 1000)),
+    )
+    names = "".join(f", {name}" for name in columns)
+    marks = ", %s" * len(columns)
+    row = conn.execute(
+        f"INSERT INTO executions (id, status, input, created_at, updated_at, wake_at, seq{names}) "
+        f"VALUES (%s, 'RUNNING', %s, %s, %s, %s, %s{marks}) "
+        "ON CONFLICT (id) DO NOTHING RETURNING pk",
+        (
+            execution_id,
+            input_payload,
+            now,
+            now,
+            now if wake_at is None else wake_at,
+            1 if copied is None else 2,
+            *columns.values(),
+        ),
+    ).fetchone()
+    if row is None:
+        return None
+    pk: int = row[0]
+    conn.execute(
+        "INSERT INTO journal (execution, seq, ops, events) VALUES (%s, 1, %s, %s)",
+        (pk, _dumps([op.to_dict()]), _dumps([event])),
+    )
+    if copied is not None:
+        conn.execute(
+            "INSERT INTO journal (execution, seq, ops, events) VALUES (%s, 2, %s, NULL)",
+            (pk, _dumps([o.to_dict() for o in copied])),
+        )
+    return pk
 
 
 class _Conflict(Exception):
@@ -256,7 +317,17 @@ class _Journal:
             with conn.transaction():
                 yield conn
         except psycopg.Error as e:
+            self._drop_if_lost(conn, e)
             raise store_error(self.url, e) from None
+
+    def _drop_if_lost(self, conn: Any, e: BaseException) -> bool:
+        """Close the store's connection ``conn`` if ``e`` says it is gone (the next
+        use connects again); whether it was."""
+        if not lost_connection(conn, e):
+            return False
+        with contextlib.suppress(psycopg.Error):
+            conn.close()
+        return True
 
     def _query(self, sql: str, args: Any = ()) -> list[Any]:
         """Rows of one read; a lost connection is retried once on a new one."""
@@ -265,7 +336,7 @@ class _Journal:
             try:
                 return list(conn.execute(sql, args).fetchall())
             except psycopg.Error as e:
-                if attempt == 1 and (conn.broken or conn.closed):
+                if self._drop_if_lost(conn, e) and attempt == 1:
                     continue
                 raise store_error(self.url, e) from None
         raise AssertionError("unreachable")  # pragma: no cover
@@ -471,6 +542,7 @@ class _Journal:
             try:
                 row = conn.execute(FAST_APPEND, params).fetchone()
             except psycopg.Error as e:
+                self._drop_if_lost(conn, e)
                 raise store_error(self.url, e) from None
             seq = None if row is None else row[0]
         if seq is None:
@@ -684,9 +756,11 @@ class _Journal:
         with self._lock:
             for execution_id in list(self._held):
                 with contextlib.suppress(DurableGenError):
-                    self.release(execution_id, None, keep_wake=True)
+                    self.release(execution_id, None, keep_wake=True, retry=False)
 
-    def release(self, execution_id: str, wake_at: int | None, *, keep_wake: bool = False) -> None:
+    def release(
+        self, execution_id: str, wake_at: int | None, *, keep_wake: bool = False, retry: bool = True
+    ) -> None:
         """Give the lease up; a RUNNING execution is due again at ``wake_at``.
 
         ``wake_at`` was computed from what the last invocation saw. If another
@@ -717,13 +791,23 @@ class _Journal:
                 # no cache: this store has not touched the log since it took the lease
                 known = acquired if c is None else None if c.stale or c.foreign else c.version
                 args = (known, wake_at, wake_at, wake_at)
-            with self._tx() as conn:
-                row = conn.execute(
-                    sql + " WHERE id = %s AND lease_owner = %s RETURNING status, wake_at",
-                    (*args, execution_id, self.owner),
-                ).fetchone()
-                if row is not None and row[0] == "RUNNING" and row[1] is not None:
-                    self._notify(conn)  # due again: an idle worker may take it
+            # a lease not let go of stays this live worker's until it expires: after a
+            # cut connection or a server restart (the invocation ended on that), retry
+            # for a few seconds on a new connection before leaving it to expire
+            for delay in (*(RELEASE_RETRY_DELAYS if retry else ()), None):
+                try:
+                    with self._tx() as conn:
+                        row = conn.execute(
+                            sql + " WHERE id = %s AND lease_owner = %s RETURNING status, wake_at",
+                            (*args, execution_id, self.owner),
+                        ).fetchone()
+                        if row is not None and row[0] == "RUNNING" and row[1] is not None:
+                            self._notify(conn)  # due again: an idle worker may take it
+                    break
+                except StoreError as e:
+                    if not e.retryable or delay is None:
+                        raise
+                    time.sleep(delay)
 
     def renew(self, execution_id: str) -> bool:
         """Extend the lease (from any thread); False when it is no longer ours or ended."""
@@ -740,8 +824,11 @@ class _Journal:
                     )
                     return bool(cur.rowcount == 1)
                 except psycopg.Error as e:
-                    if attempt == 1 and (conn.broken or conn.closed):
-                        continue
+                    if lost_connection(conn, e):
+                        with contextlib.suppress(psycopg.Error):
+                            conn.close()
+                        if attempt == 1:
+                            continue
                     raise store_error(self.url, e) from None
         return False  # pragma: no cover
 

@@ -247,6 +247,22 @@ def connection_error(url: str, e: BaseException) -> StoreError:
 _RETRYABLE = ("08", "40", "53", "57")
 
 
+def lost_connection(conn: Any, e: BaseException) -> bool:
+    """Whether ``e`` (raised on ``conn``) means the connection is gone: broken or closed,
+    a connection exception (SQLSTATE class 08), or the server ending the session (57P01
+    ``pg_terminate_backend`` or a fast shutdown, 57P02 a crash of another backend, 57P03
+    still starting). psycopg marks a connection broken only once it next fails to use
+    it; such a connection is replaced at once instead."""
+    if conn is None or conn.closed or conn.broken:
+        return True
+    if not isinstance(e, psycopg.Error):
+        return False
+    state = getattr(e, "sqlstate", None) or ""
+    if isinstance(e, psycopg.OperationalError) and not state:
+        return True
+    return state.startswith("08") or state in ("57P01", "57P02", "57P03")
+
+
 def store_error(url: str, e: psycopg.Error) -> DurableGenError:
     """A psycopg error as a durable_gen error naming the cause and the fix."""
     where = redact(url)

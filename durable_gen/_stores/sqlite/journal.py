@@ -64,6 +64,52 @@ from .schema import (
 _STARTED = OperationStatus.STARTED
 
 
+def insert_start(
+    conn: sqlite3.Connection,
+    execution_id: str,
+    input_payload: str,
+    now: int,
+    *,
+    wake_at: int | None = None,
+    columns: Mapping[str, Any] = {},
+) -> int:
+    """Write a new RUNNING execution (due at ``wake_at``, default now) and its first
+    journal row (the EXECUTION operation and ExecutionStarted) in ``conn``'s write
+    transaction; its pk. ``columns``: the other ``executions`` columns to set (their
+    names are this module's, never a caller's input). ``timeout_ms`` among them
+    becomes the start's ExecutionTimeout, in whole seconds as Lambda's history has it
+    (at least 1). The one way a start is written: ``create`` and the schedules'
+    ticks."""
+    timeout_ms = columns.get("timeout_ms")
+    op, event = _service.start_execution(
+        execution_id,
+        input_payload,
+        now,
+        timeout_seconds=None if timeout_ms is None else max(1, round(timeout_ms / 1000)),
+    )
+    names = ", ".join(columns)
+    marks = ", ?" * len(columns)
+    cur = conn.execute(
+        "INSERT INTO executions (id, status, input, created_at, updated_at, wake_at"
+        f"{', ' if columns else ''}{names}) VALUES (?, 'RUNNING', ?, ?, ?, ?{marks})",
+        (
+            execution_id,
+            input_payload,
+            now,
+            now,
+            now if wake_at is None else wake_at,
+            *columns.values(),
+        ),
+    )
+    pk = cur.lastrowid
+    assert pk is not None
+    conn.execute(
+        "INSERT INTO journal (key, ops, events) VALUES (?, ?, ?)",
+        ((pk << _SEQ_BITS) | 1, _dumps([op.to_dict()]), _dumps([event])),
+    )
+    return pk
+
+
 class _Conflict(Exception):
     """Another process changed an operation this store was about to overwrite."""
 

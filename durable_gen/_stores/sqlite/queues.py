@@ -5,18 +5,21 @@ takes its lease (:func:`admit`, in ``acquire``'s write transaction: two workers
 cannot both take the last slot) if its partition (the whole queue when it is not
 partitioned) has room: fewer than ``concurrency`` of its executions hold a live
 lease, fewer than ``worker_concurrency`` of them are held by this worker process,
-and, for a first admission, fewer than ``rate_limit`` were first admitted in the
-last ``rate_period_ms`` (a sliding window over ``first_admitted_at``). A queue
+and, for a first admission, none was first admitted in the last
+``rate_period_ms / rate_limit`` (starts are spaced evenly, so any
+window of ``rate_period_ms`` holds at most ``rate_limit`` of them). A queue
 counts an execution while it advances (holds a lease), not while it sleeps in a
 Wait, waits for a callback or a retry: its lease is let go then. A lease of a
 worker that died counts until it expires or is taken over.
 
 :func:`due_queued` proposes, per partition, at most as many due executions as
 there is room for (already admitted ones first, then by priority, higher first,
-then oldest first), so workers do not spin on executions that would be refused."""
+then oldest first), and at most one first start of a rate-limited partition per
+spacing interval, so workers do not spin on executions that would be refused."""
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from typing import Any
 
@@ -45,6 +48,11 @@ def _row(r: tuple[Any, ...]) -> QueueRow:
 def process_of(owner: str) -> str:
     """The part of a lease owner (``host:pid:start-token:random``) that names its process."""
     return owner.rsplit(":", 1)[0] + ":"
+
+
+#: the least time between two first admissions of one partition of the ``queues`` row
+#: aliased ``q``, in ms
+_SPACING = "(q.rate_period_ms * 1.0 / q.rate_limit)"
 
 
 def read_queue(conn: sqlite3.Connection, name: str) -> QueueRow | None:
@@ -135,17 +143,15 @@ def admit(conn: sqlite3.Connection, pk: int, execution_id: str, owner: str, real
     if first is not None:
         return False
     if q.rate_limit is not None and q.rate_period_ms is not None:
-        (n,) = conn.execute(
-            "SELECT COUNT(*) FROM executions WHERE queue = ? AND partition_key IS ? "
-            "AND first_admitted_at > ?",
-            (queue, partition, real - q.rate_period_ms),
-        ).fetchone()
-        if n >= q.rate_limit:
+        gap = q.rate_period_ms / q.rate_limit
+        last = _last_start(conn, queue, partition)
+        if last is not None and real - last < gap:
             raise QueueFullError(
                 execution_id,
                 queue,
-                f"{n} starts{part} in the last {q.rate_period_ms / 1000:g} s, "
-                f"its rate limit is {q.rate_limit}",
+                f"its last start{part} was {real - last} ms ago; its rate limit of "
+                f"{q.rate_limit} per {q.rate_period_ms / 1000:g} s spaces starts "
+                f"{gap:g} ms apart",
             )
     return True
 
@@ -166,59 +172,86 @@ def due_queued(conn: sqlite3.Connection, now: int, real: int, owner: str, limit:
         (len(prefix), prefix, real),
     ):
         leased[(queue, partition)] = (n, mine or 0)
-    started: dict[tuple[str, str | None], int] = {}
-    for queue, partition, n in conn.execute(
-        "SELECT e.queue, e.partition_key, COUNT(*) FROM executions AS e "
-        "JOIN queues AS q ON q.name = e.queue WHERE q.rate_limit IS NOT NULL "
-        "AND e.first_admitted_at > ? - q.rate_period_ms GROUP BY e.queue, e.partition_key",
-        (real,),
-    ):
-        started[(queue, partition)] = n
-    rows = conn.execute(
-        "SELECT id, queue, partition_key, first_admitted_at FROM executions "
-        "WHERE queue IS NOT NULL AND status = 'RUNNING' AND wake_at IS NOT NULL "
-        "AND wake_at <= ? AND (lease_owner IS NULL OR lease_expires <= ?) "
-        "ORDER BY queue, partition_key, first_admitted_at IS NULL, priority DESC, wake_at, pk",
-        (now, real),
-    ).fetchall()
-    room: dict[tuple[str, str | None], list[int]] = {}
-    out: list[tuple[int, int, str]] = []  # (not yet admitted, position, id)
-    for i, (execution_id, queue, partition, first) in enumerate(rows):
-        key = (queue, partition)
-        r = room.get(key)
-        if r is None:
-            q = queues.get(queue)
+    # (every queued execution's queue is declared: create refuses an unknown queue and
+    # delete_queue one with live executions)
+    # per partition, only as many rows as it has slots (SQLite's top-k sort over the
+    # executions_queued index): a deep queue costs no more to look at than a shallow one
+    due = (
+        "SELECT id, first_admitted_at FROM executions WHERE queue = ? AND partition_key IS ? "
+        "AND status = 'RUNNING' AND wake_at IS NOT NULL AND wake_at <= ? "
+        "AND (lease_owner IS NULL OR lease_expires <= ?) "
+        "ORDER BY first_admitted_at IS NULL, priority DESC, wake_at, pk LIMIT ?"
+    )
+    out: list[tuple[bool, int, str]] = []  # (not yet admitted, position, id)
+    for name in sorted(queues):
+        q = queues[name]
+        parts: list[str | None] = [None]
+        if q.partitioned:
+            parts = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT DISTINCT partition_key FROM executions WHERE queue = ? "
+                    "AND status = 'RUNNING' AND wake_at <= ? ORDER BY partition_key",
+                    (name, now),
+                )
+            ]
+        for partition in parts:
+            key = (name, partition)
             n, mine = leased.get(key, (0, 0))
-            big = limit
-            slots = big if q is None or q.concurrency is None else q.concurrency - n
-            if q is not None and q.worker_concurrency is not None:
+            slots = limit if q.concurrency is None else min(limit, q.concurrency - n)
+            if q.worker_concurrency is not None:
                 slots = min(slots, q.worker_concurrency - mine)
-            starts = big
-            if q is not None and q.rate_limit is not None:
-                starts = q.rate_limit - started.get(key, 0)
-            r = room[key] = [slots, starts]
-        if r[0] <= 0 or (first is None and r[1] <= 0):
-            continue
-        r[0] -= 1
-        if first is None:
-            r[1] -= 1
-        out.append((first is None, i, execution_id))
-        if len(out) >= limit:
-            break
+            if slots <= 0:
+                continue
+            starts = limit
+            if q.rate_limit is not None and q.rate_period_ms is not None:
+                # one start per spacing interval: none if it started one within it
+                last = _last_start(conn, name, partition)
+                gap = q.rate_period_ms / q.rate_limit
+                starts = 0 if last is not None and real - last < gap else 1
+            for execution_id, first in conn.execute(due, (name, partition, now, real, slots)):
+                if first is None:
+                    if starts <= 0:
+                        break  # the rest are not admitted either
+                    starts -= 1
+                out.append((first is None, len(out), execution_id))
     # admitted ones first, then each partition's order (priority, age)
-    return [execution_id for _, _, execution_id in sorted(out)]
+    return [execution_id for _, _, execution_id in sorted(out)[:limit]]
+
+
+def _last_start(conn: sqlite3.Connection, queue: str, partition: str | None) -> int | None:
+    """The latest first admission of a partition (the executions_queue_starts index)."""
+    (last,) = conn.execute(
+        "SELECT MAX(first_admitted_at) FROM executions WHERE queue = ? "
+        "AND partition_key IS ? AND first_admitted_at IS NOT NULL",
+        (queue, partition),
+    ).fetchone()
+    return None if last is None else int(last)
 
 
 def next_room(conn: sqlite3.Connection, real: int) -> int | None:
-    """When a rate window next frees a start for a partition whose due executions
-    wait for one, or None."""
-    r = conn.execute(
-        "SELECT MIN(e.first_admitted_at + q.rate_period_ms) FROM executions AS e "
-        "JOIN queues AS q ON q.name = e.queue WHERE q.rate_limit IS NOT NULL "
-        "AND e.first_admitted_at > ? - q.rate_period_ms",
-        (real,),
-    ).fetchone()
-    return None if r is None or r[0] is None else int(r[0])
+    """When the spacing of a rate-limited partition that started one within it next
+    lets a start through, or None."""
+    rows = conn.execute(
+        f"SELECT name, partitioned, {_SPACING} FROM queues AS q WHERE rate_limit IS NOT NULL"
+    ).fetchall()
+    soonest: float | None = None
+    for name, partitioned, gap in rows:
+        if partitioned:
+            lasts = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT MAX(first_admitted_at) FROM executions WHERE queue = ? "
+                    "AND first_admitted_at > ? GROUP BY partition_key",
+                    (name, real - gap),
+                )
+            ]
+        else:
+            lasts = [_last_start(conn, name, None)]
+        for last in lasts:
+            if last is not None and last + gap > real:
+                soonest = last + gap if soonest is None else min(soonest, last + gap)
+    return None if soonest is None else math.ceil(soonest)
 
 
 class _Queues(_Journal):
