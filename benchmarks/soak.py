@@ -1,8 +1,11 @@
 """Soak: many executions with waits and callbacks, several worker processes, one database.
 
-    python -m benchmarks.soak [--executions 1000] [--workers 4] [--wait 1] [--db PATH]
+    python -m benchmarks.soak [--executions 1000] [--workers 4] [--wait 1]
+        [--db PATH-OR-URL | --postgres]
 
-Starts ``--executions`` executions of the workflow below on ONE SQLite database,
+Starts ``--executions`` executions of the workflow below on ONE database (a SQLite
+file, or PostgreSQL: ``--db postgresql://...``, or ``--postgres`` for a fresh
+database on a throw-away server started from the Debian binaries, as the tests do),
 runs ``--workers`` ``durable-gen worker`` processes on it, and plays the outside
 world from this process: it reads each execution's callback id from what the
 ``notify`` step published and completes the callback. Each execution
@@ -100,23 +103,21 @@ def run(
     workers: int,
     *,
     wait: int = 1,
-    db: Path | None = None,
+    db: str | os.PathLike[str] | None = None,
     timeout: float = 1800.0,
     quiet: bool = False,
 ) -> dict[str, Any]:
-    from durable_gen._engine.sqlite import (
-        SqliteEngine,
-        result_value,
-    )
+    from durable_gen._engine.durable import DurableEngine
+    from durable_gen._engine.sqlite import result_value
     from durable_gen._engine.targets import resolve_target
-    from durable_gen._stores.sqlite import SqliteStore
+    from durable_gen._stores.factory import open_store
 
     def say(msg: str) -> None:
         if not quiet:
             print(msg, file=sys.stderr, flush=True)
 
     tmp = Path(tempfile.mkdtemp(prefix="durable-gen-soak-"))
-    db = db or tmp / "soak.db"
+    db = str(db or tmp / "soak.db")
     ledger_path = tmp / "ledger.txt"
     wf_path = tmp / "soak_flow.py"
     wf_path.write_text(WORKFLOW)
@@ -134,13 +135,13 @@ def run(
     env = dict(os.environ, SOAK_LEDGER=str(ledger_path))
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")])
-    SqliteStore(db).close()  # create it before the workers race to
+    open_store(db).close()  # create it before the workers race to
 
     t0 = time.monotonic()
     logs = [open(tmp / f"worker-{i}.log", "w") for i in range(workers)]  # noqa: SIM115
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "durable_gen", "worker", "--db", str(db), "--poll", "0.1"],
+            [sys.executable, "-m", "durable_gen", "worker", "--db", db, "--poll", "0.1"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=log,
@@ -148,7 +149,8 @@ def run(
         for log in logs
     ]
     ids = [f"soak-{n}" for n in range(executions)]
-    with SqliteEngine(db) as engine:
+    with open_store(db) as starter:
+        engine = DurableEngine(starter)
         for n, execution_id in enumerate(ids):
             engine.start(
                 flow,
@@ -163,7 +165,7 @@ def run(
     callback_failures: list[str] = []
     deadline = time.monotonic() + timeout
     last_report = 0.0
-    with SqliteStore(db) as store:
+    with open_store(db) as store:
         while True:
             for key, step, _, value in ledger.poll():
                 if step == "notify" and value not in completed:
@@ -179,10 +181,11 @@ def run(
                     except Exception as e:
                         callback_failures.append(f"{key}: {type(e).__name__}: {e}")
                     completed.add(value)
-            running = store._query("SELECT COUNT(*) FROM executions WHERE status = 'RUNNING'")[0][0]
+            running = len(store.executions(status="RUNNING", limit=1))  # any left?
             now = time.monotonic()
             if now - last_report > 5:
-                say(f"  {now - t0:6.1f}s  running {running}  callbacks completed {len(completed)}")
+                left = len(store.executions(status="RUNNING", limit=executions))
+                say(f"  {now - t0:6.1f}s  running {left}  callbacks completed {len(completed)}")
                 last_report = now
             if running == 0 or now > deadline or any(p.poll() is not None for p in procs):
                 break
@@ -241,16 +244,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--executions", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--wait", type=int, default=1, help="seconds of the Wait (1)")
-    parser.add_argument("--db", type=Path, help="the database (default: a new temp file)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--db", help="a SQLite file or a postgresql:// URL (default: a new temp file)"
+    )
+    where.add_argument(
+        "--postgres",
+        action="store_true",
+        help="a fresh database on a throw-away PostgreSQL server (tests/postgres/_server)",
+    )
     parser.add_argument("--timeout", type=float, default=1800.0, help="give up after (1800 s)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
-    out = run(args.executions, args.workers, wait=args.wait, db=args.db, timeout=args.timeout)
+    db = args.db
+    if args.postgres:
+        from tests.postgres import _server
+
+        db = _server.fresh_database("soak")
+    out = run(args.executions, args.workers, wait=args.wait, db=db, timeout=args.timeout)
     if args.json:
         print(json.dumps(out, indent=2))
     else:
         print(f"executions   {out['executions']}")
         print(f"workers      {out['workers']}")
+        print(f"database     {out['db'].split('?')[0]}")
         print(f"wall time    {out['wall_seconds']:.1f} s")
         print(f"failures     {out['failures']}")
         print(f"duplicates   {out['duplicates']}")

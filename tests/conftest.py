@@ -1,5 +1,6 @@
 import gc
 import importlib.util
+from collections.abc import Iterator
 
 import pytest
 
@@ -31,3 +32,44 @@ def _close_boto3_clients():
 
     close_clients()
     gc.collect()  # what the test left open is found now, in its own teardown
+
+
+# --------------------------------------------------------------------- PostgreSQL
+# One throw-away PostgreSQL server for the whole session, for every folder that
+# needs one (tests/postgres, tests/conformance's and tests/differential's
+# PostgreSQL targets, ...): see tests/postgres/_server.py. No server to be had
+# (no binaries, no psycopg, no $DURABLE_GEN_PG_URL): the tests that ask for it are
+# skipped with the reason, unless DURABLE_GEN_REQUIRE_POSTGRES=1 (CI), which makes
+# that a failure.
+
+
+def postgres_admin_url() -> str:
+    """The test server's admin URL (started on first use); skip or fail without one."""
+    from tests.postgres import _server
+
+    try:
+        import psycopg  # noqa: F401  (the postgres extra)
+
+        return _server.server()
+    except (ImportError, _server.Unavailable) as e:
+        if _server.required():
+            pytest.fail(f"PostgreSQL is required here (DURABLE_GEN_REQUIRE_POSTGRES=1): {e}")
+        pytest.skip(f"no PostgreSQL server: {e}")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The admin URL of the session's throw-away PostgreSQL server (stopped, its folder
+    removed, at the end of the session)."""
+    from tests.postgres import _server
+
+    yield postgres_admin_url()
+    _server.shutdown()
+
+
+@pytest.fixture
+def pg_url(postgres_server: str) -> str:
+    """A fresh, empty database on the test server, for one test."""
+    from tests.postgres import _server
+
+    return _server.fresh_database()

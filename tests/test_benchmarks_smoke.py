@@ -56,3 +56,16 @@ def test_schedule_latency_benchmark_prints_its_table(capsys):
     # ticks after the 2 s warm-up, each measured by its own step, late but not by seconds
     assert 1 <= len(samples["durable_gen"]) <= 3
     assert all(0 <= late < 1000 for late in samples["durable_gen"])
+
+
+def test_postgres_vs_dbos_benchmark_prints_its_table(postgres_server, capsys):
+    from benchmarks import postgres_vs_dbos
+
+    argv = ["--rounds", "1", "--workflows", "3", "--steps", "2", "--sequential", "5"]
+    samples = postgres_vs_dbos.main([*argv, "--no-dbos"])
+    out = capsys.readouterr().out
+    assert "synchronous_commit=on" in out
+    assert "| 3 x 2 across executions" in out
+    assert "| one execution of 5 sequential steps |" in out
+    assert set(samples) == {"dg fanout", "dg sequential"}
+    assert all(len(v) == 1 and v[0]["synchronous_commit"] == "on" for v in samples.values())

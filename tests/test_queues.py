@@ -1,7 +1,9 @@
 """Queues on the SQLite store (issue 26, item 1): admission by concurrency, per-worker
 concurrency, rate limit, priority, dedup id and partition; the ``queue`` commands;
-bad input; migration of a version-5 file. The concurrency and rate tests use real
-worker processes; the steps write their own start and end times."""
+bad input; migration of a version-5 file. The in-process tests take the ``engine``
+fixture: tests/postgres/test_queues.py runs them on PostgreSQL with its own. The
+concurrency and rate tests use real worker processes; the steps write their own start
+and end times."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +56,14 @@ def sleeper(i: int):  # type: ignore[no-untyped-def]
 
 def _engine(tmp_path: Path) -> SqliteEngine:
     return SqliteEngine(str(tmp_path / "q.db"))
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Any]:
+    """The engine of the in-process tests (tests/postgres/test_queues.py runs them on
+    PostgreSQL with its own ``engine``)."""
+    with _engine(tmp_path) as e:
+        yield e
 
 
 def _statuses(db: Path) -> dict[str, int]:
@@ -236,104 +247,96 @@ def test_the_cli_starts_onto_a_queue_and_lists_it(tmp_path):
 # ---------------------------------------------------------------- in process
 
 
-def test_priorities_order_starts(tmp_path):
+def test_priorities_order_starts(engine, tmp_path):
     """One worker, concurrency 1: higher priority first, equal priorities oldest first."""
     log = tmp_path / "steps.log"
-    with _engine(tmp_path) as engine:
-        engine.add_queue(Queue("p", concurrency=1))
-        priorities = [0, 5, -2, 5, 9, 1, 0, 3]
-        for i, p in enumerate(priorities):
-            engine.start(timed, {"i": i, "log": str(log), "sleep": 0}, queue="p", priority=p)
-        assert engine.work(once=True) == len(priorities)
+    engine.add_queue(Queue("p", concurrency=1))
+    priorities = [0, 5, -2, 5, 9, 1, 0, 3]
+    for i, p in enumerate(priorities):
+        engine.start(timed, {"i": i, "log": str(log), "sleep": 0}, queue="p", priority=p)
+    assert engine.work(once=True) == len(priorities)
     order = [int(line.split()[0]) for line in log.read_text().splitlines()]
     assert order == sorted(range(len(priorities)), key=lambda i: (-priorities[i], i))
 
 
-def test_a_dedup_id_refuses_the_duplicate_while_the_first_lives(tmp_path):
-    with _engine(tmp_path) as engine:
-        engine.add_queue(Queue("d"))
-        first = engine.start(quick, 1, queue="d", dedup_id="order-7")
-        with pytest.raises(
-            DuplicateExecutionError, match=rf"^dedup id 'order-7' is held by execution '{first}'"
-        ):
-            engine.start(quick, 2, queue="d", dedup_id="order-7")
-        assert (
-            engine.start(quick, 3, queue="d", dedup_id="order-7", on_duplicate="existing") == first
-        )
-        assert len(engine.store.executions()) == 1
-        other = engine.start(quick, 4, queue="d", dedup_id="order-8")  # another id: started
-        assert engine.work(once=True) == 2
-        again = engine.start(quick, 5, queue="d", dedup_id="order-7")  # the first ended
-        assert again not in (first, other)
+def test_a_dedup_id_refuses_the_duplicate_while_the_first_lives(engine, tmp_path):
+    engine.add_queue(Queue("d"))
+    first = engine.start(quick, 1, queue="d", dedup_id="order-7")
+    with pytest.raises(
+        DuplicateExecutionError, match=rf"^dedup id 'order-7' is held by execution '{first}'"
+    ):
+        engine.start(quick, 2, queue="d", dedup_id="order-7")
+    assert engine.start(quick, 3, queue="d", dedup_id="order-7", on_duplicate="existing") == first
+    assert len(engine.store.executions()) == 1
+    other = engine.start(quick, 4, queue="d", dedup_id="order-8")  # another id: started
+    assert engine.work(once=True) == 2
+    again = engine.start(quick, 5, queue="d", dedup_id="order-7")  # the first ended
+    assert again not in (first, other)
 
 
-def test_partitions_have_their_own_limits(tmp_path):
-    with _engine(tmp_path) as engine:
-        engine.add_queue(Queue("per-user", concurrency=1, partitioned=True))
-        a1 = engine.start(sleeper, 1, queue="per-user", partition="alice")
-        a2 = engine.start(sleeper, 2, queue="per-user", partition="alice")
-        b1 = engine.start(sleeper, 3, queue="per-user", partition="bob")
-        store = engine.store
-        assert sorted(store.due(engine.clock.now())) == sorted([a1, b1])  # one per partition
-        other = store.clone()
-        try:
-            store.acquire(a1, engine.clock.now())
-            with pytest.raises(QueueFullError, match=r"1 of its 1 slots \(partition 'alice'\)"):
-                other.acquire(a2, engine.clock.now())
-            other.acquire(b1, engine.clock.now())  # bob's partition has its own slot
-            assert store.due(engine.clock.now()) == []
-            store.release(a1, None)  # a1 stops advancing: a2 may start
-            assert store.due(engine.clock.now()) == [a2]
-        finally:
-            other.close()
+def test_partitions_have_their_own_limits(engine, tmp_path):
+    engine.add_queue(Queue("per-user", concurrency=1, partitioned=True))
+    a1 = engine.start(sleeper, 1, queue="per-user", partition="alice")
+    a2 = engine.start(sleeper, 2, queue="per-user", partition="alice")
+    b1 = engine.start(sleeper, 3, queue="per-user", partition="bob")
+    store = engine.store
+    assert sorted(store.due(engine.clock.now())) == sorted([a1, b1])  # one per partition
+    other = store.clone()
+    try:
+        store.acquire(a1, engine.clock.now())
+        with pytest.raises(QueueFullError, match=r"1 of its 1 slots \(partition 'alice'\)"):
+            other.acquire(a2, engine.clock.now())
+        other.acquire(b1, engine.clock.now())  # bob's partition has its own slot
+        assert store.due(engine.clock.now()) == []
+        store.release(a1, None)  # a1 stops advancing: a2 may start
+        assert store.due(engine.clock.now()) == [a2]
+    finally:
+        other.close()
 
 
-def test_a_rate_limit_admits_one_start_per_spacing(tmp_path):
+def test_a_rate_limit_admits_one_start_per_spacing(engine, tmp_path):
     """2 starts per 10 s: one start at a time is proposed, and a second start within
     5 s of the first is refused; an execution already admitted is not held back."""
-    with _engine(tmp_path) as engine:
-        engine.add_queue(Queue("slow", rate_limit=(2, 10.0)))
-        x = engine.start(sleeper, 1, queue="slow")
-        y = engine.start(sleeper, 2, queue="slow")
-        store, now = engine.store, engine.clock.now()
-        assert store.due(now) == [x]
-        store.acquire(x, now)
-        store.release(x, now)  # due again at once: it was admitted, no start to space
-        assert store.due(now) == [x]
-        with pytest.raises(
-            QueueFullError,
-            match=r"^execution '.+' waits for room on queue 'slow': its last start was \d+ ms "
-            r"ago; its rate limit of 2 per 10 s spaces starts 5000 ms apart$",
-        ):
-            store.acquire(y, now)
-        assert store.next_wake() is not None
+    engine.add_queue(Queue("slow", rate_limit=(2, 10.0)))
+    x = engine.start(sleeper, 1, queue="slow")
+    y = engine.start(sleeper, 2, queue="slow")
+    store, now = engine.store, engine.clock.now()
+    assert store.due(now) == [x]
+    store.acquire(x, now)
+    store.release(x, now)  # due again at once: it was admitted, no start to space
+    assert store.due(now) == [x]
+    with pytest.raises(
+        QueueFullError,
+        match=r"^execution '.+' waits for room on queue 'slow': its last start was \d+ ms "
+        r"ago; its rate limit of 2 per 10 s spaces starts 5000 ms apart$",
+    ):
+        store.acquire(y, now)
+    assert store.next_wake() is not None
 
 
-def test_worker_concurrency_counts_one_process(tmp_path):
-    with _engine(tmp_path) as engine:
-        engine.add_queue(Queue("w", worker_concurrency=1))
-        x = engine.start(sleeper, 1, queue="w")
-        y = engine.start(sleeper, 2, queue="w")
-        other = engine.store.clone()  # same process, another lease owner
-        try:
-            engine.store.acquire(x, engine.clock.now())
-            with pytest.raises(QueueFullError, match="this worker process advances 1 of its 1"):
-                other.acquire(y, engine.clock.now())
-        finally:
-            other.close()
+def test_worker_concurrency_counts_one_process(engine, tmp_path):
+    engine.add_queue(Queue("w", worker_concurrency=1))
+    x = engine.start(sleeper, 1, queue="w")
+    y = engine.start(sleeper, 2, queue="w")
+    other = engine.store.clone()  # same process, another lease owner
+    try:
+        engine.store.acquire(x, engine.clock.now())
+        with pytest.raises(QueueFullError, match="this worker process advances 1 of its 1"):
+            other.acquire(y, engine.clock.now())
+    finally:
+        other.close()
 
 
-def test_a_sleeping_execution_does_not_hold_its_slot(tmp_path):
+def test_a_sleeping_execution_does_not_hold_its_slot(engine, tmp_path):
     """Limits count executions while they advance: one asleep in a Wait frees its slot."""
-    with _engine(tmp_path) as engine:
-        engine.add_queue(Queue("one", concurrency=1))
-        asleep = engine.start(sleeper, 1, queue="one")
-        done = engine.start(quick, 2, queue="one")
-        assert engine.work(once=True) == 1
-        assert engine.store.info(asleep).status == "RUNNING"
-        assert engine.store.info(done).status == "SUCCEEDED"
-        ((_, stats),) = engine.queues()
-        assert (stats.depth, stats.running, stats.sleeping, stats.started) == (0, 0, 1, 2)
+    engine.add_queue(Queue("one", concurrency=1))
+    asleep = engine.start(sleeper, 1, queue="one")
+    done = engine.start(quick, 2, queue="one")
+    assert engine.work(once=True) == 1
+    assert engine.store.info(asleep).status == "RUNNING"
+    assert engine.store.info(done).status == "SUCCEEDED"
+    ((_, stats),) = engine.queues()
+    assert (stats.depth, stats.running, stats.sleeping, stats.started) == (0, 0, 1, 2)
 
 
 @pytest.mark.parametrize(
@@ -373,13 +376,12 @@ def test_bad_queues_are_refused(make, message):
         ),
     ],
 )
-def test_bad_starts_record_nothing(tmp_path, kw, message):
-    with _engine(tmp_path) as engine:
-        engine.add_queue(Queue("q"))
-        with pytest.raises(ValidationError, match=message) as info:
-            engine.start(quick, 1, execution_id="x", **kw)
-        assert "\n" not in str(info.value)
-        assert engine.store.executions() == []
+def test_bad_starts_record_nothing(engine, tmp_path, kw, message):
+    engine.add_queue(Queue("q"))
+    with pytest.raises(ValidationError, match=message) as info:
+        engine.start(quick, 1, execution_id="x", **kw)
+    assert "\n" not in str(info.value)
+    assert engine.store.executions() == []
 
 
 def test_bad_cli_input_is_one_line_and_records_nothing(tmp_path):

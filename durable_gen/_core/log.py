@@ -497,6 +497,9 @@ class OperationUpdate:
     callback_heartbeat_timeout_seconds: int | None = None
     function_name: str | None = None
     tenant_id: str | None = None
+    #: ChainedInvokeOptions.XAmznTraceId: the trace the invoked execution continues
+    #: (an X-Ray header naming the invoke's span; AWS's otel instrumentation sends it)
+    trace_header: str | None = None
     replay_children: bool | None = None
     args_digest: str | None = None
 
@@ -526,6 +529,8 @@ class OperationUpdate:
             opts: dict[str, Any] = {"FunctionName": self.function_name}
             if self.tenant_id is not None:
                 opts["TenantId"] = self.tenant_id
+            if self.trace_header is not None:
+                opts["XAmznTraceId"] = self.trace_header
             d["ChainedInvokeOptions"] = opts
         if self.replay_children is not None:
             d["ContextOptions"] = {"ReplayChildren": self.replay_children}
@@ -566,6 +571,7 @@ class OperationUpdate:
             callback_heartbeat_timeout_seconds=_int(cb, "HeartbeatTimeoutSeconds", op_id),
             function_name=_s(inv, "FunctionName", op_id),
             tenant_id=_s(inv, "TenantId", op_id),
+            trace_header=_s(inv, "XAmznTraceId", op_id),
             replay_children=_bool(ctx, "ReplayChildren", op_id),
             args_digest=_s(d, "X-DurableGen-ArgsDigest", op_id),
         )

@@ -13,7 +13,7 @@ import re
 
 import attrs
 
-__all__ = ["TraceParent", "from_xray", "parse_traceparent"]
+__all__ = ["TraceParent", "from_xray", "parse_traceparent", "to_xray"]
 
 # version-traceid-parentid-flags; a future version may append "-..." fields
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
@@ -70,3 +70,12 @@ def from_xray(header: str | None) -> TraceParent | None:
     trace_hex, parent_hex = (root[1] + root[2]).lower(), parts.get("Parent", "").lower()
     sampled = "01" if parts.get("Sampled", "1") != "0" else "00"
     return parse_traceparent(f"00-{trace_hex}-{parent_hex}-{sampled}")
+
+
+def to_xray(parent: TraceParent) -> str:
+    """``parent`` as an X-Ray trace header (``Root=1-<8 hex>-<24 hex>;Parent=<16
+    hex>;Sampled=1``): what a chained invoke's ``XAmznTraceId`` carries, the inverse
+    of :func:`from_xray`."""
+    trace = f"{parent.trace_id:032x}"
+    sampled = 1 if parent.sampled else 0
+    return f"Root=1-{trace[:8]}-{trace[8:]};Parent={parent.span_id:016x};Sampled={sampled}"

@@ -318,10 +318,11 @@ class DurableEngine(LocalEngine):
     # ------------------------------------------------------------------ queues
 
     def _queue_store(self) -> Any:
-        """The store, if it keeps queues (the SQLite store does)."""
+        """The store, if it keeps queues (the SQLite and PostgreSQL stores do)."""
         if not hasattr(self.store, "put_queue"):
             raise ValidationError(
-                f"{type(self.store).__name__} has no queues (the SQLite store has them); "
+                f"{type(self.store).__name__} has no queues (the SQLite and PostgreSQL "
+                "stores have them); "
                 "start the execution without queue="
             )
         return self.store

@@ -215,7 +215,7 @@ def check_binding(store: Any, name: str, binding: QueueBinding) -> None:
     if not hasattr(store, "queue"):
         raise ValidationError(
             f"function {name!r} is bound to queue {binding.queue!r}, but "
-            f"{type(store).__name__} has no queues (the SQLite store has them)"
+            f"{type(store).__name__} has no queues (the SQLite and PostgreSQL stores have them)"
         )
     if store.queue(binding.queue) is None:
         known = ", ".join(repr(s.queue.name) for s in store.queue_stats()[:20]) or "none"

@@ -20,8 +20,8 @@ Two workers firing at the same moment:
   and finds ``next_tick`` advanced at its next round. The ticks' executions are
   inserted with ``ON CONFLICT (id) DO NOTHING``, in the same transaction: each tick
   starts once whatever crashes. The other writes lock the schedule's row ``FOR
-  UPDATE``, and the writes that may start work announce it (``NOTIFY``). Queues are
-  SQLite-only in this version, so a schedule with a queue is refused there.
+  UPDATE``, and the writes that may start work announce it (``NOTIFY``). A tick's
+  execution may go onto a queue on both stores (``_stores.queue_store`` admits it).
 
 Ticks older than ``now - catch_up_ms`` are skipped and counted (``skipped``,
 ``last_skipped``; ``_stores.schedules.plan_firing`` decides, the same on every store).
@@ -80,8 +80,6 @@ class ScheduleStore:
     class attributes below and ``_sql``, ``_notify`` and ``_insert_start``. Its SQL
     is written with ``?`` placeholders, which ``_sql`` turns into the driver's."""
 
-    #: whether a schedule may name a queue
-    _SCHEDULE_QUEUES: ClassVar[bool]
     #: the condition on ``schedules`` that selects the unpaused ones, as the store's
     #: partial index ``schedules_due`` spells it (so that reads use that index)
     _UNPAUSED: ClassVar[str]
@@ -229,11 +227,6 @@ class ScheduleStore:
         """Record ``schedule`` (new: its first tick is the first after ``now``), or
         its new definition; True if new. A changed cron expression or time zone
         starts from the first of its ticks after ``now``; pause state and counts stay."""
-        if schedule.queue is not None and not self._SCHEDULE_QUEUES:
-            raise ValidationError(
-                f"queues need the SQLite store in this version: schedule {schedule.name!r} "
-                f"names queue {schedule.queue!r:.80}; leave --queue out on PostgreSQL"
-            )
         with self._lock, self._tx() as conn:
             old = self._read_schedule(conn, schedule.name, lock=True)
             same_ticks = (

@@ -30,7 +30,8 @@ the end of the class:
 What only looks alike stays in each store: starting an execution (SQLite looks
 up the name first in its one writer's transaction; PostgreSQL inserts with ``ON
 CONFLICT DO NOTHING``, as many machines start at once), due work and wake times
-(queues on SQLite, the server's clock and dead-owner look-ups on PostgreSQL),
+(the server's clock and dead-owner look-ups on PostgreSQL; the queue rules both use
+are ``_stores.queue_store``'s),
 paging history and the summary of operations (a pass over SQLite's local file;
 PostgreSQL's from the cached log, sparing the server), leases and the group
 commit.

@@ -49,6 +49,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, overload
 
+import attrs
+
 from .._core.descriptors import check_generator_function
 from .._core.errors import (
     CorruptLogError,
@@ -70,7 +72,7 @@ from .._core.log import (
     OperationUpdate,
 )
 from .._core.serdes import CBOR_PREFIX
-from .._core.traceparent import from_xray
+from .._core.traceparent import from_xray, parse_traceparent, to_xray
 from .._engine.driver import (
     InvocationOutcome,
     drive_interpreter,
@@ -230,11 +232,14 @@ class DurableHandler:
         hook = HookRunner(self.hooks, arn)
         if hook:
             hook.call("on_invocation_info", execution_started=execution.start_timestamp)
-            if hook.wants("on_trace_context"):
-                # the trace Lambda hands the invocation (AWS's xray_context_extractor)
-                caller = from_xray(os.environ.get("_X_AMZN_TRACE_ID"))
-                if caller is not None:
-                    hook.call("on_trace_context", traceparent=str(caller))
+            # the trace Lambda hands the invocation (AWS's xray_context_extractor)
+            caller = from_xray(os.environ.get("_X_AMZN_TRACE_ID"))
+            if caller is not None and hook.wants("on_trace_context"):
+                hook.call("on_trace_context", traceparent=str(caller))
+            if hook.wants("invoke_trace_context") and _sends_trace_header(cp.client):
+                service.trace_for = _invoke_trace(
+                    hook, execution.start_timestamp, None if caller is None else str(caller)
+                )
             hook.call("on_invocation_start", first=len(operations) <= 1)
         try:
             outcome = self._passes(arn, execution, operations, store, service, hook, updated_ids)
@@ -361,6 +366,8 @@ class _ServiceStore:
         self.known = known
         self.buffered: list[OperationUpdate] = []
         self.sent: list[OperationUpdate] = []  # every update sent, in order
+        #: a chained invoke's ``XAmznTraceId`` by its operation id (None: none sent)
+        self.trace_for: Callable[[str], str | None] | None = None
 
     def load(self, execution_id: str) -> Mapping[str, Operation]:
         return self.known
@@ -386,6 +393,8 @@ class _ServiceStore:
     def checkpoint(
         self, execution_id: str, updates: list[OperationUpdate], now: int, *, durable: bool
     ) -> Mapping[str, Operation]:
+        if self.trace_for is not None:
+            updates = [self._traced(u, self.trace_for) for u in updates]
         self.buffered.extend(updates)
         if not durable:
             return {}
@@ -394,6 +403,49 @@ class _ServiceStore:
         self.sent.extend(batch)
         self.known.update(delta)
         return delta
+
+    @staticmethod
+    def _traced(update: OperationUpdate, trace_for: Callable[[str], str | None]) -> OperationUpdate:
+        """``update`` with the trace its invoked execution continues, if it starts one."""
+        if (
+            update.type is OperationType.CHAINED_INVOKE
+            and update.action is OperationAction.START
+            and update.trace_header is None
+        ):
+            header = trace_for(update.id)
+            if header is not None:
+                return attrs.evolve(update, trace_header=header)
+        return update
+
+
+def _sends_trace_header(client: Any) -> bool:
+    """Whether ``client``'s Lambda model knows ``ChainedInvokeOptions.XAmznTraceId``
+    (botocore releases before it would refuse the parameter)."""
+    try:
+        shape = client.meta.service_model.shape_for("ChainedInvokeOptions")
+    except Exception:  # not botocore's client, or a model without the shape
+        return False
+    return "XAmznTraceId" in getattr(shape, "members", {})
+
+
+def _invoke_trace(
+    hook: HookRunner, execution_started: int, traceparent: str | None
+) -> Callable[[str], str | None]:
+    """The ``XAmznTraceId`` of each chained invoke, from the hooks' trace context (AWS's
+    instrumentation sends the invoke span's, so the invoked execution's trace
+    continues from it)."""
+
+    def trace_for(operation_id: str) -> str | None:
+        answer = hook.first(
+            "invoke_trace_context",
+            operation_id=operation_id,
+            execution_started=execution_started,
+            traceparent=traceparent,
+        )
+        parsed = parse_traceparent(answer) if isinstance(answer, str) else None
+        return None if parsed is None else to_xray(parsed)
+
+    return trace_for
 
 
 def _result_json(payload: str, value: Any) -> str:

@@ -1,4 +1,8 @@
-"""``python -m tests.conformance --target emulator|embedded [--suite S] [-k ID] [-j N]``.
+"""``python -m tests.conformance --target emulator|embedded|embedded-postgres [--suite S]
+[-k ID] [-j N]``.
+
+``embedded-postgres`` runs on the test PostgreSQL server (tests/postgres/_server.py:
+a throw-away cluster started from the installed binaries, or ``$DURABLE_GEN_PG_URL``).
 
 Prints one line per requirement (PASS/FAIL and a short reason) and a final
 ``N passed, N failed`` line; exits 1 when any requirement failed.
@@ -11,7 +15,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ._harness import TARGETS, Outcome, Runner
+from ._harness import EMBEDDED_STORES, TARGETS, Outcome, Runner
 from ._requirements import SCOPE, requirements
 from .known import KNOWN_FAILURES
 
@@ -28,6 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = sys.stdout
     reqs = list(requirements(args.suite, args.ids))
+    if EMBEDDED_STORES.get(args.target) == "postgres":
+        from tests.postgres import _server
+
+        try:
+            _server.server()
+        except _server.Unavailable as e:
+            print(f"no PostgreSQL server: {e}", file=sys.stderr)
+            return 2
     started = time.monotonic()
     with Runner(args.target) as runner, ThreadPoolExecutor(max_workers=args.jobs) as pool:
         futures = [pool.submit(runner.run, req) for req in reqs]

@@ -16,6 +16,11 @@ Two targets:
     to it with boto3 and invokes functions through the package's own ``Invoker``.
     A server that exits (a runtime crash) is restarted on the same database.
 
+``embedded-postgres``
+    The same, with ``serve --db postgresql://...``: a fresh database per
+    requirement on the test PostgreSQL server (``tests/postgres/_server.py``: a
+    throw-away cluster, or ``$DURABLE_GEN_PG_URL``), dropped afterwards.
+
 Validation is the package's ``validate_description`` unchanged. Two timing knobs
 are set for local stores (neither changes what is compared): the async poll
 interval (2 s -> 0.25 s) and CloudWatch's propagation waits (10 s + 10 s ->
@@ -55,7 +60,9 @@ from ._requirements import Requirement, all_functions
 from .targets import handler_target, hooks_target
 
 ROOT = Path(__file__).resolve().parents[2]
-TARGETS = ("emulator", "embedded")
+TARGETS = ("emulator", "embedded", "embedded-postgres")
+#: the embedded targets' stores
+EMBEDDED_STORES = {"embedded": "sqlite", "embedded-postgres": "postgres"}
 LOCAL_POLL_SECONDS = 0.25
 LOG_PROPAGATION_SECONDS = 0.3
 
@@ -348,10 +355,10 @@ raise SystemExit(main(sys.argv[1:]))
 class _Serve:
     """``durable-gen serve`` for one requirement, restarted when its process dies."""
 
-    def __init__(self, req: Requirement, sink: LogSink, workdir: Path) -> None:
+    def __init__(self, req: Requirement, sink: LogSink, workdir: Path, db: str) -> None:
         self.req = req
         self.sink = sink
-        self.db = str(workdir / f"{req.suite}-{req.id}-{uuid.uuid4().hex[:6]}.db")
+        self.db = db
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         args = ["serve", "--db", self.db, "--port", str(self.port)]
@@ -418,25 +425,42 @@ class _Serve:
 
 
 class EmbeddedTarget:
-    name = "embedded"
+    """``durable-gen serve`` on a fresh database per requirement: a SQLite file, or
+    (``store="postgres"``) a database on the test PostgreSQL server."""
 
-    def __init__(self, sink: LogSink, workdir: Path) -> None:
+    def __init__(self, sink: LogSink, workdir: Path, store: str = "sqlite") -> None:
         self.sink = sink
         self.workdir = workdir
+        self.store = store
+        self.name = "embedded" if store == "sqlite" else f"embedded-{store}"
+
+    @contextlib.contextmanager
+    def _database(self, req: Requirement) -> Iterator[str]:
+        if self.store == "sqlite":
+            yield str(self.workdir / f"{req.suite}-{req.id}-{uuid.uuid4().hex[:6]}.db")
+            return
+        from tests.postgres import _server
+
+        url = _server.fresh_database("conformance")
+        try:
+            yield url
+        finally:
+            _server.drop_database(url)
 
     @contextlib.contextmanager
     def session(self, req: Requirement) -> Iterator[tuple[Any, dict[str, Any]]]:
         from aws_durable_execution_conformance_tests.sam import Invoker
 
-        serve = _Serve(req, self.sink, self.workdir)
-        try:
-            client = _client(serve.url)
-            cfn = _StackOfOne(req.function_name)
-            invoker = Invoker(stack_name="local", lambda_client=client, cfn_client=cfn)
-            clients = {"lambda": client, "logs": FakeLogsClient(self.sink), "cloudformation": cfn}
-            yield invoker, clients
-        finally:
-            serve.close()
+        with self._database(req) as db:
+            serve = _Serve(req, self.sink, self.workdir, db)
+            try:
+                client = _client(serve.url)
+                cfn = _StackOfOne(req.function_name)
+                invoker = Invoker(stack_name="local", lambda_client=client, cfn_client=cfn)
+                logs = FakeLogsClient(self.sink)
+                yield invoker, {"lambda": client, "logs": logs, "cloudformation": cfn}
+            finally:
+                serve.close()
 
     def close(self) -> None:
         pass
@@ -483,7 +507,7 @@ class Runner:
         self.target: EmulatorTarget | EmbeddedTarget = (
             EmulatorTarget(self.sink, self.workdir)
             if target == "emulator"
-            else EmbeddedTarget(self.sink, self.workdir)
+            else EmbeddedTarget(self.sink, self.workdir, EMBEDDED_STORES[target])
         )
 
     def __enter__(self) -> Runner:

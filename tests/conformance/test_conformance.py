@@ -1,7 +1,10 @@
 """AWS's conformance requirements on both targets (``pytest -m conformance``).
 
 One test per requirement per target; not in the default run. A requirement
-without a handler, or that fails, fails here (none is skipped).
+without a handler, or that fails, fails here (none is skipped). The embedded
+engine runs them twice: on SQLite (``embedded``) and on PostgreSQL
+(``embedded-postgres``: the session's test server, see tests/conftest.py; skipped
+without one, failed without one in CI).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ._harness import TARGETS, Runner
+from ._harness import EMBEDDED_STORES, TARGETS, Runner
 from ._requirements import Requirement, requirements
 from .known import KNOWN_FAILURES
 
@@ -31,7 +34,11 @@ def runners() -> Iterator[dict[str, Runner]]:
 
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("req", REQUIREMENTS, ids=[f"{r.suite}-{r.id}" for r in REQUIREMENTS])
-def test_requirement(req: Requirement, target: str, runners: dict[str, Runner]) -> None:
+def test_requirement(
+    req: Requirement, target: str, runners: dict[str, Runner], request: pytest.FixtureRequest
+) -> None:
+    if EMBEDDED_STORES.get(target) == "postgres":
+        request.getfixturevalue("postgres_server")  # skip (or, in CI, fail) without one
     runner = runners.get(target)
     if runner is None:
         runner = runners[target] = Runner(target).__enter__()

@@ -1,6 +1,8 @@
-"""``python -m tests.differential [--examples N] [--seed S]``: random programs at scale.
+"""``python -m tests.differential [--examples N] [--seed S] [--stores sqlite,postgres]``:
+random programs at scale.
 
-Runs N generated programs on the three targets (see ``_harness``) and prints
+Runs N generated programs on the targets (see ``_harness``; the embedded engine on
+each of ``--stores``, default ``$DIFFERENTIAL_STORES`` or SQLite) and prints
 ``programs run / programs equal`` per durable_gen target. When a program differs,
 hypothesis then shrinks it: the minimal program is printed with AWS's history and
 durable_gen's side by side, and the command exits 1.
@@ -17,7 +19,7 @@ from collections import Counter
 from hypothesis import HealthCheck, Phase, given, seed, settings
 
 from ._check import DifferentHistories, check
-from ._harness import COMPARED, Session
+from ._harness import EMBEDDED, Session, stores_from_env
 from ._programs import differential_programs
 
 
@@ -25,12 +27,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.differential", description=__doc__)
     parser.add_argument("--examples", type=int, default=200, help="programs to run")
     parser.add_argument("--seed", type=int, default=0, help="generation seed (deterministic)")
+    parser.add_argument(
+        "--stores",
+        help=f"the embedded engine's stores, comma-separated, of {', '.join(EMBEDDED)} "
+        "(default: $DIFFERENTIAL_STORES, else sqlite)",
+    )
     args = parser.parse_args(argv)
+    stores = (
+        tuple(s.strip() for s in args.stores.split(",") if s.strip())
+        if args.stores
+        else stores_from_env()
+    )
+    if unknown := [s for s in stores if s not in EMBEDDED]:
+        parser.error(f"unknown store(s) {unknown}")
     logging.getLogger("aws_durable_execution_sdk_python").setLevel(logging.CRITICAL)
     started = time.monotonic()
     tally: Counter[str] = Counter()
     first_bad: list[str] = []
-    with Session() as session:
+    with Session(stores) as session:
         common = settings(
             max_examples=args.examples,
             database=None,
@@ -43,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         @given(program=differential_programs())
         def count(program: object) -> None:
             if tally["run"] and tally["run"] % 50 == 0:
-                equal = " ".join(f"{t}={tally[f'equal:{t}']}" for t in COMPARED)
+                equal = " ".join(f"{t}={tally[f'equal:{t}']}" for t in session.compared)
                 print(f"... {tally['run']} run, equal: {equal}", file=sys.stderr, flush=True)
             try:
                 check(session, program, tally)
@@ -59,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
 
         count()
         elapsed = time.monotonic() - started
-        for target in COMPARED:
+        for target in session.compared:
             print(
-                f"{target:<9} programs run {tally['run']:>6}  "
+                f"{target:<17} programs run {tally['run']:>6}  "
                 f"programs equal {tally[f'equal:{target}']:>6}"
             )
         print(

@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from typing import Any
 
-from ._harness import COMPARED, Run, Session
+from ._harness import Run, Session
 from ._normalize import side_by_side
 from ._programs import as_json
 
@@ -20,9 +20,9 @@ def check(session: Session, program: Any, tally: Counter[str] | None = None) -> 
     run = session.run(as_json(program))
     if tally is not None:
         tally["run"] += 1
-        for target in COMPARED:
+        for target in session.compared:
             tally[f"equal:{target}"] += run.equal(target)
-    bad = [t for t in COMPARED if not run.equal(t)]
+    bad = [t for t in session.compared if not run.equal(t)]
     if bad:
         report = [f"program: {json.dumps(run.program)}"]
         for target in bad:

@@ -10,10 +10,15 @@ program sent as the execution's input):
     the same emulator.
 ``embedded``
     durable_gen on the embedded SQLite engine: ``durable-gen serve --skip-time``.
+``embedded-postgres``
+    the same on a PostgreSQL database (``serve --db postgresql://...``), when the
+    session's stores include ``postgres`` (``DIFFERENTIAL_STORES=sqlite,postgres``;
+    CI sets it): a database on the test server (``tests/postgres/_server.py``).
 
 One emulator (``--skip-time``, reused from ``tests.conformance._harness``) with a
-LocalLambda hosting both functions, and one serve process, live for the whole
-session; a program costs three executions, not three processes.
+LocalLambda hosting both functions, and one serve process per store, live for the
+whole session; a program costs one execution per target, all run at once, not a
+process each.
 """
 
 from __future__ import annotations
@@ -40,8 +45,11 @@ from ._aws import aws_handler
 from ._normalize import emulator_fixes, normalize
 
 ROOT = Path(__file__).resolve().parents[2]
-TARGETS = ("aws", "shim", "embedded")
-COMPARED = ("shim", "embedded")  # each compared with "aws"
+TARGETS = ("aws", "shim", "embedded", "embedded-postgres")
+#: the embedded engine's stores, by target
+EMBEDDED = {"sqlite": "embedded", "postgres": "embedded-postgres"}
+#: the stores the embedded engine runs on unless told (``DIFFERENTIAL_STORES``)
+DEFAULT_STORES = ("sqlite",)
 AWS_FUNCTION = "differential-aws"
 SHIM_FUNCTION = "differential-shim"
 SERVE_FUNCTION = "differential"
@@ -65,16 +73,74 @@ class Run:
         return self.histories[target] == self.histories["aws"]
 
 
-class Session:
-    """The emulator and serve processes; use as a context manager."""
+def stores_from_env() -> tuple[str, ...]:
+    """``$DIFFERENTIAL_STORES`` (comma-separated: ``sqlite``, ``postgres``), else SQLite."""
+    raw = os.environ.get("DIFFERENTIAL_STORES", "")
+    stores = tuple(dict.fromkeys(s.strip() for s in raw.split(",") if s.strip()))
+    unknown = [s for s in stores if s not in EMBEDDED]
+    if unknown:
+        raise ValueError(
+            f"DIFFERENTIAL_STORES: unknown store(s) {unknown}; known: {list(EMBEDDED)}"
+        )
+    return stores or DEFAULT_STORES
 
-    def __init__(self) -> None:
+
+class _ServeProcess:
+    """``durable-gen serve --skip-time`` on one database, for the whole session."""
+
+    def __init__(self, db: str, log: Path) -> None:
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        args = [sys.executable, "-m", "durable_gen", "serve", "--db", db]
+        args += ["--port", str(port), "--skip-time"]
+        args += ["--function", f"{SERVE_FUNCTION}=durable_gen.testing:program_workflow"]
+        for name, fn in PROGRAM_FUNCTIONS.items():
+            args += ["--function", f"{name}={fn.__module__}:{fn.__qualname__}"]
+        self._log = open(log, "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            args,
+            cwd=str(ROOT),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        try:
+            wait_for_serve(self.url, self.proc, lambda: log.read_text(errors="replace"))
+        except BaseException:
+            self.close()
+            raise
+        self.client = _client(self.url)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+class Session:
+    """The emulator and serve processes; use as a context manager.
+
+    ``stores``: the embedded engine's (``sqlite``, ``postgres``); default
+    :func:`stores_from_env`. ``postgres`` needs the test server
+    (``tests/postgres/_server.py``; :class:`~tests.postgres._server.Unavailable`
+    without one).
+    """
+
+    def __init__(self, stores: tuple[str, ...] | None = None) -> None:
+        self.stores = stores_from_env() if stores is None else stores
+        #: the targets compared with "aws"
+        self.compared = ("shim", *(EMBEDDED[s] for s in self.stores))
+        self.targets = ("aws", *self.compared)
         self.workdir = Path(tempfile.mkdtemp(prefix="differential-"))
         self.emulator = _EmulatorInstance(
             self.workdir, skip_time=True, extra_functions=tuple(PROGRAM_FUNCTIONS)
         )
         self.emulator_hangs = 0  # runs started again (see EMULATOR_ATTEMPTS)
-        self._pool = ThreadPoolExecutor(max_workers=len(TARGETS), thread_name_prefix="target")
+        self._pool = ThreadPoolExecutor(max_workers=len(self.targets), thread_name_prefix="target")
         self.emulator.lam.register(AWS_FUNCTION, aws_handler(self.emulator.client))
         self.emulator.lam.register(
             SHIM_FUNCTION, durable_handler(program_workflow, client=self.emulator.client)
@@ -83,28 +149,22 @@ class Session:
         # targets: only the caller's history is compared)
         for name, fn in PROGRAM_FUNCTIONS.items():
             self.emulator.lam.register(name, durable_handler(fn, client=self.emulator.client))
-        self._serve_db = str(self.workdir / "serve.db")
-        port = _free_port()
-        self.serve_url = f"http://127.0.0.1:{port}"
-        args = [sys.executable, "-m", "durable_gen", "serve", "--db", self._serve_db]
-        args += ["--port", str(port), "--skip-time"]
-        args += ["--function", f"{SERVE_FUNCTION}=durable_gen.testing:program_workflow"]
-        for name, fn in PROGRAM_FUNCTIONS.items():
-            args += ["--function", f"{name}={fn.__module__}:{fn.__qualname__}"]
-        self._serve_log = open(self.workdir / "serve.log", "ab")  # noqa: SIM115
-        self.serve = subprocess.Popen(
-            args,
-            cwd=str(ROOT),
-            stdout=self._serve_log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-        wait_for_serve(
-            self.serve_url,
-            self.serve,
-            lambda: (self.workdir / "serve.log").read_text(errors="replace"),
-        )
-        self.serve_client = _client(self.serve_url)
+        #: one serve process per embedded target
+        self.serves: dict[str, _ServeProcess] = {}
+        self._pg_db: str | None = None
+        try:
+            for store in self.stores:
+                target = EMBEDDED[store]
+                if store == "postgres":
+                    from tests.postgres import _server
+
+                    db = self._pg_db = _server.fresh_database("differential")
+                else:
+                    db = str(self.workdir / "serve.db")
+                self.serves[target] = _ServeProcess(db, self.workdir / f"{target}.log")
+        except BaseException:
+            self.close()
+            raise
 
     def __enter__(self) -> Session:
         return self
@@ -115,13 +175,12 @@ class Session:
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.emulator.close()
-        self.serve.terminate()
-        try:
-            self.serve.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.serve.kill()
-            self.serve.wait()
-        self._serve_log.close()
+        for serve in self.serves.values():
+            serve.close()
+        if self._pg_db is not None:
+            from tests.postgres import _server
+
+            _server.drop_database(self._pg_db)
         if os.environ.get("DIFFERENTIAL_KEEP") is None:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -129,14 +188,15 @@ class Session:
 
     def run(self, program: Any) -> Run:
         event = {"program": program, "retry": "none", "callback_endpoint": self.emulator.url}
-        on_serve = {**event, "callback_endpoint": self.serve_url}
-        # the three executions run at once (each service keeps them apart): a program
-        # costs its slowest target, not their sum
+        # the executions run at once (each service keeps them apart): a program costs
+        # its slowest target, not their sum
         futures = {
             "aws": self._pool.submit(self._on_emulator, AWS_FUNCTION, event),
             "shim": self._pool.submit(self._on_emulator, SHIM_FUNCTION, event),
-            "embedded": self._pool.submit(self._on_serve, on_serve),
         }
+        for target, serve in self.serves.items():
+            on_serve = {**event, "callback_endpoint": serve.url}
+            futures[target] = self._pool.submit(self._on_serve, serve.client, on_serve)
         return Run(program, {target: f.result() for target, f in futures.items()})
 
     def _on_emulator(self, function: str, event: Any) -> dict[str, Any]:
@@ -161,8 +221,7 @@ class Session:
             events = _adapter.adapt_history(events, stored, children, ())
         return normalize(emulator_fixes(events), ex["Status"], ex.get("Result"))
 
-    def _on_serve(self, event: Any) -> dict[str, Any]:
-        client = self.serve_client
+    def _on_serve(self, client: Any, event: Any) -> dict[str, Any]:
         response = client.invoke(
             FunctionName=SERVE_FUNCTION,
             InvocationType="Event",

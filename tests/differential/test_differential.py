@@ -1,7 +1,10 @@
 """Differential test: random programs, AWS's SDK vs durable_gen, histories equal.
 
 Not in the default run: ``pytest -m differential tests/differential``;
-``DIFFERENTIAL_EXAMPLES`` sets the number of programs (default 200, what CI runs).
+``DIFFERENTIAL_EXAMPLES`` sets the number of programs (default 200, what CI runs);
+``DIFFERENTIAL_STORES`` the embedded engine's stores (default ``sqlite``; CI runs
+``sqlite,postgres``: both compared with AWS's SDK on every program, PostgreSQL on
+the session's test server, see tests/conftest.py).
 A differing program is shrunk by hypothesis and reported with both histories side
 by side.
 """
@@ -25,7 +28,7 @@ from durable_gen.aws.local import start_execution
 
 from ._aws import make_aws_handler
 from ._check import check
-from ._harness import ROOT, Session, _history, _until_done
+from ._harness import ROOT, Session, _history, _until_done, stores_from_env
 from ._programs import differential_programs
 
 pytestmark = pytest.mark.differential
@@ -34,9 +37,12 @@ EXAMPLES = int(os.environ.get("DIFFERENTIAL_EXAMPLES", "200"))
 
 
 @pytest.fixture(scope="module")
-def session() -> Iterator[Session]:
+def session(request: pytest.FixtureRequest) -> Iterator[Session]:
     logging.getLogger("aws_durable_execution_sdk_python").setLevel(logging.CRITICAL)
-    with Session() as s:
+    stores = stores_from_env()
+    if "postgres" in stores:
+        request.getfixturevalue("postgres_server")  # skip (or, in CI, fail) without one
+    with Session(stores) as s:
         yield s
 
 
@@ -59,7 +65,8 @@ def test_a_known_program_runs_on_every_target(session: Session) -> None:
         ["map", 2, [["wait", 5]], "all_completed", None],
     ]
     run = check(session, program)
-    for target in ("aws", "shim", "embedded"):
+    assert set(run.histories) == set(session.targets)
+    for target in session.targets:
         history = run.histories[target]
         assert history["status"] == "SUCCEEDED"
         kinds = [e["EventType"] for events in history["operations"].values() for e in events]

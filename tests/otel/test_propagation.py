@@ -43,7 +43,6 @@ from durable_gen.otel import (
     trace_id_for,
 )
 from tests.postgres import _server as _pg_server
-from tests.postgres import conftest as _pg
 
 pytestmark = pytest.mark.otel
 
@@ -397,8 +396,8 @@ def test_an_xray_header_as_a_traceparent(header: str | None, expected: str | Non
 # ---------------------------------------------------------------------- PostgreSQL
 
 
-# tests/postgres's throw-away PostgreSQL server (the test is skipped without one)
-postgres_server = _pg.postgres_server
+# the session's throw-away PostgreSQL server (tests/conftest.py; the test is skipped
+# without one, or fails in CI)
 
 
 @pytest.fixture

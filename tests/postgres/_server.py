@@ -244,3 +244,16 @@ def fresh_database(prefix: str = "t") -> str:
                 raise
             time.sleep(0.2)  # e.g. a test restarted the server a moment ago
     return with_database(admin, name)
+
+
+def drop_database(url: str) -> None:
+    """Drop the database of ``url`` (one :func:`fresh_database` made), ending its
+    sessions; errors are ignored (the cluster goes at the end anyway)."""
+    import psycopg
+
+    name = urllib.parse.urlsplit(url).path.lstrip("/")
+    with (
+        contextlib.suppress(psycopg.Error),
+        psycopg.connect(server(), autocommit=True) as conn,
+    ):
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

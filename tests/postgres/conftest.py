@@ -1,5 +1,9 @@
 """A real PostgreSQL server for the tests of this folder (see ``_server``).
 
+The fixtures are defined in ``tests/conftest.py``, shared with the other folders
+that run on PostgreSQL (the conformance and differential suites' PostgreSQL
+targets, the store contract); what they give:
+
 ``postgres_server`` (session): the admin URL of a throw-away cluster started from the
 installed binaries -- initdb into a temporary folder, started on a unix socket in
 that folder and a free port, with ``fsync=on`` and ``synchronous_commit=on``; run as
@@ -12,30 +16,3 @@ which makes that a failure.
 
 ``pg_url``: a fresh, empty database on it for one test.
 """
-
-from __future__ import annotations
-
-from collections.abc import Iterator
-
-import pytest
-
-from . import _server
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    try:
-        import psycopg  # noqa: F401  (the postgres extra)
-
-        url = _server.server()
-    except (ImportError, _server.Unavailable) as e:
-        if _server.required():
-            pytest.fail(f"PostgreSQL is required here (DURABLE_GEN_REQUIRE_POSTGRES=1): {e}")
-        pytest.skip(f"no PostgreSQL server: {e}")
-    yield url
-    _server.shutdown()
-
-
-@pytest.fixture
-def pg_url(postgres_server: str) -> str:
-    return _server.fresh_database()

@@ -8,10 +8,9 @@ import datetime
 import json
 import threading
 
-import pytest
-
-from durable_gen import DurableEngine, Schedule, ValidationError
+from durable_gen import DurableEngine, Schedule
 from durable_gen._engine.clock import VirtualClock
+from durable_gen._engine.queues import Queue
 from durable_gen._stores.postgres import PostgresStore
 from tests._procs import run_cli
 
@@ -59,7 +58,7 @@ def test_ticks_catch_up_skip_pause_and_backfill(pg_url):
         assert engine.schedules() == []
 
 
-def test_overlap_skip_and_a_queue_is_refused(pg_url):
+def test_overlap_skip_and_a_schedule_onto_a_queue(pg_url):
     clock = VirtualClock(T0)
     with DurableEngine(PostgresStore(pg_url), clock=clock) as engine:
         engine.add_schedule(Schedule("s", "tests.test_schedules:slow", cron="* * * * *"))
@@ -69,8 +68,16 @@ def test_overlap_skip_and_a_queue_is_refused(pg_url):
             engine.work(once=True)
         ((_, stats),) = engine.schedules()
         assert (stats.schedule.skipped, stats.live) == (2, 1)
-        with pytest.raises(ValidationError, match=r"^queues need the SQLite store in this version"):
-            engine.add_schedule(Schedule("q", TARGET, cron="* * * * *", queue="q"))
+        # queues are kept on PostgreSQL too: a tick's execution goes onto the queue
+        engine.add_queue(Queue("q", concurrency=1))
+        assert engine.add_schedule(Schedule("q", TARGET, cron="* * * * *", queue="q"))
+        clock.advance(60)
+        (started,) = [e for e in engine.fire_schedules() if e.startswith("sched:q:")]
+        assert engine.store._query("SELECT queue FROM executions WHERE id = %s", (started,)) == [
+            ("q",)
+        ]
+        assert engine.work(once=True) >= 1
+        assert engine.store.info(started).status == "SUCCEEDED"
 
 
 def test_stores_firing_at_once_start_each_tick_once(pg_url):

@@ -22,6 +22,7 @@ from durable_gen import (
 from durable_gen._stores.postgres import PostgresStore
 from durable_gen._stores.postgres import schema as pg_schema
 from durable_gen._stores.postgres.journal import owner_key
+from durable_gen._stores.queues import QueueRow
 from tests._procs import wait_until
 from tests.store_contract.test_engine_store import T0, step
 
@@ -70,7 +71,7 @@ def test_a_newer_schema_is_refused_with_the_versions(pg_url):
     with pytest.raises(
         StoreError,
         match=r"^postgresql://postgres@/dg_\w+\?host=.+ \(schema durable_gen\) was written by a "
-        r"newer durable_gen \(schema version 99; this version reads up to 2\); upgrade "
+        r"newer durable_gen \(schema version 99; this version reads up to 3\); upgrade "
         r"durable_gen to open it$",
     ):
         PostgresStore(pg_url)
@@ -79,13 +80,13 @@ def test_a_newer_schema_is_refused_with_the_versions(pg_url):
 def test_an_older_schema_is_migrated_once_in_order(pg_url, monkeypatch):
     with PostgresStore(pg_url) as store:
         store.create("old", "null", T0)
-    monkeypatch.setattr(pg_schema, "SCHEMA_VERSION", 4)
+    monkeypatch.setattr(pg_schema, "SCHEMA_VERSION", 5)
     monkeypatch.setattr(
         pg_schema,
         "MIGRATIONS",
         {
-            2: ("ALTER TABLE executions ADD COLUMN note text DEFAULT 'two'",),
-            3: ("UPDATE executions SET note = note || ' three'",),
+            3: ("ALTER TABLE executions ADD COLUMN note text DEFAULT 'three'",),
+            4: ("UPDATE executions SET note = note || ' four'",),
         },
     )
     opened = []
@@ -103,11 +104,11 @@ def test_an_older_schema_is_migrated_once_in_order(pg_url, monkeypatch):
         s.close()
     with _admin(pg_url) as conn:
         assert conn.execute("SELECT version FROM durable_gen.durable_gen_schema").fetchall() == [
-            (4,)
+            (5,)
         ]
         # each migration ran once, in order
         assert conn.execute("SELECT note FROM durable_gen.executions").fetchall() == [
-            ("two three",)
+            ("three four",)
         ]
 
 
@@ -129,6 +130,47 @@ def test_a_version_1_schema_gains_trace_context_and_schedules(pg_url):
             "SELECT trace_context, schedule FROM durable_gen.executions"
         ).fetchall() == [(None, None)]
         assert conn.execute("SELECT count(*) FROM durable_gen.schedules").fetchall() == [(0,)]
+
+
+_QUEUE_INDEXES = (
+    "executions_due_unqueued",
+    "executions_queued",
+    "executions_queue_leases",
+    "executions_queue_starts",
+    "executions_dedup",
+)
+
+
+def test_a_version_2_schema_gains_queues(pg_url):
+    with PostgresStore(pg_url) as store:
+        store.create("old", "null", T0)
+    with _admin(pg_url) as conn:  # what version 2 was
+        for index in _QUEUE_INDEXES:
+            conn.execute(f"DROP INDEX durable_gen.{index}")
+        for column in ("queue", "partition_key", "priority", "dedup_id", "first_admitted_at"):
+            conn.execute(f"ALTER TABLE durable_gen.executions DROP COLUMN {column}")
+        conn.execute("DROP TABLE durable_gen.queues")
+        conn.execute("UPDATE durable_gen.durable_gen_schema SET version = 2")
+    with PostgresStore(pg_url) as store:
+        assert store.exists("old")
+        assert store.put_queue(QueueRow(name="q", concurrency=1)) is True
+        assert store.create("new", "null", T0, queue="q", dedup_id="d") is True
+        assert store.due(T0) == ["old", "new"]
+    with _admin(pg_url) as conn:
+        assert conn.execute("SELECT version FROM durable_gen.durable_gen_schema").fetchall() == [
+            (pg_schema.SCHEMA_VERSION,)
+        ]
+        assert conn.execute(
+            "SELECT id, queue, partition_key, priority, dedup_id, first_admitted_at "
+            "FROM durable_gen.executions ORDER BY pk"
+        ).fetchall() == [("old", None, None, 0, None, None), ("new", "q", None, 0, "d", None)]
+        names = {
+            r[0]
+            for r in conn.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = 'durable_gen'"
+            )
+        }
+        assert set(_QUEUE_INDEXES) <= names
 
 
 def test_a_schema_of_another_application_is_refused_and_left_alone(pg_url):

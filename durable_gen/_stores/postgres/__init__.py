@@ -11,7 +11,9 @@ on it unchanged: ``durable-gen --db postgresql://user@host/dbname ...``, or
 
 Its parts: ``schema`` (URL, connections, the schema, migrations, what PostgreSQL's
 errors mean), ``group`` (group commit), ``journal`` (the cache of logs, fenced
-writes, leases and liveness) and ``store`` (:class:`PostgresStore`).
+writes, leases and liveness), ``schedules`` and ``queues`` (their dialect of the
+shared ``_stores.schedule_store`` and ``_stores.queue_store``) and ``store``
+(:class:`PostgresStore`).
 
 Durability
     Every durable write is one committed transaction; with the server's
@@ -20,7 +22,7 @@ Durability
     before ``checkpoint`` returns. Updates handed over with ``durable=False`` (the
     START of an at-least-once step) wait in memory for the next durable write.
 
-Schema (PostgreSQL schema version 1), in its own PostgreSQL schema ``durable_gen``
+Schema (PostgreSQL schema version 3), in its own PostgreSQL schema ``durable_gen``
     ``executions`` (one row per execution: its status, input and outcome, lease,
     wake time, deadline and retention, and ``seq``/``version``: the number of its
     last journal row, and how many writes other processes made), ``journal`` (the
@@ -29,7 +31,8 @@ Schema (PostgreSQL schema version 1), in its own PostgreSQL schema ``durable_gen
     its rows in order, the newest state of each operation winning, and its history
     is the events of the same rows -- derived when read, never stored twice),
     ``callbacks`` (callback id -> execution and operation), ``logs`` (kept log
-    records), and the views ``operations`` and ``events`` for people with psql.
+    records), ``schedules`` and ``queues`` (versions 2 and 3), and the views
+    ``operations`` and ``events`` for people with psql.
     ``durable_gen_schema`` holds the version; an older schema is migrated when opened
     (``schema.MIGRATIONS``, one transaction each, serialized between processes by an
     advisory lock), a newer one is refused, and a ``durable_gen`` schema that is not

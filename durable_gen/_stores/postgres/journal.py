@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -236,6 +236,10 @@ def _info(r: tuple[Any, ...]) -> ExecutionInfo:
 
 class _Journal:
     """State, connections, fenced writes and leases shared by the store's parts."""
+
+    if TYPE_CHECKING:  # given by the store's queues (``_stores.queue_store``)
+
+        def _admit(self, conn: Any, pk: int, execution_id: str, real: int) -> int | None: ...
 
     def __init__(
         self,
@@ -718,10 +722,15 @@ class _Journal:
                     and not self.owner_is_dead(owner)
                 ):
                     raise LeaseHeldError(execution_id, owner, expires)
+                # a queued execution: its partition's room, in this transaction, under the
+                # partition's advisory lock (QueueFullError; ``_stores.queue_store``)
+                first = self._admit(conn, pk, execution_id, real)
                 conn.execute(
                     f"UPDATE executions SET lease_owner = %s, lease_expires = {SERVER_NOW} + %s, "
-                    "version = version + 1 WHERE pk = %s",
-                    (self.owner, self.lease_ms, pk),
+                    "version = version + 1"
+                    + (", first_admitted_at = %s" if first is not None else "")
+                    + " WHERE pk = %s",
+                    (self.owner, self.lease_ms, *(() if first is None else (first,)), pk),
                 )
                 if invocation_id is not None and owner != self.owner:
                     who = describe_owner(owner) if owner else "a worker"

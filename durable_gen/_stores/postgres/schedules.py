@@ -2,7 +2,7 @@
 ``_stores.schedule_store`` (where the exactly-once reasoning is): ``%s``
 placeholders, rows locked ``FOR UPDATE`` (the due ones ``FOR UPDATE SKIP LOCKED``),
 a NOTIFY after the writes that may start work, starts inserted ``ON CONFLICT (id) DO
-NOTHING`` (``insert_start``), and no queues (SQLite-only in this version)."""
+NOTHING`` (``insert_start``); a tick's execution may go onto a queue."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from .journal import _Journal, insert_start
 class _Schedules(_Journal, ScheduleStore):
     """Declaring, listing, pausing, deleting, backfilling and firing schedules."""
 
-    _SCHEDULE_QUEUES = False
     _UNPAUSED = "NOT paused"
     _ROW_LOCK = " FOR UPDATE"
     _DUE_LOCK = " FOR UPDATE SKIP LOCKED"

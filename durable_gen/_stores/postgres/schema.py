@@ -20,7 +20,7 @@ from ..._core.errors import CorruptLogError, DurableGenError, StoreError
 #: The schema this version of durable_gen writes in PostgreSQL; it refuses databases
 #: with a newer one and migrates older ones (:data:`MIGRATIONS`) when it opens them.
 #: PostgreSQL's versions are numbered apart from SQLite's: the two schemas differ.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: The PostgreSQL schema (namespace) durable_gen's tables live in, unless told otherwise.
 DEFAULT_SCHEMA = "durable_gen"
 #: Recorded in ``durable_gen_schema.application``: what tells our tables from others'.
@@ -160,9 +160,46 @@ SCHEDULE_TABLES = (
     "WHERE schedule IS NOT NULL",
 )
 
+#: Version 3: queues (as on SQLite, ``_stores.sqlite.schema.QUEUE_SCHEMA``; the rules
+#: are ``_stores.queue_store``'s). ``queues`` holds each queue's limits (NULL: no
+#: limit); an execution started onto one records its ``queue``, ``partition_key``
+#: (NULL: the queue's only partition), ``priority`` (higher first), ``dedup_id`` and
+#: ``first_admitted_at`` (epoch ms, the server's clock, of its first lease: the rate
+#: limit counts these). The indexes count a partition's leased executions and recent
+#: starts, find due unqueued work without reading queued rows, and refuse a second
+#: live execution with one dedup id even if a check were skipped.
+QUEUE_TABLES = (
+    "CREATE TABLE IF NOT EXISTS queues ("
+    " name text PRIMARY KEY,"
+    " concurrency integer,"
+    " worker_concurrency integer,"
+    " rate_limit integer,"
+    " rate_period_ms bigint,"
+    " partitioned boolean NOT NULL DEFAULT false,"
+    " created_at bigint NOT NULL,"
+    " updated_at bigint NOT NULL)",
+    "ALTER TABLE executions ADD COLUMN IF NOT EXISTS queue text",
+    "ALTER TABLE executions ADD COLUMN IF NOT EXISTS partition_key text",
+    "ALTER TABLE executions ADD COLUMN IF NOT EXISTS priority integer NOT NULL DEFAULT 0",
+    "ALTER TABLE executions ADD COLUMN IF NOT EXISTS dedup_id text",
+    "ALTER TABLE executions ADD COLUMN IF NOT EXISTS first_admitted_at bigint",
+    # due work that is on no queue (the workers' poll), as ``executions_due`` is for all
+    "CREATE INDEX IF NOT EXISTS executions_due_unqueued ON executions (wake_at, pk) "
+    "WHERE status = 'RUNNING' AND wake_at IS NOT NULL AND queue IS NULL",
+    "CREATE INDEX IF NOT EXISTS executions_queued ON executions "
+    "(queue, partition_key, status, wake_at) WHERE queue IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS executions_queue_leases ON executions "
+    "(queue, partition_key, lease_expires) WHERE queue IS NOT NULL AND lease_owner IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS executions_queue_starts ON executions "
+    "(queue, partition_key, first_admitted_at) "
+    "WHERE queue IS NOT NULL AND first_admitted_at IS NOT NULL",
+    "CREATE UNIQUE INDEX IF NOT EXISTS executions_dedup ON executions (queue, dedup_id) "
+    "WHERE dedup_id IS NOT NULL AND status IN ('RUNNING', 'PAUSING', 'PAUSED')",
+)
+
 #: What takes a schema from version N to N + 1, in one transaction each. Each entry is
 #: a tuple of statements.
-MIGRATIONS: dict[int, tuple[str, ...]] = {1: SCHEDULE_TABLES}
+MIGRATIONS: dict[int, tuple[str, ...]] = {1: SCHEDULE_TABLES, 2: QUEUE_TABLES}
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,49}")
 
@@ -326,7 +363,7 @@ def prepare(conn: Any, url: str, schema: str, *, create: bool) -> None:
             state = _look(conn, schema)
             if state == "absent":
                 conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-                for stmt in (*_TABLES, *SCHEDULE_TABLES):
+                for stmt in (*_TABLES, *SCHEDULE_TABLES, *QUEUE_TABLES):
                     conn.execute(stmt)
                 conn.execute(
                     "INSERT INTO durable_gen_schema (version) VALUES (%s)", (SCHEMA_VERSION,)

@@ -24,6 +24,7 @@ from .journal import (
     _Journal,
     insert_start,
 )
+from .queues import _Queues
 from .schedules import _Schedules
 from .schema import SERVER_NOW, connect, store_error
 
@@ -31,7 +32,7 @@ from .schema import SERVER_NOW, connect, store_error
 _ROWS = 256
 
 
-class PostgresStore(_Schedules, _Journal, _SqlStore):
+class PostgresStore(_Queues, _Schedules, _Journal, _SqlStore):
     """Executions in a PostgreSQL database, updated with the service's semantics.
 
     ``url``: ``postgresql://user[:password]@host[:port]/database`` (libpq's URL:
@@ -109,14 +110,43 @@ class PostgresStore(_Schedules, _Journal, _SqlStore):
         deadline: int | None = None,
         timeout_ms: int | None = None,
         retention_ms: int | None = None,
+        queue: str | None = None,
+        partition: str | None = None,
+        priority: int = 0,
+        dedup_id: str | None = None,
         trace_context: str | None = None,
     ) -> bool:
         """Record a new RUNNING execution (due at once) with its EXECUTION operation;
         the arguments are :meth:`SqliteStore.create`'s. The insert and the look-up of
         an existing execution of that name are one statement and one transaction
         (``ON CONFLICT DO NOTHING``), so concurrent starts of one name, from any
-        machines, create one execution."""
+        machines, create one execution. A start onto a queue looks the name up first
+        (an existing execution is returned before its own dedup id could refuse it),
+        then checks what the queue allows (``_stores.queue_store``)."""
         with self._lock, self._tx() as conn:
+            if queue is not None or partition is not None or dedup_id is not None or priority:
+                existing = conn.execute(
+                    "SELECT input, target FROM executions WHERE id = %s", (execution_id,)
+                ).fetchone()
+                if existing is not None:
+                    check_same_start(
+                        execution_id,
+                        (same_input or input_payload.__eq__)(existing[0]),
+                        existing[1],
+                        target,
+                    )
+                    return False
+                self._check_start(conn, queue, partition, dedup_id, priority, now)
+            queued = (
+                {}
+                if queue is None
+                else {
+                    "queue": queue,
+                    "partition_key": partition,
+                    "priority": priority,
+                    "dedup_id": dedup_id,
+                }
+            )
             pk = insert_start(
                 conn,
                 execution_id,
@@ -131,6 +161,7 @@ class PostgresStore(_Schedules, _Journal, _SqlStore):
                     "deadline": deadline,
                     "timeout_ms": timeout_ms,
                     "retention_ms": retention_ms,
+                    **queued,
                     "trace_context": trace_context,
                 },
                 copied=copied,
@@ -268,51 +299,84 @@ class PostgresStore(_Schedules, _Journal, _SqlStore):
         then of RUNNING executions whose wake time has come and that a worker may take:
         no lease, an expired one, this store's, or one whose holder is proven dead
         (with ``code_version``, only those that started on it). A lease held by a live
-        worker does not take a place in ``limit``."""
+        worker does not take a place in ``limit``. Executions on a queue come last,
+        only as many as their partitions have room for now (``_stores.queue_store``),
+        in their queue's order."""
         overdue = self.overdue(now, limit=limit)
         pinned = "" if code_version is None else "AND code_version = %(version)s "
         args = {"now": now, "me": self.owner, "version": code_version}
         with self._lock:
             free = self._query(
                 "SELECT id FROM executions WHERE status = 'RUNNING' AND wake_at IS NOT NULL "
-                "AND wake_at <= %(now)s AND (lease_owner IS NULL OR lease_owner = %(me)s OR "
-                f"lease_expires <= {SERVER_NOW}) {pinned}ORDER BY wake_at, pk LIMIT %(limit)s",
+                "AND wake_at <= %(now)s AND queue IS NULL AND (lease_owner IS NULL OR "
+                f"lease_owner = %(me)s OR lease_expires <= {SERVER_NOW}) {pinned}"
+                "ORDER BY wake_at, pk LIMIT %(limit)s",
                 {**args, "limit": limit},
             )
             holders = self._query(
                 "SELECT DISTINCT lease_owner FROM executions WHERE status = 'RUNNING' "
-                "AND wake_at IS NOT NULL AND wake_at <= %(now)s AND lease_owner <> %(me)s "
-                f"AND lease_expires > {SERVER_NOW} {pinned}",
+                "AND wake_at IS NOT NULL AND wake_at <= %(now)s AND queue IS NULL "
+                f"AND lease_owner <> %(me)s AND lease_expires > {SERVER_NOW} {pinned}",
                 args,
             )
             dead = [owner for (owner,) in holders if self.owner_is_dead(owner)]
             orphaned = (
                 self._query(
                     "SELECT id FROM executions WHERE status = 'RUNNING' AND wake_at IS NOT NULL "
-                    "AND wake_at <= %(now)s AND lease_owner = ANY(%(dead)s) "
+                    "AND wake_at <= %(now)s AND queue IS NULL AND lease_owner = ANY(%(dead)s) "
                     f"{pinned}ORDER BY wake_at, pk LIMIT %(limit)s",
                     {**args, "dead": dead, "limit": limit},
                 )
                 if dead
                 else []
             )
+            queued = self._queued_due(now, limit, code_version)
         late = set(overdue)
-        ids = [r[0] for r in free] + [r[0] for r in orphaned]
+        ids = [r[0] for r in free] + [r[0] for r in orphaned] + queued
         return overdue + [i for i in ids if i not in late][: max(0, limit - len(overdue))]
+
+    def _queued_due(self, now: int, limit: int, code_version: str | None) -> list[str]:
+        """The due queued executions their partitions have room for (``due``'s last part)."""
+        if not self._query("SELECT 1 FROM queues LIMIT 1"):
+            return []  # no queue: nothing more to read
+        with self._tx() as conn:
+            (real,) = conn.execute(f"SELECT {SERVER_NOW}").fetchone()
+            queued = self._due_queued(conn, now, int(real), limit)
+            if queued and code_version is not None:
+                pinned = {
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT id FROM executions WHERE id = ANY(%s) AND code_version = %s",
+                        (queued, code_version),
+                    )
+                }
+                queued = [q for q in queued if q in pinned]
+        return queued
 
     def next_wake(self, *, code_version: str | None = None) -> int | None:
         """The earliest wake time of a RUNNING execution no live lease holds, or deadline
-        of a live one, or None."""
+        of a live one, or None (queued executions: their timers, and when a rate window
+        frees a start; one that waits for a slot is found by the next poll, or the
+        NOTIFY of a lease let go)."""
         pinned = "" if code_version is None else "AND code_version = %(version)s "
         with self._lock:
             rows = self._query(
                 "SELECT LEAST((SELECT MIN(wake_at) FROM executions WHERE status = 'RUNNING' "
-                f"AND (lease_owner IS NULL OR lease_expires <= {SERVER_NOW}) {pinned}), "
+                f"AND queue IS NULL AND (lease_owner IS NULL OR lease_expires <= {SERVER_NOW}) "
+                f"{pinned}), (SELECT MIN(wake_at) FROM executions WHERE status = 'RUNNING' "
+                f"AND queue IS NOT NULL AND wake_at > {SERVER_NOW} {pinned}), "
                 "(SELECT MIN(deadline) FROM executions WHERE status IN "
-                "('RUNNING', 'PAUSING', 'PAUSED') AND deadline IS NOT NULL))",
+                "('RUNNING', 'PAUSING', 'PAUSED') AND deadline IS NOT NULL)), "
+                f"EXISTS (SELECT 1 FROM queues WHERE rate_limit IS NOT NULL), {SERVER_NOW}",
                 {"version": code_version},
             )
-        return None if rows[0][0] is None else int(rows[0][0])
+            wake, rated, real = rows[0]
+            room = None
+            if rated:  # when a rate-limited partition's spacing lets its next start in
+                with self._tx() as conn:
+                    room = self._next_room(conn, int(real))
+        wakes = [w for w in (wake, room) if w is not None]
+        return int(min(wakes)) if wakes else None
 
     def wait_for_work(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for a NOTIFY that work is due (an execution

@@ -21,12 +21,11 @@ from ..._core.errors import (
 from ..owners import (
     owner_is_dead,
 )
-from .journal import _Journal
-from .queues import admit
+from .queues import _Queues
 from .schema import _now_ms
 
 
-class _Leases(_Journal):
+class _Leases(_Queues):
     """Taking, renewing and letting go of executions' leases."""
 
     def _register(self) -> None:
@@ -73,13 +72,13 @@ class _Leases(_Journal):
                 ):
                     raise LeaseHeldError(execution_id, owner, expires)
                 # a queued execution: its queue's room, in this transaction (QueueFullError)
-                first = admit(conn, pk, execution_id, self.owner, real)
+                first = self._admit(conn, pk, execution_id, real)
                 conn.execute(
                     "UPDATE executions SET lease_owner = ?, lease_expires = ?, "
                     "version = version + 1"
-                    + (", first_admitted_at = ?" if first else "")
+                    + (", first_admitted_at = ?" if first is not None else "")
                     + " WHERE pk = ?",
-                    (self.owner, real + self.lease_ms, *((real,) if first else ()), pk),
+                    (self.owner, real + self.lease_ms, *(() if first is None else (first,)), pk),
                 )
                 if invocation_id is not None and owner != self.owner:
                     who = describe_owner(owner) if owner else "a worker"

@@ -14,7 +14,6 @@ from ..sql_store import ORDERS, REDRIVABLE, _SqlStore
 from .journal import _Conflict
 from .leases import _Leases
 from .logs import read_logs
-from .queues import due_queued, next_room
 from .schema import _SEQ_BITS, _now_ms, _store_error
 
 __all__ = ["ORDERS", "REDRIVABLE", "_Outside"]
@@ -30,7 +29,7 @@ class _Outside(_Leases, _SqlStore):
         executions whose wake time has come and that a worker may take (with
         ``code_version``, only those that started on it). Executions on a queue come
         last, only as many as their partitions have room for now
-        (``_stores.sqlite.queues``), in their queue's order."""
+        (``_stores.queue_store``), in their queue's order."""
         real = _now_ms()
         overdue = self.overdue(now, limit=limit)
         pinned, args = _version_filter(code_version)
@@ -41,7 +40,7 @@ class _Outside(_Leases, _SqlStore):
                 f"AND queue IS NULL {pinned}ORDER BY wake_at LIMIT ?",
                 (now, *args, limit),
             )
-            queued = due_queued(self._conn, now, real, self.owner, limit)
+            queued = self._due_queued(self._conn, now, real, limit)
             if queued and code_version is not None:
                 marks = ", ".join("?" * len(queued))
                 pinned_ids = {
@@ -81,7 +80,7 @@ class _Outside(_Leases, _SqlStore):
                 f"AND queue IS NOT NULL AND wake_at > ? {pinned}",
                 (real, *args),
             )
-            room = next_room(self._conn, real)
+            room = self._next_room(self._conn, real)
             deadlines = self._query(
                 "SELECT MIN(deadline) FROM executions WHERE status IN "
                 "('RUNNING', 'PAUSING', 'PAUSED') AND deadline IS NOT NULL"

@@ -17,7 +17,6 @@ from .journal import _Journal, insert_start
 class _Schedules(_Journal, ScheduleStore):
     """Declaring, listing, pausing, deleting, backfilling and firing schedules."""
 
-    _SCHEDULE_QUEUES = True
     _UNPAUSED = "paused = 0"  # the partial index's term: SQLite matches it as written
     _ROW_LOCK = ""
     _DUE_LOCK = ""

@@ -125,7 +125,7 @@ TIMEOUT_SCHEMA = (
     "WHERE retention_ms IS NULL AND ended_at IS NOT NULL",
 )
 
-#: Queues (schema version 6, ``_stores.sqlite.queues``): the ``queues`` table holds each
+#: Queues (schema version 6, ``_stores.queue_store``): the ``queues`` table holds each
 #: queue's limits (NULL: no limit); an execution started onto one records its ``queue``,
 #: ``partition_key`` (NULL: the queue's only partition), ``priority`` (higher first),
 #: ``dedup_id`` and ``first_admitted_at`` (epoch ms of its first lease: the rate limit

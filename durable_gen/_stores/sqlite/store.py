@@ -13,7 +13,7 @@ from ..owners import LIVE_OWNERS
 from . import paging as _paging
 from .journal import insert_start
 from .outside import _Outside
-from .queues import _Queues, check_start
+from .queues import _Queues
 from .schedules import _Schedules
 from .schema import _SEQ_BITS, _loads
 from .schema import _store_error as _sqlite_error
@@ -100,7 +100,7 @@ class SqliteStore(_Outside, _Queues, _Schedules):
         ``deadline`` (epoch ms): when it ends TIMED_OUT if still running (``time_out``);
         ``timeout_ms``: the ExecutionTimeout it was given; ``retention_ms``: how long
         it is kept once ended (``purge``). ``queue``: the queue that admits it
-        (``_stores.sqlite.queues``), in ``partition`` (a partitioned queue's key), with
+        (``_stores.queue_store``), in ``partition`` (a partitioned queue's key), with
         ``priority`` (higher first) and ``dedup_id`` (refused with
         :class:`~durable_gen._stores.queues.DuplicateExecutionError` while a live
         execution of the queue holds it); a start the queue does not allow is a
@@ -119,7 +119,7 @@ class SqliteStore(_Outside, _Queues, _Schedules):
                     target,
                 )
                 return False
-            check_start(conn, queue, partition, dedup_id, priority)
+            self._check_start(conn, queue, partition, dedup_id, priority, 0)
             pk = insert_start(
                 conn,
                 execution_id,
