@@ -7,7 +7,7 @@ the stored log afterwards holds every recorded operation exactly once.
   raises), once (transient) and until the space is freed;
 - a truncated or corrupted database file (refused, left byte for byte as it was);
 - a process killed (SIGKILL) between a step's side effect and its checkpoint, for
-  at-least-once and at-most-once steps.
+  at-least-once and at-most-once steps (on PostgreSQL too).
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ import pytest
 
 from durable_gen import CorruptLogError, CreateCallback, Step, StoreError, Wait
 from durable_gen._engine.clock import VirtualClock
+from durable_gen._engine.durable import DurableEngine
 from durable_gen._engine.sqlite import SqliteEngine
+from durable_gen._stores.factory import open_store
 from durable_gen._stores.sqlite import SqliteStore
 
 LEDGER: list[str] = []  # side effects of the steps below, in order
@@ -52,9 +54,10 @@ def _fresh_ledger():
     LEDGER.clear()
 
 
-def _log(db: Path, execution_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The stored operations (by name) and history, read by a fresh store."""
-    with SqliteStore(db) as store:
+def _log(db: Path | str, execution_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The stored operations (by name) and history, read by a fresh store (a SQLite
+    path, or a PostgreSQL URL)."""
+    with open_store(db) as store:
         ops = {op.name: op for op in store.load(execution_id).values() if op.name}
         return ops, store.history(execution_id)
 
@@ -405,19 +408,23 @@ def at_most_once(event):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="uses SIGKILL")
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
 @pytest.mark.parametrize(
     ("workflow", "attempts"),
     [("at_least_once", ["b 1", "b 1"]), ("at_most_once", ["b 1", "b 2"])],
 )
-def test_sigkill_between_a_side_effect_and_its_checkpoint(tmp_path, workflow, attempts):
+def test_sigkill_between_a_side_effect_and_its_checkpoint(
+    request, tmp_path, workflow, attempts, store
+):
+    """On a SQLite file and on PostgreSQL (a fresh database on the tests' server)."""
     wf = tmp_path / "crashy.py"
     wf.write_text(_CRASH_WORKFLOW)
-    db = tmp_path / "x.db"
+    db = request.getfixturevalue("pg_url") if store == "postgres" else str(tmp_path / "x.db")
     ledger = tmp_path / "ledger"
     env = dict(os.environ, LEDGER=str(ledger))
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), *sys.path])
     proc = subprocess.Popen(
-        [sys.executable, "-m", "durable_gen", "run", f"{wf}:{workflow}", "--db", str(db)],
+        [sys.executable, "-m", "durable_gen", "run", f"{wf}:{workflow}", "--db", db],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -430,7 +437,7 @@ def test_sigkill_between_a_side_effect_and_its_checkpoint(tmp_path, workflow, at
     os.kill(proc.pid, signal.SIGKILL)  # b's effect happened; its result was never recorded
     proc.wait(timeout=10)
 
-    with SqliteStore(db) as store:
+    with open_store(db) as store:
         [info] = store.executions()
         ops = {op.name: op for op in store.load(info.id).values() if op.name}
     assert ops["a"].status.value == "SUCCEEDED"
@@ -442,7 +449,7 @@ def test_sigkill_between_a_side_effect_and_its_checkpoint(tmp_path, workflow, at
     os.environ["LEDGER"] = str(ledger)
     try:
         clock = VirtualClock(start=time.time_ns() // 1_000_000)
-        with SqliteEngine(db, clock=clock) as engine:
+        with DurableEngine(open_store(db), clock=clock) as engine:
             result = engine.resume(engine.workflow_for(engine.store.info(info.id)), info.id)
     finally:
         del os.environ["LEDGER"]
