@@ -575,3 +575,32 @@ def test_constructors_of_a_class_with_init_hooks_call_them(cls, hook):
     dict_evolve(cls)(cls(a=1), {"b": 2})
     positional_evolve(cls, ("b",))(cls(a=1), 3)
     assert calls == [hook] * 4
+
+
+def test_a_chained_invokes_trace_header_round_trips_exactly() -> None:
+    header = "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1"
+    update = OperationUpdate(
+        id="inv",
+        type=OperationType.CHAINED_INVOKE,
+        action=OperationAction.START,
+        function_name="f",
+        tenant_id="t",
+        trace_header=header,
+    )
+    wire = update.to_dict()
+    assert wire["ChainedInvokeOptions"] == {
+        "FunctionName": "f",
+        "TenantId": "t",
+        "XAmznTraceId": header,
+    }
+    back = OperationUpdate.from_dict(wire)
+    assert back.trace_header == header
+    assert back == update
+    untraced = attrs.evolve(update, trace_header=None)
+    assert untraced.to_dict()["ChainedInvokeOptions"] == {"FunctionName": "f", "TenantId": "t"}
+    assert OperationUpdate.from_dict(untraced.to_dict()).trace_header is None
+    bad = dict(wire, ChainedInvokeOptions={"FunctionName": "f", "XAmznTraceId": 7})
+    with pytest.raises(
+        CorruptLogError, match=r"^operation 'inv': XAmznTraceId must be a string, got 7"
+    ):
+        OperationUpdate.from_dict(bad)
