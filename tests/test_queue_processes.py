@@ -8,34 +8,13 @@ step's body ran once)."""
 from __future__ import annotations
 
 import itertools
-import os
 import sqlite3
-import time
 from pathlib import Path
-from typing import Any
 
-from durable_gen import Step
 from durable_gen._engine.queues import Queue
 from durable_gen._engine.sqlite import SqliteEngine
 from tests._procs import cli, run_cli, spawn, stop, wait_until
-
-
-def _timed(args: dict[str, Any]) -> int:
-    start = time.time_ns()
-    time.sleep(args.get("sleep", 0.03))
-    end = time.time_ns()
-    line = f"{args['i']} {start} {end} {os.getpid()}\n"
-    fd = os.open(args["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
-    return int(args["i"])
-
-
-def timed(args: dict[str, Any]):  # type: ignore[no-untyped-def]
-    """One step that sleeps and appends ``i start_ns end_ns pid`` to ``args['log']``."""
-    return (yield Step(_timed, args, name="timed"))
+from tests.test_queues import timed  # one step appending its start and end times
 
 
 def _statuses(db: Path) -> dict[str, int]:
@@ -100,7 +79,7 @@ def test_concurrency_3_holds_across_3_worker_processes_of_8(tmp_path):
     with SqliteEngine(str(db)) as engine:
         engine.add_queue(Queue("three", concurrency=3))
         for i in range(200):
-            engine.start(timed, {"i": i, "log": str(log)}, queue="three")
+            engine.start(timed, {"i": i, "log": str(log), "sleep": 0.03}, queue="three")
     _run_workers(db, tmp_path / "logs", 200, processes=3, concurrency=8)
     assert _statuses(db) == {"SUCCEEDED": 200}
     rows = _lines(log)
