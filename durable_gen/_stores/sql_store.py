@@ -883,6 +883,49 @@ class _SqlStore:
         raise NotImplementedError
 
 
+def start_columns(
+    *,
+    target: str | None,
+    workdir: str | None,
+    parent: str | None,
+    parent_op: str | None,
+    code_version: str | None,
+    deadline: int | None,
+    timeout_ms: int | None,
+    retention_ms: int | None,
+    queue: str | None,
+    partition: str | None,
+    priority: int,
+    dedup_id: str | None,
+    trace_context: str | None,
+) -> dict[str, Any]:
+    """The ``executions`` columns of a start (``create``'s arguments, by column name),
+    for each store's ``insert_start``; a start onto no queue writes no queue columns
+    (their defaults: no queue, priority 0)."""
+    queued = (
+        {}
+        if queue is None
+        else {
+            "queue": queue,
+            "partition_key": partition,
+            "priority": priority,
+            "dedup_id": dedup_id,
+        }
+    )
+    return {
+        "target": target,
+        "workdir": workdir,
+        "parent": parent,
+        "parent_op": parent_op,
+        "code_version": code_version,
+        "deadline": deadline,
+        "timeout_ms": timeout_ms,
+        "retention_ms": retention_ms,
+        **queued,
+        "trace_context": trace_context,
+    }
+
+
 def _order(order: str) -> tuple[str, bool]:
     """The SQL key of an :meth:`executions` order, and whether it descends."""
     if order not in ORDERS:

@@ -13,7 +13,7 @@ from ..._core.contract import DurableStore, check_same_start
 from ..._core.errors import ExecutionConflictError
 from ..._core.log import Operation, OperationType
 from ..owners import LIVE_OWNERS
-from ..sql_store import _SqlStore
+from ..sql_store import _SqlStore, start_columns
 from ..sqlite import paging as _paging
 from ..sqlite.schema import _loads
 from .group import GroupCommit
@@ -137,33 +137,26 @@ class PostgresStore(_Queues, _Schedules, _Journal, _SqlStore):
                     )
                     return False
                 self._check_start(conn, queue, partition, dedup_id, priority, now)
-            queued = (
-                {}
-                if queue is None
-                else {
-                    "queue": queue,
-                    "partition_key": partition,
-                    "priority": priority,
-                    "dedup_id": dedup_id,
-                }
-            )
             pk = insert_start(
                 conn,
                 execution_id,
                 input_payload,
                 now,
-                columns={
-                    "target": target,
-                    "workdir": workdir,
-                    "parent": parent,
-                    "parent_op": parent_op,
-                    "code_version": code_version,
-                    "deadline": deadline,
-                    "timeout_ms": timeout_ms,
-                    "retention_ms": retention_ms,
-                    **queued,
-                    "trace_context": trace_context,
-                },
+                columns=start_columns(
+                    target=target,
+                    workdir=workdir,
+                    parent=parent,
+                    parent_op=parent_op,
+                    code_version=code_version,
+                    deadline=deadline,
+                    timeout_ms=timeout_ms,
+                    retention_ms=retention_ms,
+                    queue=queue,
+                    partition=partition,
+                    priority=priority,
+                    dedup_id=dedup_id,
+                    trace_context=trace_context,
+                ),
                 copied=copied,
             )
             if pk is None:

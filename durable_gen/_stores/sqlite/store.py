@@ -10,6 +10,7 @@ from typing import Any
 from ..._core.contract import DurableStore, check_same_start
 from ..._core.log import Operation
 from ..owners import LIVE_OWNERS
+from ..sql_store import start_columns
 from . import paging as _paging
 from .journal import insert_start
 from .outside import _Outside
@@ -125,21 +126,21 @@ class SqliteStore(_Outside, _Queues, _Schedules):
                 execution_id,
                 input_payload,
                 now,
-                columns={
-                    "target": target,
-                    "workdir": workdir,
-                    "parent": parent,
-                    "parent_op": parent_op,
-                    "code_version": code_version,
-                    "deadline": deadline,
-                    "timeout_ms": timeout_ms,
-                    "retention_ms": retention_ms,
-                    "queue": queue,
-                    "partition_key": partition,
-                    "priority": priority,
-                    "dedup_id": dedup_id,
-                    "trace_context": trace_context,
-                },
+                columns=start_columns(
+                    target=target,
+                    workdir=workdir,
+                    parent=parent,
+                    parent_op=parent_op,
+                    code_version=code_version,
+                    deadline=deadline,
+                    timeout_ms=timeout_ms,
+                    retention_ms=retention_ms,
+                    queue=queue,
+                    partition=partition,
+                    priority=priority,
+                    dedup_id=dedup_id,
+                    trace_context=trace_context,
+                ),
             )
             if copied is not None:
                 self._append(conn, pk, [o.to_dict() for o in copied], [])
